@@ -1,0 +1,61 @@
+# The one entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MLSTACK := $(PY) -m embedded
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-unit test-local lint format lock services-up services-down services-status \
+	services-reset bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install environments, engines and Debian packages (idempotent; a second run is a no-op)
+	@$(PYTHON) -m embedded.install
+
+demo: setup ## Run the main job on the embedded default (today: bring the services up and show their status)
+	@$(MLSTACK) services up
+
+test: setup lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## Only the fast tiers (unit, manifests)
+	@$(PY) -m pytest -m "unit or manifests" $(PYTEST_ARGS)
+
+test-local: setup ## Only the tier with real local engines
+	@$(PY) -m pytest -m local $(PYTEST_ARGS)
+
+lint: setup ## ruff (lint + format check) and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+format: setup ## Apply ruff's formatting and safe fixes
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+lock: ## Re-resolve the pinned environments from requirements/*.in
+	@$(VENV)/bin/uv pip compile -q requirements/main.in --python-version 3.11 --generate-hashes -o requirements/main.txt
+	@$(VENV)/bin/uv pip compile -q requirements/streaming.in --python-version 3.11 --generate-hashes -o requirements/streaming.txt
+
+services-up: setup ## Start the embedded services (Kafka, Redis, MLflow) and wait until healthy
+	@$(MLSTACK) services up
+
+services-down: ## Stop the embedded services; no process is left behind
+	@if [ -x $(PY) ]; then $(MLSTACK) services down; else echo "nothing installed, nothing running"; fi
+
+services-status: ## Show state, health, memory and address of each embedded service
+	@$(MLSTACK) services status
+
+services-reset: ## Stop the services and wipe their state (topics, runs, features)
+	@$(MLSTACK) services reset --yes
+
+bench: setup ## Run the benchmarks and print their tables
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean: services-down ## Remove environments, caches and state
+	rm -rf $(VENV) .venv-streaming .cache .state build

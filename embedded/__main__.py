@@ -1,0 +1,3 @@
+from embedded.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""``mlstack``: the project's command line for embedded mode (also reached through the Makefile)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from embedded.errors import EmbeddedError
+from embedded.services import SERVICE_BUILDERS, EmbeddedServices
+from embedded.settings import EmbeddedSettings
+from embedded.status_table import status_table
+
+# Wide enough for the status table when output goes to a file or CI log.
+console = Console(width=None if sys.stdout.isatty() else 180)
+# Errors are one line on stderr, never wrapped, so scripts and people can grep them.
+errors = Console(stderr=True, soft_wrap=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+services_app = typer.Typer(no_args_is_help=True, help="The embedded platform services (Kafka, Redis, MLflow).")
+app.add_typer(services_app, name="services")
+
+Only = Annotated[
+    list[str] | None, typer.Option("--only", help=f"Limit to these services ({', '.join(SERVICE_BUILDERS)}).")
+]
+
+
+def _services(only: list[str] | None = None) -> EmbeddedServices:
+    return EmbeddedServices(EmbeddedSettings.from_env(), only)
+
+
+@services_app.command("up")
+def services_up(only: Only = None) -> None:
+    """Start the services that are not running and wait until all are healthy."""
+    services = _services(only)
+    began = time.monotonic()
+    rows = services.up(progress=lambda line: console.print(f"  {line}"))
+    console.print(status_table(rows))
+    console.print(f"all healthy {time.monotonic() - began:.1f}s after `services up`; stop with `make services-down`")
+
+
+@services_app.command("status")
+def services_status(only: Only = None) -> None:
+    """Show each service's state, health, memory and address."""
+    rows = _services(only).status()
+    console.print(status_table(rows))
+    if any(row.pid and not row.healthy for row in rows):
+        raise typer.Exit(1)
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop every service and the supervisor; leave no process behind."""
+    stopped = _services().down(progress=lambda line: console.print(f"  {line}"))
+    console.print(f"stopped ({stopped} process(es))" if stopped else "nothing was running")
+
+
+@services_app.command("reset")
+def services_reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Stop the services and wipe their state (topics, MLflow runs, online features)."""
+    settings = EmbeddedSettings.from_env()
+    if not yes and sys.stdin.isatty():
+        typer.confirm(f"wipe {settings.state_dir}?", abort=True)
+    EmbeddedServices(settings).down(progress=lambda line: console.print(f"  {line}"))
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    console.print(f"wiped {settings.state_dir}")
+
+
+@services_app.command("logs")
+def services_logs(name: str, lines: Annotated[int, typer.Option("-n")] = 40) -> None:
+    """Print the last lines of a service's log."""
+    path = _services([name]).daemon.log_path(name)
+    if not path.exists():
+        raise EmbeddedError(f"no log for {name} at {path}")
+    console.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False)
+
+
+def main() -> None:
+    """Entry point: known problems print as one line and exit 1; Ctrl-C exits 130."""
+    try:
+        app()
+    except EmbeddedError as error:
+        errors.print(f"[red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

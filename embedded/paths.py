@@ -1,0 +1,23 @@
+"""Where the project keeps its environments, downloaded engines and runtime state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = REPO_ROOT / ".cache"
+KAFKA_JARS = CACHE_DIR / "jars" / "kafka"
+FLINK_JARS = CACHE_DIR / "jars" / "flink"
+MAIN_VENV = REPO_ROOT / ".venv"
+STREAMING_VENV = REPO_ROOT / ".venv-streaming"
+
+
+def state_dir() -> Path:
+    """The folder holding data, logs and pid files of the embedded services (``MLSTACK_STATE_DIR``)."""
+    return Path(os.environ.get("MLSTACK_STATE_DIR", REPO_ROOT / ".state")).resolve()
+
+
+def venv_bin(venv: Path, name: str) -> Path:
+    """An executable inside a virtual environment."""
+    return venv / "bin" / name

@@ -1,0 +1,75 @@
+"""Ports and locations of the embedded services, overridable through ``MLSTACK_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from embedded.errors import EmbeddedError
+from embedded.paths import state_dir
+
+
+def _port(variable: str, default: int) -> int:
+    raw = os.environ.get(variable)
+    if raw is None:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise EmbeddedError(f"{variable}={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise EmbeddedError(f"{variable}={port} is outside 1-65535")
+    return port
+
+
+@dataclass(frozen=True)
+class EmbeddedSettings:
+    """Where each embedded service listens and keeps its state."""
+
+    state_dir: Path = field(default_factory=state_dir)
+    """Data, logs and pid files (``MLSTACK_STATE_DIR``, default ``.state/`` in the repo)."""
+    kafka_port: int = 9092
+    """Kafka client listener (``MLSTACK_KAFKA_PORT``)."""
+    kafka_controller_port: int = 9093
+    """KRaft controller listener (``MLSTACK_KAFKA_CONTROLLER_PORT``)."""
+    mlflow_port: int = 5000
+    """MLflow tracking server and UI (``MLSTACK_MLFLOW_PORT``)."""
+    redis_port: int = 6379
+    """Redis, the Feast online store (``MLSTACK_REDIS_PORT``)."""
+
+    @classmethod
+    def from_env(cls) -> EmbeddedSettings:
+        """Defaults, overridden by ``MLSTACK_<FIELD>`` environment variables."""
+        ports = {
+            f.name: _port(f"MLSTACK_{f.name.upper()}", f.default)  # type: ignore[arg-type]
+            for f in fields(cls)
+            if f.name.endswith("_port")
+        }
+        settings = cls(state_dir=state_dir(), **ports)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse two services on one port."""
+        ports = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name.endswith("_port")]
+        seen: dict[int, str] = {}
+        for name, port in ports:
+            if port in seen:
+                raise EmbeddedError(f"{name} and {seen[port]} are both set to port {port}")
+            seen[port] = name
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers for Kafka clients."""
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        """Tracking URI and UI address of the MLflow server."""
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def redis_address(self) -> str:
+        """``host:port`` of the Redis online store, as Feast's ``connection_string`` wants it."""
+        return f"127.0.0.1:{self.redis_port}"

@@ -1,0 +1,1 @@
+"""Pulumi programs: cluster providers, one ComponentResource per platform service, per-component resources."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embedded.errors import EmbeddedError
+from embedded.kafka_broker import server_properties
+from embedded.settings import EmbeddedSettings
+
+
+def test_ports_come_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLSTACK_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("MLSTACK_KAFKA_PORT", "19999")
+    settings = EmbeddedSettings.from_env()
+    assert settings.kafka_port == 19999
+    assert settings.kafka_bootstrap == "127.0.0.1:19999"
+    assert settings.state_dir == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(("value", "message"), [("abc", "is not a port number"), ("70000", "outside 1-65535")])
+def test_bad_port_is_named(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    monkeypatch.setenv("MLSTACK_MLFLOW_PORT", value)
+    with pytest.raises(EmbeddedError, match=f"MLSTACK_MLFLOW_PORT.*{message}"):
+        EmbeddedSettings.from_env()
+
+
+def test_two_services_on_one_port_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSTACK_REDIS_PORT", "9092")
+    with pytest.raises(EmbeddedError, match="redis_port and kafka_port are both set to port 9092"):
+        EmbeddedSettings.from_env()
+
+
+def test_broker_config_is_single_node_kraft(tmp_path: Path) -> None:
+    settings = EmbeddedSettings(state_dir=tmp_path, kafka_port=1234, kafka_controller_port=1235)
+    props = dict(
+        line.split("=", 1) for line in server_properties(settings, tmp_path / "data").splitlines() if "=" in line
+    )
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:1235"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:1234"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["auto.create.topics.enable"] == "false"
