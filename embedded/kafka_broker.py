@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from embedded.errors import EmbeddedError
-from embedded.java import java_executable
+from embedded.java_runtime import java_executable
 from embedded.paths import KAFKA_JARS
 from embedded.service_spec import ServiceSpec, port_open
 from embedded.settings import EmbeddedSettings
