@@ -1,0 +1,42 @@
+"""Finding components: every package under ``components/`` that exports ``component``, plus installed
+packages that register one under the ``mlstack.components`` entry point group."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
+from contract.component import Component, ContractError
+
+ENTRY_POINT_GROUP = "mlstack.components"
+
+
+def _builtin_names() -> list[str]:
+    import components
+
+    return sorted(m.name for m in pkgutil.iter_modules(components.__path__) if m.ispkg)
+
+
+def available() -> list[str]:
+    """Names of all components, built-in and installed."""
+    return sorted({*_builtin_names(), *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
+
+
+def load(name: str) -> Component:
+    """Import, type-check and validate one component by name."""
+    if name in _builtin_names():
+        module = importlib.import_module(f"components.{name}")
+        component = getattr(module, "component", None)
+    else:
+        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not matches:
+            raise ContractError(f"unknown component {name!r}; available: {', '.join(available()) or 'none'}")
+        component = matches[0].load()
+    if not isinstance(component, Component):
+        raise ContractError(
+            f"component {name!r}: its package must export `component = Component(...)`, found {type(component).__name__}"
+        )
+    if component.name != name:
+        raise ContractError(f"component {name!r}: declares name {component.name!r}; the package name must match")
+    return component.validate()

@@ -1,0 +1,251 @@
+"""Embedded mode's streaming for one component: topics, the Flink job and the Feast pusher as supervised
+processes beside the platform services, and their status (job state, lag, dead letters)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contract import Component
+from contract.streaming import topics
+from embedded.errors import EmbeddedError
+from embedded.java_runtime import java_executable
+from embedded.paths import FLINK_JARS, MAIN_VENV, REPO_ROOT, STREAMING_VENV, venv_bin
+from embedded.service_spec import port_free
+from embedded.services import EmbeddedServices, Progress, log_tail
+from pipelines.features.feast_repo import FeastTarget, apply
+
+FLINK_JVM_HEAP = "-Xmx1g"
+JOB_START_TIMEOUT_S = 180
+
+
+@dataclass(frozen=True)
+class StreamingStatus:
+    component: str
+    job_state: str
+    events_in_topic: int
+    events_lag: int
+    features_lag: int
+    dead_letters: int
+
+
+class EmbeddedStreaming:
+    """Runs a component's streaming features on the embedded services."""
+
+    def __init__(self, services: EmbeddedServices, component: Component, flush_every_s: float = 10.0) -> None:
+        self.services = services
+        self.flush_every_s = flush_every_s
+        self.component = component
+        self.settings = services.settings
+        self.root = self.settings.state_dir / "streaming" / component.name
+        self.feast_root = self.settings.state_dir / "feast" / component.name
+        self.topics = topics(component.name)
+        self.job_program = f"stream-{component.name}"
+        self.pusher_program = f"push-{component.name}"
+
+    # -- Feast ----------------------------------------------------------------------------------------------
+
+    @property
+    def feast_target(self) -> FeastTarget:
+        return FeastTarget(
+            registry=str(self.feast_root / "registry.db"),
+            redis=self.settings.redis_address,
+            offline_root=str(self.feast_root / "offline"),
+        )
+
+    @property
+    def repo(self) -> Path:
+        return self.feast_root / "repo"
+
+    def feature_store(self) -> Any:
+        """The component's Feast store (applying its definitions first)."""
+        return apply(self.component, self.repo, self.feast_target)
+
+    # -- topics ---------------------------------------------------------------------------------------------
+
+    def ensure_topics(self) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        existing = set(admin.list_topics(timeout=10).topics)
+        partitions = self.component.streaming.partitions
+        wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in self.topics.values()]
+        missing = [t for t in wanted if t.topic not in existing]
+        if missing:
+            for future in admin.create_topics(missing).values():
+                future.result(30)
+
+    # -- processes ------------------------------------------------------------------------------------------
+
+    def rest_port(self) -> int:
+        path = self.root / "rest_port"
+        if path.exists():
+            return int(path.read_text())
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        path.write_text(str(port))
+        return port
+
+    def start(self, progress: Progress = print) -> None:
+        """Create topics, apply the Feast repo, and run the Flink job and the pusher until the job is RUNNING."""
+        if not FLINK_JARS.is_dir() or not any(FLINK_JARS.glob("flink-sql-connector-kafka-*.jar")):
+            raise EmbeddedError(f"the Flink Kafka connector is missing from {FLINK_JARS}: run `make setup`")
+        if not venv_bin(STREAMING_VENV, "python").exists():
+            raise EmbeddedError("the streaming environment .venv-streaming is missing: run `make setup`")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ensure_topics()
+        self.feature_store()
+        spec_path = self.root / "spec.json"
+        spec_path.write_text(json.dumps(self.component.streaming.to_json_dict(self.component.name), indent=2))
+        daemon = self.services.daemon
+        job_state = self.job_state()
+        if job_state != "RUNNING":
+            port = self.rest_port()
+            if not port_free(port):
+                (self.root / "rest_port").unlink()
+                port = self.rest_port()
+            jars = ";".join(f"file://{jar}" for jar in sorted(FLINK_JARS.glob("*.jar")))
+            command = (
+                str(venv_bin(STREAMING_VENV, "python")),
+                "-m",
+                "pipelines.streaming.job",
+                "--spec",
+                str(spec_path),
+                "--bootstrap",
+                self.settings.kafka_bootstrap,
+                "--checkpoints",
+                f"file://{self.root / 'checkpoints'}",
+                "--jars",
+                jars,
+                "--rest-port",
+                str(port),
+            )
+            java_home = str(Path(java_executable()).resolve().parent.parent)
+            env = {
+                "PYTHONPATH": str(REPO_ROOT),
+                "JAVA_HOME": java_home,
+                "JVM_ARGS": FLINK_JVM_HEAP,
+                "FLINK_LOG_DIR": str(self.settings.state_dir / "logs" / f"flink-{self.component.name}"),
+            }
+            daemon.register(self.job_program, command, env, 30, REPO_ROOT)
+            daemon.start(self.job_program)
+            progress(f"{self.job_program}: Flink job starting (REST http://127.0.0.1:{port})")
+        pusher = (
+            str(venv_bin(MAIN_VENV, "python")),
+            "-m",
+            "pipelines.streaming.feature_pusher",
+            "--component",
+            self.component.name,
+            "--repo",
+            str(self.repo),
+            "--bootstrap",
+            self.settings.kafka_bootstrap,
+            "--offline-root",
+            self.feast_target.offline_root,
+            "--flush-every-s",
+            str(self.flush_every_s),
+        )
+        daemon.register(self.pusher_program, pusher, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT)
+        daemon.start(self.pusher_program)
+        self._wait_running(progress)
+        daemon.record_pids()
+
+    def _wait_running(self, progress: Progress) -> None:
+        began = time.monotonic()
+        daemon = self.services.daemon
+        while True:
+            for program in (self.job_program, self.pusher_program):
+                info = daemon.info(program) or {"statename": "UNKNOWN"}
+                if info["statename"] in {"EXITED", "FATAL", "BACKOFF", "STOPPED", "UNKNOWN"}:
+                    raise EmbeddedError(
+                        f"{program} exited ({info['statename']}): {log_tail(daemon.log_path(program))} "
+                        f"[log: {daemon.log_path(program)}]"
+                    )
+            if self.job_state() == "RUNNING":
+                progress(f"{self.job_program}: job RUNNING after {time.monotonic() - began:.1f}s")
+                return
+            if time.monotonic() - began > JOB_START_TIMEOUT_S:
+                raise EmbeddedError(
+                    f"Flink job of {self.component.name} not running after {JOB_START_TIMEOUT_S}s: "
+                    f"{log_tail(daemon.log_path(self.job_program))}"
+                )
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop the job (it keeps its checkpoints) and the pusher (it flushes and commits first)."""
+        self.services.daemon.stop(self.job_program)
+        self.services.daemon.stop(self.pusher_program)
+
+    def kill_job(self) -> None:
+        """SIGKILL the Flink job's process group, as a crash would (failure drills)."""
+        import signal
+
+        import psutil
+
+        info = self.services.daemon.info(self.job_program)
+        if not info or not info["pid"]:
+            raise EmbeddedError(f"{self.job_program} is not running")
+        process = psutil.Process(info["pid"])
+        for child in [*process.children(recursive=True), process]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.send_signal(signal.SIGKILL)
+        psutil.wait_procs([process], timeout=30)
+
+    # -- status ---------------------------------------------------------------------------------------------
+
+    def job_state(self) -> str:
+        """State of the job from the Flink REST API, or the process state when the API does not answer."""
+        info = self.services.daemon.info(self.job_program)
+        if not info or info["statename"] != "RUNNING":
+            return info["statename"] if info else "NOT STARTED"
+        try:
+            port = int((self.root / "rest_port").read_text())
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/jobs/overview", timeout=2) as response:
+                jobs = json.load(response)["jobs"]
+        except (OSError, ValueError, KeyError):
+            return "STARTING"
+        return str(jobs[-1]["state"]) if jobs else "STARTING"
+
+    def status(self) -> StreamingStatus:
+        end_events = self._end_offsets(self.topics["events"])
+        end_features = self._end_offsets(self.topics["features"])
+        return StreamingStatus(
+            component=self.component.name,
+            job_state=self.job_state(),
+            events_in_topic=sum(end_events.values()),
+            events_lag=self._lag(f"{self.component.name}-features", self.topics["events"], end_events),
+            features_lag=self._lag(f"{self.component.name}-feast-pusher", self.topics["features"], end_features),
+            dead_letters=sum(self._end_offsets(self.topics["dead_letter"]).values()),
+        )
+
+    def _end_offsets(self, topic: str) -> dict[int, int]:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "mlstack-status"})
+        try:
+            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in metadata.partitions
+            }
+        finally:
+            consumer.close()
+
+    def _lag(self, group: str, topic: str, end: dict[int, int]) -> int:
+        """Records not yet committed by a consumer group (Flink commits on checkpoints)."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in end])
+        result = admin.list_consumer_group_offsets([request])[group].result(10)
+        committed = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
+        return sum(end[p] - committed.get(p, 0) for p in end)

@@ -1,0 +1,158 @@
+"""Moves the streaming job's window results into Feast: every batch to the online store (push), and the history
+to the offline store in parquet files for point-in-time training sets.
+
+Kafka offsets are committed only after the history holding them is written, so a crash replays rather than
+loses; replays are harmless because window results are deterministic (the online store keeps the newest window
+per entity, and history is read deduplicated on entity and window end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from contract import Component
+from contract.registry import load
+from contract.streaming import topics
+from pipelines.features.feast_repo import history_path, push_source_name
+
+
+@dataclass
+class PusherStats:
+    rows_online: int = 0
+    rows_offline: int = 0
+    batches: int = 0
+    push_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+class FeaturePusher:
+    """Consumes ``<component>.features`` and writes it into the component's Feast store."""
+
+    def __init__(
+        self, component: Component, store: Any, bootstrap: str, offline_root: str, flush_every_s: float = 10.0
+    ) -> None:
+        from confluent_kafka import Consumer
+
+        self.component = component
+        self.store = store
+        self.offline_root = offline_root
+        self.flush_every_s = flush_every_s
+        self.groups = {g.name: g for g in component.streaming.groups}
+        self.entity_types = {f.name: f.type for f in component.streaming.events.fields}
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"{component.name}-feast-pusher",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self.consumer.subscribe([topics(component.name)["features"]])
+        self.pending_history: dict[str, list[pd.DataFrame]] = defaultdict(list)
+        self.last_flush = time.monotonic()
+        self.stats = PusherStats()
+        self.stopping = False
+
+    def frames(self, records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+        """Window results per feature view, typed as the view declares them."""
+        by_view: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in records:
+            group = self.groups[record["feature_view"]]
+            row = {group.entity: record["entity"], "window_end": record["window_end"], **record["features"]}
+            by_view[group.name].append(row)
+        frames = {}
+        for name, rows in by_view.items():
+            group = self.groups[name]
+            frame = pd.DataFrame(rows)
+            if self.entity_types.get(group.entity) == "long":
+                frame[group.entity] = frame[group.entity].astype("int64")
+            frame["window_end"] = pd.to_datetime(frame["window_end"], utc=True)
+            for aggregate in group.aggregates:
+                column = aggregate.feature_name
+                frame[column] = frame[column].astype("int64" if aggregate.function == "count" else "float64")
+            frames[name] = frame
+        return frames
+
+    def push(self, records: list[dict[str, Any]]) -> None:
+        from feast.data_source import PushMode
+
+        began = time.monotonic()
+        for name, frame in self.frames(records).items():
+            self.store.push(push_source_name(self.component, self.groups[name]), frame, to=PushMode.ONLINE)
+            self.pending_history[name].append(frame)
+            self.stats.rows_online += len(frame)
+        self.stats.push_seconds += time.monotonic() - began
+        self.stats.batches += 1
+
+    def flush_history(self) -> None:
+        """Write pending history as one parquet file per view, then commit the offsets it covers."""
+        for name, frames in self.pending_history.items():
+            if not frames:
+                continue
+            folder = Path(history_path(self.offline_root, self.groups[name]))
+            folder.mkdir(parents=True, exist_ok=True)
+            frame = pd.concat(frames, ignore_index=True)
+            frame.to_parquet(folder / f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet", index=False)
+            self.stats.rows_offline += len(frame)
+        self.pending_history.clear()
+        self.consumer.commit(asynchronous=False)
+        self.last_flush = time.monotonic()
+
+    def run_once(self, max_records: int = 5000, timeout_s: float = 0.25) -> int:
+        """One poll -> push cycle; returns the number of records handled."""
+        messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
+        records = []
+        for message in messages:
+            if message.error():
+                raise RuntimeError(f"feature topic read failed: {message.error()}")
+            records.append(json.loads(message.value()))
+        if records:
+            self.push(records)
+        if time.monotonic() - self.last_flush >= self.flush_every_s and (records or self.pending_history):
+            self.flush_history()
+        return len(records)
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        last_report = time.monotonic()
+        try:
+            while not self.stopping:
+                self.run_once()
+                if time.monotonic() - last_report >= 10:
+                    s = self.stats
+                    print(f"pushed {s.rows_online} rows online, {s.rows_offline} to history", flush=True)
+                    last_report = time.monotonic()
+        finally:
+            self.flush_history()
+            self.consumer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Push a component's streaming features into Feast.")
+    parser.add_argument("--component", required=True)
+    parser.add_argument("--repo", required=True, help="the component's Feast repo folder")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--offline-root", required=True)
+    parser.add_argument("--flush-every-s", type=float, default=10.0)
+    args = parser.parse_args(argv)
+
+    from feast import FeatureStore
+
+    component = load(args.component)
+    store = FeatureStore(repo_path=args.repo)
+    print(f"pushing {topics(component.name)['features']} into Feast project {component.name}", flush=True)
+    FeaturePusher(component, store, args.bootstrap, args.offline_root, args.flush_every_s).run()
+
+
+if __name__ == "__main__":
+    main()

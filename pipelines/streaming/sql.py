@@ -1,0 +1,152 @@
+"""Flink SQL for a component's streaming spec (a JSON dict, see ``contract.streaming.StreamingSpec``).
+
+Standard library only: this runs inside the streaming environment and image. Every event is read as raw text and
+parsed with ``TRY_CAST(JSON_VALUE(...))``, which never throws, so a malformed event becomes a dead letter with a
+reason instead of failing the job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SQL_TYPES = {"string": "STRING", "long": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN"}
+#: How far ahead of its Kafka timestamp an event time may be; later ones would drag the watermark forward.
+MAX_FUTURE_S = 300
+#: A marker event (``{"__watermark__": true, "<event_time>": t}``) only moves the watermark: it closes every
+#: window ending before ``t`` when a bounded replay is over, and is neither a feature input nor a dead letter.
+WATERMARK_MARKER = "__watermark__"
+
+
+def _seconds(n: int) -> str:
+    # Calcite's default SECOND precision is 2 digits: 300 seconds needs SECOND(3).
+    return f"INTERVAL '{int(n)}' SECOND({max(2, len(str(int(n))))})"
+
+
+def _json(field: str) -> str:
+    return f"JSON_VALUE(payload, '$.{field}')"
+
+
+def _typed(field: dict[str, str]) -> str:
+    name, kind = field["name"], field["type"]
+    if kind == "string":
+        return _json(name)
+    if kind == "boolean":
+        return f"CASE LOWER({_json(name)}) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
+    return f"TRY_CAST({_json(name)} AS {SQL_TYPES[kind]})"
+
+
+def source_table(spec: dict[str, Any], bootstrap: str, group_id: str) -> str:
+    """The events topic as one text column plus Kafka metadata, with event time and watermark."""
+    events = spec["events"]
+    event_time = f"TO_TIMESTAMP_LTZ(TRY_CAST({_json(events['event_time'])} AS BIGINT), 3)"
+    return f"""
+    CREATE TABLE events_raw (
+      payload STRING,
+      src_partition INT METADATA FROM 'partition' VIRTUAL,
+      src_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+      kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+      parsed_ts AS {event_time},
+      -- The rowtime is never NULL: unusable times become epoch 0, which never moves the watermark
+      -- (those events are dead-lettered below).
+      event_ts AS CASE WHEN {event_time} <= kafka_ts + {_seconds(MAX_FUTURE_S)} THEN {event_time}
+                       ELSE TO_TIMESTAMP_LTZ(0, 3) END,
+      WATERMARK FOR event_ts AS event_ts - {_seconds(spec["watermark_s"])}
+    ) WITH (
+      'connector' = 'kafka',
+      'topic' = '{spec["topics"]["events"]}',
+      'properties.bootstrap.servers' = '{bootstrap}',
+      'properties.group.id' = '{group_id}',
+      'scan.startup.mode' = 'group-offsets',
+      'properties.auto.offset.reset' = 'earliest',
+      'format' = 'raw',
+      'raw.charset' = 'UTF-8'
+    )"""
+
+
+def checked_view(spec: dict[str, Any]) -> str:
+    """Every event with ``reason``: NULL when it is usable, else why it goes to the dead-letter topic."""
+    cases = ["WHEN payload IS NULL OR NOT (payload IS JSON OBJECT) THEN 'invalid JSON'"]
+    for field in spec["events"]["fields"]:
+        name = field["name"]
+        cases.append(f"WHEN {_json(name)} IS NULL THEN 'missing field {name}'")
+        if field["type"] != "string":
+            cases.append(f"WHEN ({_typed(field)}) IS NULL THEN 'field {name} is not a {field['type']}'")
+    cases += [
+        f"WHEN parsed_ts > kafka_ts + {_seconds(MAX_FUTURE_S)} THEN 'event time in the future'",
+        "WHEN event_ts <= CURRENT_WATERMARK(event_ts) THEN 'late event (behind the watermark)'",
+    ]
+    marker = f"{_json(WATERMARK_MARKER)} IS NOT NULL"
+    return (
+        f"CREATE TEMPORARY VIEW events_checked AS SELECT *, CASE {' '.join(cases)} END AS reason, "
+        f"{marker} AS is_marker FROM events_raw"
+    )
+
+
+def valid_view(spec: dict[str, Any]) -> str:
+    """The usable events, typed."""
+    columns = ", ".join(f"{_typed(f)} AS `{f['name']}`" for f in spec["events"]["fields"])
+    return f"CREATE TEMPORARY VIEW events_ok AS SELECT {columns}, event_ts FROM events_checked WHERE reason IS NULL AND NOT is_marker"
+
+
+def features_sink(spec: dict[str, Any], bootstrap: str) -> str:
+    """One topic for all groups: ``{feature_view, entity, window_start, window_end, features{name: value}}``."""
+    return f"""
+    CREATE TABLE features_out (
+      feature_view STRING,
+      entity STRING,
+      window_start TIMESTAMP(3),
+      window_end TIMESTAMP(3),
+      features MAP<STRING, DOUBLE>
+    ) WITH (
+      'connector' = 'kafka',
+      'topic' = '{spec["topics"]["features"]}',
+      'properties.bootstrap.servers' = '{bootstrap}',
+      'key.format' = 'raw',
+      'key.fields' = 'entity',
+      'value.format' = 'json',
+      'value.json.timestamp-format.standard' = 'ISO-8601',
+      -- At-least-once: window results are deterministic, so a replay after a restore rewrites identical
+      -- rows (the online store keeps the newest window, history is deduplicated on (entity, window_end)),
+      -- and features are visible without waiting for a checkpoint's transaction commit.
+      'sink.delivery-guarantee' = 'at-least-once'
+    )"""
+
+
+def dead_letter_sink(spec: dict[str, Any], bootstrap: str) -> str:
+    return f"""
+    CREATE TABLE dead_letters (
+      reason STRING, payload STRING, src_partition INT, src_offset BIGINT, kafka_ts TIMESTAMP_LTZ(3)
+    ) WITH (
+      'connector' = 'kafka',
+      'topic' = '{spec["topics"]["dead_letter"]}',
+      'properties.bootstrap.servers' = '{bootstrap}',
+      'format' = 'json',
+      'json.timestamp-format.standard' = 'ISO-8601',
+      'sink.delivery-guarantee' = 'at-least-once'
+    )"""
+
+
+AGGREGATES = {"count": "COUNT(*)", "sum": "SUM({f})", "avg": "AVG({f})", "min": "MIN({f})", "max": "MAX({f})"}
+
+
+def group_insert(group: dict[str, Any]) -> str:
+    """A HOP window aggregation of one feature group into the features topic."""
+    entries = []
+    for aggregate in group["aggregates"]:
+        expression = AGGREGATES[aggregate["function"]].format(f=f"CAST(`{aggregate['field']}` AS DOUBLE)")
+        name = f"{aggregate['field'] or 'event'}_{aggregate['function']}"
+        entries.append(f"'{name}', CAST({expression} AS DOUBLE)")
+    window = group["window"]
+    return f"""
+    INSERT INTO features_out
+    SELECT '{group["name"]}', CAST(`{group["entity"]}` AS STRING), window_start, window_end, MAP[{", ".join(entries)}]
+    FROM TABLE(HOP(TABLE events_ok, DESCRIPTOR(event_ts),
+                   {_seconds(window["slide_s"])}, {_seconds(window["size_s"])}))
+    GROUP BY `{group["entity"]}`, window_start, window_end"""
+
+
+def dead_letter_insert() -> str:
+    return (
+        "INSERT INTO dead_letters SELECT reason, payload, src_partition, src_offset, kafka_ts "
+        "FROM events_checked WHERE reason IS NOT NULL AND NOT is_marker"
+    )
