@@ -7,8 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MLSTACK := $(PY) -m embedded
 PYTEST_ARGS ?=
+COMPONENT ?= fraud
+EVENTS ?= 20000
 
-.PHONY: help setup demo test test-unit test-local lint format lock services-up services-down services-status \
+.PHONY: stream-start stream-produce stream-status stream-stop help setup demo test test-unit test-local lint format lock services-up services-down services-status \
 	services-reset bench clean
 
 help: ## Show this help
@@ -17,8 +19,8 @@ help: ## Show this help
 setup: ## Install environments, engines and Debian packages (idempotent; a second run is a no-op)
 	@$(PYTHON) -m embedded.install
 
-demo: setup ## Run the main job on the embedded default (today: bring the services up and show their status)
-	@$(MLSTACK) services up
+demo: setup ## Run the main job on the embedded default (COMPONENT=fraud): services, streaming features into Feast
+	@$(MLSTACK) demo --component $(COMPONENT) --events $(EVENTS)
 
 test: setup lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
 	@$(PY) -m pytest $(PYTEST_ARGS)
@@ -55,7 +57,19 @@ services-reset: ## Stop the services and wipe their state (topics, runs, feature
 	@$(MLSTACK) services reset --yes
 
 bench: setup ## Run the benchmarks and print their tables
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*.py; do echo "== $$b"; PYTHONPATH=. $(PY) $$b || exit 1; done
 
 clean: services-down ## Remove environments, caches and state
 	rm -rf $(VENV) .venv-streaming .cache .state build
+
+stream-start: setup ## Start streaming features for COMPONENT (Kafka -> Flink -> Feast)
+	@$(MLSTACK) stream start $(COMPONENT)
+
+stream-produce: ## Send EVENTS synthetic events of COMPONENT (and close their windows)
+	@$(MLSTACK) stream produce $(COMPONENT) --events $(EVENTS)
+
+stream-status: ## Flink job state, lag and dead letters of COMPONENT
+	@$(MLSTACK) stream status $(COMPONENT)
+
+stream-stop: ## Stop the Flink job and Feast pusher of COMPONENT (checkpoints are kept)
+	@$(MLSTACK) stream stop $(COMPONENT)

@@ -79,7 +79,10 @@ def _problems(component: Component) -> Iterator[str]:
             if field is None:
                 yield f"feature group {group.name!r}: {aggregate.function} of undeclared field {aggregate.field!r}"
             elif field.type not in NUMERIC:
-                yield f"feature group {group.name!r}: {aggregate.function} needs a numeric field, {field.name} is {field.type}"
+                yield (
+                    f"feature group {group.name!r}: {aggregate.function} needs a numeric field, "
+                    f"{field.name} is {field.type}"
+                )
         features = group.feature_names()
         if len(set(features)) != len(features):
             yield f"feature group {group.name!r} declares the same aggregate twice"

@@ -6,16 +6,19 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from contract.component import Component, ContractError
 
 ENTRY_POINT_GROUP = "mlstack.components"
 
 
-def _builtin_names() -> list[str]:
-    import components
+COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"
 
-    return sorted(m.name for m in pkgutil.iter_modules(components.__path__) if m.ispkg)
+
+def _builtin_names() -> list[str]:
+    # Scanned, not imported: templates reach components only by name, through this registry.
+    return sorted(m.name for m in pkgutil.iter_modules([str(COMPONENTS_DIR)]) if m.ispkg)
 
 
 def available() -> list[str]:
@@ -35,7 +38,8 @@ def load(name: str) -> Component:
         component = matches[0].load()
     if not isinstance(component, Component):
         raise ContractError(
-            f"component {name!r}: its package must export `component = Component(...)`, found {type(component).__name__}"
+            f"component {name!r}: its package must export `component = Component(...)`, "
+            f"found {type(component).__name__}"
         )
     if component.name != name:
         raise ContractError(f"component {name!r}: declares name {component.name!r}; the package name must match")

@@ -109,4 +109,3 @@ def topics(component: str) -> dict[str, str]:
         "features": f"{component}.features",
         "dead_letter": f"{component}.events.dlq",
     }
-

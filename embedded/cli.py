@@ -14,6 +14,7 @@ from embedded.errors import EmbeddedError
 from embedded.services import SERVICE_BUILDERS, EmbeddedServices
 from embedded.settings import EmbeddedSettings
 from embedded.status_table import status_table
+from embedded.stream_cli import app as stream_app
 
 # Wide enough for the status table when output goes to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else 180)
@@ -22,6 +23,7 @@ errors = Console(stderr=True, soft_wrap=True)
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 services_app = typer.Typer(no_args_is_help=True, help="The embedded platform services (Kafka, Redis, MLflow).")
 app.add_typer(services_app, name="services")
+app.add_typer(stream_app, name="stream")
 
 Only = Annotated[
     list[str] | None, typer.Option("--only", help=f"Limit to these services ({', '.join(SERVICE_BUILDERS)}).")
@@ -76,6 +78,46 @@ def services_logs(name: str, lines: Annotated[int, typer.Option("-n")] = 40) -> 
     if not path.exists():
         raise EmbeddedError(f"no log for {name} at {path}")
     console.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False)
+
+
+@app.command("demo")
+def demo(
+    component: Annotated[str, typer.Option(help="Use case to run.")] = "fraud",
+    events: Annotated[int, typer.Option(help="Synthetic events to stream.")] = 20_000,
+) -> None:
+    """The main job on the embedded default; Ctrl-C stops everything it started."""
+    from rich.table import Table
+
+    from embedded.demo import run_demo
+
+    try:
+        result = run_demo(component, events, progress=lambda line: console.print(line, highlight=False))
+    except KeyboardInterrupt:
+        console.print("interrupted: stopping everything the demo started")
+        EmbeddedServices(EmbeddedSettings.from_env()).down(progress=lambda line: console.print(f"  {line}"))
+        raise
+    if result.online_sample:
+        sample = Table(title="online features in Feast (newest window per entity)", title_justify="left")
+        for column in result.online_sample[0]:
+            sample.add_column(column)
+        for row in result.online_sample:
+            sample.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()))
+        console.print(sample)
+    summary = Table(title=f"demo summary: {result.component}", title_justify="left", show_header=False)
+    for phase, seconds in result.phases.items():
+        summary.add_row(f"{phase} (s)", f"{seconds:.1f}")
+    summary.add_row("events sent", f"{result.events_sent} ({result.produce_rate:.0f}/s)")
+    if result.status:
+        summary.add_row(
+            "events in topic / dead letters", f"{result.status.events_in_topic} / {result.status.dead_letters}"
+        )
+    for name, url in result.urls.items():
+        summary.add_row(name, url)
+    summary.add_row("stop everything", "make services-down")
+    console.print(summary)
+    console.print(
+        "next in this demo as the project grows: training (KFP + Ray Tune + MLflow), serving and a canary rollout"
+    )
 
 
 def main() -> None:

@@ -59,6 +59,18 @@ class EmbeddedStreaming:
         )
 
     @property
+    def stats_path(self) -> Path:
+        """Counters and freshness the pusher writes after each history flush."""
+        return self.root / "pusher-stats.json"
+
+    def pusher_stats(self) -> dict[str, float]:
+        try:
+            stats: dict[str, float] = json.loads(self.stats_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return stats
+
+    @property
     def repo(self) -> Path:
         return self.feast_root / "repo"
 
@@ -69,7 +81,7 @@ class EmbeddedStreaming:
     # -- topics ---------------------------------------------------------------------------------------------
 
     def ensure_topics(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
         existing = set(admin.list_topics(timeout=10).topics)
@@ -135,7 +147,7 @@ class EmbeddedStreaming:
                 "JVM_ARGS": FLINK_JVM_HEAP,
                 "FLINK_LOG_DIR": str(self.settings.state_dir / "logs" / f"flink-{self.component.name}"),
             }
-            daemon.register(self.job_program, command, env, 30, REPO_ROOT)
+            daemon.register(self.job_program, command, env, 30, REPO_ROOT, restart_on_crash=True)
             daemon.start(self.job_program)
             progress(f"{self.job_program}: Flink job starting (REST http://127.0.0.1:{port})")
         pusher = (
@@ -152,8 +164,12 @@ class EmbeddedStreaming:
             self.feast_target.offline_root,
             "--flush-every-s",
             str(self.flush_every_s),
+            "--stats",
+            str(self.stats_path),
         )
-        daemon.register(self.pusher_program, pusher, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT)
+        daemon.register(
+            self.pusher_program, pusher, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT, restart_on_crash=True
+        )
         daemon.start(self.pusher_program)
         self._wait_running(progress)
         daemon.record_pids()
@@ -233,8 +249,7 @@ class EmbeddedStreaming:
         try:
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             return {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in metadata.partitions
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in metadata.partitions
             }
         finally:
             consumer.close()

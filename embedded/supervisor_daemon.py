@@ -167,9 +167,19 @@ class SupervisorDaemon:
         return self.logs / f"{name}.log"
 
     def register(
-        self, name: str, command: tuple[str, ...], env: dict[str, str], stop_timeout: int, directory: Path
+        self,
+        name: str,
+        command: tuple[str, ...],
+        env: dict[str, str],
+        stop_timeout: int,
+        directory: Path,
+        restart_on_crash: bool = False,
     ) -> None:
-        """Write (or rewrite) a program's config and make the daemon pick it up, stopped."""
+        """Write (or rewrite) a program's config and make the daemon pick it up, stopped.
+
+        Platform services are not restarted behind the user's back (readiness and status report failures);
+        workers that recover by themselves (a Flink job restores its checkpoint) are restarted on a crash,
+        as a Kubernetes Deployment would."""
         environment = ",".join(f'{key}="{_escape(value)}"' for key, value in env.items())
         text = "\n".join(
             [
@@ -177,10 +187,9 @@ class SupervisorDaemon:
                 f"command={_escape(shlex.join(command))}",
                 f"directory={_escape(str(directory))}",
                 "autostart=false",
-                # Failures are reported by the readiness wait and `status`, not hidden by silent restarts.
-                "autorestart=false",
+                f"autorestart={'true' if restart_on_crash else 'false'}",
                 "startsecs=1",
-                "startretries=0",
+                f"startretries={3 if restart_on_crash else 0}",
                 "stopsignal=TERM",
                 f"stopwaitsecs={stop_timeout}",
                 "stopasgroup=true",

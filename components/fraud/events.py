@@ -47,13 +47,18 @@ def generate(n_events: int, start_ms: int, seed: int = 0) -> Iterator[dict[str, 
         yield {
             "transaction_id": f"t{seed}-{emitted}",
             "card_id": f"card-{card:04d}",
-            "merchant_id": f"m-{rng.choice(favourites[card]) if rng.random() < 0.8 else rng.randrange(N_MERCHANTS):03d}",
+            "merchant_id": f"m-{_merchant(rng, favourites[card]):03d}",
             "amount": round(max(1.0, rng.gauss(typical[card], typical[card] * 0.25)), 2),
             "channel": "online" if rng.random() < 0.3 else "pos",
             "event_time": clock,
             "is_fraud": 0,
         }
         emitted += 1
+
+
+def _merchant(rng: random.Random, favourites: list[int]) -> int:
+    """Mostly one of the card's usual merchants, sometimes any."""
+    return rng.choice(favourites) if rng.random() < 0.8 else rng.randrange(N_MERCHANTS)
 
 
 def _fraud(rng: random.Random, index: int, card: int, at: int, typical: float) -> dict[str, Any]:

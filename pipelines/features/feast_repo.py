@@ -17,7 +17,7 @@ import yaml
 
 from contract import Component, FeatureGroup
 
-DEFINITIONS = '''"""Feast definitions of component {name!r}, generated from its declarations (`mlstack features repo`)."""
+DEFINITIONS = '''"""Feast definitions of component {name!r}, generated from its declarations."""
 
 from contract.registry import load
 from pipelines.features.feast_repo import feast_objects
@@ -53,7 +53,7 @@ def feature_store_yaml(component: Component, target: FeastTarget) -> str:
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
     }
-    return yaml.safe_dump(config, sort_keys=False)
+    return str(yaml.safe_dump(config, sort_keys=False))
 
 
 def push_source_name(component: Component, group: FeatureGroup) -> str:

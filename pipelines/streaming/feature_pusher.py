@@ -13,7 +13,7 @@ import json
 import signal
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,18 +28,40 @@ from pipelines.features.feast_repo import history_path, push_source_name
 
 @dataclass
 class PusherStats:
+    """Counters and freshness: seconds from a window's close (its end plus the allowed lateness) to online."""
+
     rows_online: int = 0
     rows_offline: int = 0
     batches: int = 0
     push_seconds: float = 0.0
-    started: float = field(default_factory=time.monotonic)
+    freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def summary(self) -> dict[str, float]:
+        fresh = sorted(self.freshness_s)
+
+        def quantile(q: float) -> float:
+            return fresh[min(len(fresh) - 1, int(q * len(fresh)))] if fresh else float("nan")
+
+        return {
+            "rows_online": self.rows_online,
+            "rows_offline": self.rows_offline,
+            "batches": self.batches,
+            "freshness_p50_s": quantile(0.5),
+            "freshness_p99_s": quantile(0.99),
+        }
 
 
 class FeaturePusher:
     """Consumes ``<component>.features`` and writes it into the component's Feast store."""
 
     def __init__(
-        self, component: Component, store: Any, bootstrap: str, offline_root: str, flush_every_s: float = 10.0
+        self,
+        component: Component,
+        store: Any,
+        bootstrap: str,
+        offline_root: str,
+        flush_every_s: float = 10.0,
+        stats_path: Path | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -61,6 +83,8 @@ class FeaturePusher:
         self.pending_history: dict[str, list[pd.DataFrame]] = defaultdict(list)
         self.last_flush = time.monotonic()
         self.stats = PusherStats()
+        self.stats_path = stats_path
+        self.lateness = pd.Timedelta(seconds=component.streaming.watermark_s)
         self.stopping = False
 
     def frames(self, records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
@@ -89,6 +113,8 @@ class FeaturePusher:
         began = time.monotonic()
         for name, frame in self.frames(records).items():
             self.store.push(push_source_name(self.component, self.groups[name]), frame, to=PushMode.ONLINE)
+            online_at = pd.Timestamp.now(tz="UTC")
+            self.stats.freshness_s.extend((online_at - (frame["window_end"] + self.lateness)).dt.total_seconds())
             self.pending_history[name].append(frame)
             self.stats.rows_online += len(frame)
         self.stats.push_seconds += time.monotonic() - began
@@ -105,17 +131,32 @@ class FeaturePusher:
             frame.to_parquet(folder / f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet", index=False)
             self.stats.rows_offline += len(frame)
         self.pending_history.clear()
-        self.consumer.commit(asynchronous=False)
         self.last_flush = time.monotonic()
+        if self.stats_path:
+            self.stats_path.write_text(json.dumps(self.stats.summary()))
+        from confluent_kafka import KafkaException
+
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            # The history is written; committing later (or replaying these rows after a crash) is harmless.
+            print(f"offset commit deferred: {error}", flush=True)
 
     def run_once(self, max_records: int = 5000, timeout_s: float = 0.25) -> int:
         """One poll -> push cycle; returns the number of records handled."""
         messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
         records = []
         for message in messages:
-            if message.error():
-                raise RuntimeError(f"feature topic read failed: {message.error()}")
-            records.append(json.loads(message.value()))
+            error = message.error()
+            if error is not None:
+                # Transient (a broker restarting): librdkafka reconnects by itself; fatal ones end the process.
+                if error.fatal():
+                    raise RuntimeError(f"feature topic read failed: {error}")
+                print(f"feature topic: {error} (retrying)", flush=True)
+                continue
+            value = message.value()
+            if value is not None:
+                records.append(json.loads(value))
         if records:
             self.push(records)
         if time.monotonic() - self.last_flush >= self.flush_every_s and (records or self.pending_history):
@@ -129,8 +170,7 @@ class FeaturePusher:
             while not self.stopping:
                 self.run_once()
                 if time.monotonic() - last_report >= 10:
-                    s = self.stats
-                    print(f"pushed {s.rows_online} rows online, {s.rows_offline} to history", flush=True)
+                    print(f"pusher: {self.stats.summary()}", flush=True)
                     last_report = time.monotonic()
         finally:
             self.flush_history()
@@ -144,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--offline-root", required=True)
     parser.add_argument("--flush-every-s", type=float, default=10.0)
+    parser.add_argument("--stats", type=Path, help="where to write counters and freshness after each flush")
     args = parser.parse_args(argv)
 
     from feast import FeatureStore
@@ -151,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     component = load(args.component)
     store = FeatureStore(repo_path=args.repo)
     print(f"pushing {topics(component.name)['features']} into Feast project {component.name}", flush=True)
-    FeaturePusher(component, store, args.bootstrap, args.offline_root, args.flush_every_s).run()
+    FeaturePusher(component, store, args.bootstrap, args.offline_root, args.flush_every_s, args.stats).run()
 
 
 if __name__ == "__main__":

@@ -43,7 +43,14 @@ def produce(
 
     producer = Producer(
         # log_level 2: connection errors while a broker restarts are retried, not news.
-        {"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "lz4", "acks": "all", "log_level": 2}
+        # Idempotence: a retry after a broker crash must not append an event twice.
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "enable.idempotence": True,
+            "log_level": 2,
+        }
     )
     topic = topics(component.name)["events"]
     key_field = component.streaming.groups[0].entity
@@ -88,8 +95,13 @@ def advance_watermark(component: Component, bootstrap: str, event_time_ms: int) 
     ``event_time_ms``: the end of a bounded replay, so its last windows are emitted too."""
     from confluent_kafka import Producer
 
-    from pipelines.streaming.sql import WATERMARK_MARKER
+    from pipelines.streaming.sql import MAX_FUTURE_S, WATERMARK_MARKER
 
+    if event_time_ms > time.time() * 1000 + MAX_FUTURE_S * 1000:
+        raise ValueError(
+            f"a watermark marker at {event_time_ms} is more than {MAX_FUTURE_S}s ahead of now: "
+            "the job would treat it as a bad event time and no window would close"
+        )
     topic = topics(component.name)["events"]
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     partitions = producer.list_topics(topic, timeout=10).topics[topic].partitions

@@ -85,7 +85,10 @@ def checked_view(spec: dict[str, Any]) -> str:
 def valid_view(spec: dict[str, Any]) -> str:
     """The usable events, typed."""
     columns = ", ".join(f"{_typed(f)} AS `{f['name']}`" for f in spec["events"]["fields"])
-    return f"CREATE TEMPORARY VIEW events_ok AS SELECT {columns}, event_ts FROM events_checked WHERE reason IS NULL AND NOT is_marker"
+    return (
+        f"CREATE TEMPORARY VIEW events_ok AS SELECT {columns}, event_ts "
+        "FROM events_checked WHERE reason IS NULL AND NOT is_marker"
+    )
 
 
 def features_sink(spec: dict[str, Any], bootstrap: str) -> str:

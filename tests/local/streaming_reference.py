@@ -6,7 +6,7 @@ start is a multiple of the slide, and a window's result carries its end as the f
 
 from __future__ import annotations
 
-import glob
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ def reference_windows(component: Component, events: list[dict[str, Any]], group:
 
 def offline_history(offline_root: str, group: FeatureGroup) -> pd.DataFrame:
     """Everything pushed to the offline store for a group, deduplicated as training reads it."""
-    files = glob.glob(f"{offline_root}/{group.name}/*.parquet")
+    files = sorted(Path(offline_root, group.name).glob("*.parquet"))
     if not files:
         return pd.DataFrame(columns=[group.entity, "window_end", *group.feature_names()])
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

@@ -24,12 +24,41 @@ HOUR_MS = 3_600_000
 MALFORMED: list[tuple[bytes | dict[str, Any], str]] = [
     (b"{not json at all", "invalid JSON"),
     (b"[1, 2, 3]", "invalid JSON"),
-    ({"transaction_id": "x1", "card_id": "card-0001", "merchant_id": "m-001", "channel": "pos",
-      "event_time": 0, "is_fraud": 0}, "missing field amount"),
-    ({"transaction_id": "x2", "card_id": "card-0001", "merchant_id": "m-001", "amount": "lots", "channel": "pos",
-      "event_time": 0, "is_fraud": 0}, "field amount is not a double"),
-    ({"transaction_id": "x3", "card_id": "card-0001", "merchant_id": "m-001", "amount": 3.5, "channel": "pos",
-      "event_time": "yesterday", "is_fraud": 0}, "field event_time is not a long"),
+    (
+        {
+            "transaction_id": "x1",
+            "card_id": "card-0001",
+            "merchant_id": "m-001",
+            "channel": "pos",
+            "event_time": 0,
+            "is_fraud": 0,
+        },
+        "missing field amount",
+    ),
+    (
+        {
+            "transaction_id": "x2",
+            "card_id": "card-0001",
+            "merchant_id": "m-001",
+            "amount": "lots",
+            "channel": "pos",
+            "event_time": 0,
+            "is_fraud": 0,
+        },
+        "field amount is not a double",
+    ),
+    (
+        {
+            "transaction_id": "x3",
+            "card_id": "card-0001",
+            "merchant_id": "m-001",
+            "amount": 3.5,
+            "channel": "pos",
+            "event_time": "yesterday",
+            "is_fraud": 0,
+        },
+        "field event_time is not a long",
+    ),
 ]
 
 
@@ -42,7 +71,9 @@ class StreamRun:
         self.streaming = EmbeddedStreaming(services, self.component, flush_every_s=1.0)
         self.bootstrap = services.settings.kafka_bootstrap
         self.good: list[dict[str, Any]] = []
-        self.clock_ms = int(time.time() * 1000) - 6 * HOUR_MS
+        # Far enough back that every marker (two hours past each batch) is still in the past: the job ignores
+        # event times ahead of the broker's clock.
+        self.clock_ms = int(time.time() * 1000) - 12 * HOUR_MS
 
     def events(self, n: int, seed: int) -> list[dict[str, Any]]:
         batch = list(self.component.generate(n, self.clock_ms, seed))
@@ -62,12 +93,15 @@ class StreamRun:
             problems = [
                 p
                 for group in self.component.streaming.groups
-                for p in compare(reference_windows(self.component, self.good, group), offline_history(root, group), group)
+                for p in compare(
+                    reference_windows(self.component, self.good, group), offline_history(root, group), group
+                )
             ]
             if not problems:
                 return
             if time.monotonic() > deadline:
-                pytest.fail("offline history does not match the reference:\n" + "\n".join(problems[:6]))
+                status = self.streaming.status()
+                pytest.fail(f"offline history does not match the reference ({status}):\n" + "\n".join(problems[:6]))
             time.sleep(2)
 
     def assert_online_matches(self, sample: int = 25) -> None:
@@ -80,9 +114,10 @@ class StreamRun:
                 features=refs, entity_rows=[{group.entity: e} for e in latest[group.entity]], full_feature_names=True
             ).to_df()
             for name in group.feature_names():
-                assert online[f"{group.name}__{name}"].astype(float).round(9).tolist() == latest[name].astype(
-                    float
-                ).round(9).tolist(), f"online {group.name}.{name} differs from the newest reference window"
+                assert (
+                    online[f"{group.name}__{name}"].astype(float).round(9).tolist()
+                    == latest[name].astype(float).round(9).tolist()
+                ), f"online {group.name}.{name} differs from the newest reference window"
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +153,9 @@ def test_malformed_events_become_dead_letters_and_good_ones_still_count(stream: 
     produce(stream.component, stream.bootstrap, [late])
     stream.wait_for_reference()
 
-    consumer = Consumer({"bootstrap.servers": stream.bootstrap, "group.id": "dlq-test", "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {"bootstrap.servers": stream.bootstrap, "group.id": "dlq-test", "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([topics("fraud")["dead_letter"]])
     letters: list[dict[str, Any]] = []
     deadline = time.monotonic() + 60

@@ -1,0 +1,246 @@
+"""Streaming features: Kafka -> Flink -> Feast against the hand-written alternative, measured in one run.
+
+1. Throughput: a backlog of N events (plus watermark markers) drained into the Feast online store, by
+   (a) the Flink job + Feast pusher, and (b) one Python consumer aggregating the same windows in memory and
+   pushing closed windows to Feast, which is what a user would otherwise write by hand. Both must end with the
+   same window results; the table reports events/s for each and their ratio.
+2. Freshness at a fixed rate (events stamped with the wall clock): seconds from a window's close (its end plus
+   the allowed lateness) until its row is in the online store, p50 and p99, for both paths.
+
+Prints tables; asserts nothing. `make bench` or `.venv/bin/python benchmarks/streaming_throughput.py [N]`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from contract import Component
+from contract.registry import load
+from contract.streaming import topics
+from embedded.services import EmbeddedServices
+from embedded.settings import EmbeddedSettings
+from embedded.streaming import EmbeddedStreaming
+from pipelines.features.feast_repo import push_source_name
+from pipelines.streaming.producer import advance_watermark, produce
+from tests.local.streaming_reference import offline_history, reference_windows
+
+console = Console(width=140)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _services(state: Path) -> EmbeddedServices:
+    settings = EmbeddedSettings(
+        state_dir=state,
+        kafka_port=_free_port(),
+        kafka_controller_port=_free_port(),
+        mlflow_port=_free_port(),
+        redis_port=_free_port(),
+    )
+    services = EmbeddedServices(settings, ["kafka", "redis"])
+    services.up(progress=lambda _line: None)
+    return services
+
+
+class HandWrittenConsumer:
+    """The peer: one Python process, in-memory hop windows, pushes each closed window to the online store."""
+
+    def __init__(self, component: Component, store: Any, bootstrap: str) -> None:
+        from confluent_kafka import Consumer
+
+        self.component = component
+        self.store = store
+        self.spec = component.streaming
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"handwritten-{time.time_ns()}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self.consumer.subscribe([topics(component.name)["events"]])
+        self.windows: dict[str, dict[tuple[Any, int], list[float]]] = {g.name: {} for g in self.spec.groups}
+        self.partition_time: dict[int, int] = {}
+        self.pushed_rows = 0
+        self.freshness: list[float] = []
+
+    def _add(self, event: dict[str, Any]) -> None:
+        at = event[self.spec.events.event_time]
+        for group in self.spec.groups:
+            size, slide = group.window.size_s * 1000, group.window.slide_s * 1000
+            latest = (at // slide) * slide
+            amount = float(event.get("amount", 0.0))
+            for k in range(size // slide):
+                acc = self.windows[group.name].setdefault(
+                    (event[group.entity], latest - k * slide + size), [0, 0.0, -1e308]
+                )
+                acc[0] += 1
+                acc[1] += amount
+                acc[2] = max(acc[2], amount)
+
+    def _emit(self, watermark: int) -> None:
+        from feast.data_source import PushMode
+
+        for group in self.spec.groups:
+            closed = [key for key in self.windows[group.name] if key[1] <= watermark]
+            if not closed:
+                continue
+            rows = []
+            for key in closed:
+                count, total, top = self.windows[group.name].pop(key)
+                rows.append(
+                    {
+                        group.entity: key[0],
+                        "window_end": key[1],
+                        "event_count": int(count),
+                        "amount_sum": total,
+                        "amount_avg": total / count,
+                        "amount_max": top,
+                    }
+                )
+            frame = pd.DataFrame(rows)
+            frame["window_end"] = pd.to_datetime(frame["window_end"], unit="ms", utc=True)
+            self.store.push(push_source_name(self.component, group), frame, to=PushMode.ONLINE)
+            now = pd.Timestamp.now(tz="UTC")
+            lateness = pd.Timedelta(seconds=self.spec.watermark_s)
+            self.freshness += list((now - (frame["window_end"] + lateness)).dt.total_seconds())
+            self.pushed_rows += len(frame)
+
+    def run(self, expected_rows: int, timeout_s: float) -> float:
+        """Consume until ``expected_rows`` window rows were pushed; returns the seconds it took."""
+        began = time.monotonic()
+        marker = "__watermark__"
+        while self.pushed_rows < expected_rows and time.monotonic() - began < timeout_s:
+            for message in self.consumer.consume(5000, 0.2):
+                if message.error():
+                    continue
+                event = json.loads(message.value())
+                if marker not in event:
+                    self._add(event)
+                self.partition_time[message.partition()] = max(
+                    self.partition_time.get(message.partition(), 0), event[self.spec.events.event_time]
+                )
+            if self.partition_time:
+                self._emit(min(self.partition_time.values()) - self.spec.watermark_s * 1000)
+        return time.monotonic() - began
+
+
+def _expected_rows(component: Component, events: list[dict[str, Any]]) -> int:
+    return sum(len(reference_windows(component, events, g)) for g in component.streaming.groups)
+
+
+def throughput(n_events: int) -> list[tuple[str, float, float]]:
+    component = load("fraud")
+    with tempfile.TemporaryDirectory() as state:
+        services = _services(Path(state))
+        try:
+            streaming = EmbeddedStreaming(services, component, flush_every_s=1.0)
+            streaming.ensure_topics()
+            start_ms = int(time.time() * 1000) - 24 * 3600 * 1000
+            events = list(component.generate(n_events, start_ms, 7))
+            began = time.monotonic()
+            produce(component, services.settings.kafka_bootstrap, events)
+            produce_rate = n_events / (time.monotonic() - began)
+            advance_watermark(component, services.settings.kafka_bootstrap, events[-1]["event_time"] + 3 * 3600 * 1000)
+            expected = _expected_rows(component, events)
+            console.print(
+                f"backlog: {n_events} events ({produce_rate:.0f}/s produced), {expected} window rows expected"
+            )
+
+            # (a) Flink + pusher: timed from the job reporting RUNNING to the last row in the store.
+            streaming.start(progress=lambda _line: None)
+            began = time.monotonic()
+            root = streaming.feast_target.offline_root
+            while sum(len(offline_history(root, g)) for g in component.streaming.groups) < expected:
+                if time.monotonic() - began > 900:
+                    raise RuntimeError("Flink path did not finish in 15 minutes")
+                time.sleep(0.5)
+            flink_s = time.monotonic() - began
+            streaming.stop()
+
+            # (b) the hand-written consumer over the same backlog.
+            peer = HandWrittenConsumer(component, streaming.feature_store(), services.settings.kafka_bootstrap)
+            peer_s = peer.run(expected, 900)
+        finally:
+            services.down(progress=lambda _line: None)
+    return [
+        ("Flink job + Feast pusher", n_events / flink_s, flink_s),
+        ("hand-written consumer", n_events / peer_s, peer_s),
+    ]
+
+
+def freshness(rate: float, seconds: float) -> list[tuple[str, float, float, int]]:
+    """Both paths side by side on one live stream at ``rate`` events/s stamped with the wall clock."""
+    component = load("fraud")
+    with tempfile.TemporaryDirectory() as state:
+        services = _services(Path(state))
+        try:
+            streaming = EmbeddedStreaming(services, component, flush_every_s=1.0)
+            streaming.start(progress=lambda _line: None)
+            peer = HandWrittenConsumer(component, streaming.feature_store(), services.settings.kafka_bootstrap)
+            peer_thread = threading.Thread(target=peer.run, args=(10**12, seconds + 20), daemon=True)
+            peer_thread.start()
+
+            def live() -> Any:
+                gap = 1000 / rate
+                began = time.time() * 1000
+                for i, event in enumerate(component.generate(int(rate * seconds), int(began), 5)):
+                    yield {**event, "event_time": int(began + i * gap)}
+
+            produce(component, services.settings.kafka_bootstrap, live(), rate=rate)
+            time.sleep(8)
+            peer_thread.join()
+            stats = streaming.pusher_stats()
+            fresh = pd.Series(peer.freshness)
+            rows = [
+                (
+                    "Flink job + Feast pusher",
+                    stats.get("freshness_p50_s", float("nan")),
+                    stats.get("freshness_p99_s", float("nan")),
+                    int(stats.get("rows_online", 0)),
+                ),
+                ("hand-written consumer", fresh.quantile(0.5), fresh.quantile(0.99), len(fresh)),
+            ]
+        finally:
+            services.down(progress=lambda _line: None)
+    return rows
+
+
+def main() -> None:
+    n_events = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    rows = throughput(n_events)
+    table = Table(title=f"throughput: {n_events} events of backlog into the Feast online store", title_justify="left")
+    for column in ("path", "events/s", "seconds"):
+        table.add_column(column)
+    for name, rate, seconds in rows:
+        table.add_row(name, f"{rate:,.0f}", f"{seconds:.1f}")
+    table.caption = f"Flink / hand-written = {rows[0][1] / rows[1][1]:.2f}x (goal: >= 20k events/s and > 1x)"
+    console.print(table)
+
+    fresh = Table(title="freshness: window close -> online, live stream (wall-clock event times)", title_justify="left")
+    for column in ("rate (events/s)", "path", "p50 s", "p99 s", "window rows"):
+        fresh.add_column(column)
+    for rate in (1000, 5000):
+        for name, p50, p99, count in freshness(rate, 75):
+            fresh.add_row(f"{rate:,}", name, f"{p50:.2f}", f"{p99:.2f}", str(count))
+    fresh.caption = "goal: p99 under 1 s at 5k events/s"
+    console.print(fresh)
+
+
+if __name__ == "__main__":
+    main()

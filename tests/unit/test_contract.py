@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from components.fraud.component import STREAMING
+from contract import Aggregate, Component, EventField, FeatureGroup, Window
+from contract.component import ContractError
+from contract.registry import available, load
+from embedded.paths import REPO_ROOT
+
+
+def _with(**changes: object) -> Component:
+    return dataclasses.replace(load("fraud"), **changes)  # type: ignore[arg-type]
+
+
+def test_fraud_is_discovered_and_valid() -> None:
+    assert "fraud" in available()
+    component = load("fraud")
+    assert component.name == "fraud"
+    assert [g.name for g in component.streaming.groups] == ["card_10m", "card_1h", "merchant_1h"]
+
+
+def test_unknown_component_lists_the_known_ones() -> None:
+    with pytest.raises(ContractError, match=r"unknown component 'nope'; available: .*fraud"):
+        load("nope")
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ((FeatureGroup("g", "no_such_field", Window(60, 60), (Aggregate("count"),)),), "entity key 'no_such_field'"),
+        ((FeatureGroup("g", "amount", Window(60, 60), (Aggregate("count"),)),), "must be string or long"),
+        ((FeatureGroup("g", "card_id", Window(90, 60), (Aggregate("count"),)),), "positive multiple of its slide"),
+        ((FeatureGroup("g", "card_id", Window(60, 60), (Aggregate("sum", "ghost"),)),), "undeclared field 'ghost'"),
+        ((FeatureGroup("g", "card_id", Window(60, 60), (Aggregate("avg", "channel"),)),), "needs a numeric field"),
+        ((FeatureGroup("g", "card_id", Window(60, 60), (Aggregate("count", "amount"),)),), "count takes no field"),
+        ((), "declares no feature groups"),
+    ],
+)
+def test_broken_streaming_declarations_are_named(groups: tuple[FeatureGroup, ...], message: str) -> None:
+    broken = _with(streaming=dataclasses.replace(STREAMING, groups=groups))
+    with pytest.raises(ContractError, match=f"component 'fraud': .*{message}"):
+        broken.validate()
+
+
+def test_event_time_must_be_a_long_field() -> None:
+    events = dataclasses.replace(STREAMING.events, event_time="channel")
+    with pytest.raises(ContractError, match="event_time 'channel' must be a declared long field"):
+        _with(streaming=dataclasses.replace(STREAMING, events=events)).validate()
+
+
+def test_bad_name_and_duplicate_fields_are_named() -> None:
+    fields = (*STREAMING.events.fields, EventField("amount", "double"))
+    events = dataclasses.replace(STREAMING.events, fields=fields)
+    with pytest.raises(ContractError, match=r"name must match.*event fields repeat a name"):
+        _with(name="Bad Name", streaming=dataclasses.replace(STREAMING, events=events)).validate()
+
+
+def test_window_labels_and_feature_names() -> None:
+    assert [Window(600, 60).label, Window(3600, 300).label, Window(90, 30).label] == ["10m", "1h", "90s"]
+    group = STREAMING.groups[0]
+    assert group.feature_names() == ["event_count", "amount_sum", "amount_avg", "amount_max"]
+
+
+def test_shared_templates_import_nothing_from_components() -> None:
+    offenders = []
+    for folder in ("pipelines", "serving", "contract", "embedded", "infra"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                offenders += [f"{path.relative_to(REPO_ROOT)}: {n}" for n in names if n.split(".")[0] == "components"]
+    assert offenders == []
+
+
+def test_generated_events_are_ordered_and_carry_fraud() -> None:
+    events = list(load("fraud").generate(5000, 1_000_000, 3))
+    assert len(events) == 5000
+    times = [e["event_time"] for e in events]
+    assert times == sorted(times)
+    fraud = [e for e in events if e["is_fraud"]]
+    assert 0.005 < len(fraud) / len(events) < 0.1
+    # Fraud is larger than the usual spend: real signal for a model to learn.
+    assert sum(e["amount"] for e in fraud) / len(fraud) > 2 * sum(e["amount"] for e in events) / len(events)
+    assert Path(REPO_ROOT / "components" / "fraud" / "__init__.py").exists()

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from contract.registry import load
+from pipelines.features.feast_repo import FeastTarget, feast_objects, feature_store_yaml, write_repo
+from pipelines.streaming import sql
+from pipelines.streaming.job import latest_checkpoint
+
+
+def _spec() -> dict[str, object]:
+    component = load("fraud")
+    return json.loads(json.dumps(component.streaming.to_json_dict(component.name)))
+
+
+def test_job_spec_is_json_with_topics() -> None:
+    spec = _spec()
+    assert spec["topics"] == {"events": "fraud.events", "features": "fraud.features", "dead_letter": "fraud.events.dlq"}
+    assert spec["events"]["event_time"] == "event_time"  # type: ignore[index]
+
+
+def test_sql_uses_declared_windows_and_dead_letter_reasons() -> None:
+    spec = _spec()
+    groups = spec["groups"]
+    insert = sql.group_insert(groups[1])  # type: ignore[index]
+    assert "INTERVAL '300' SECOND(3), INTERVAL '3600' SECOND(4)" in insert
+    assert "'amount_avg', CAST(AVG(CAST(`amount` AS DOUBLE)) AS DOUBLE)" in insert
+    checked = sql.checked_view(spec)
+    assert "'missing field card_id'" in checked and "'field amount is not a double'" in checked
+    assert "'field event_time is not a long'" in checked
+    assert "WATERMARK FOR event_ts AS event_ts - INTERVAL '5' SECOND(2)" in sql.source_table(spec, "b:1", "g")
+
+
+def test_latest_checkpoint_picks_the_newest_complete_one(tmp_path: Path) -> None:
+    assert latest_checkpoint(f"file://{tmp_path}") is None
+    for job, chk, complete in (("a", 3, True), ("b", 7, True), ("b", 8, False)):
+        folder = tmp_path / job / f"chk-{chk}"
+        folder.mkdir(parents=True)
+        if complete:
+            (folder / "_metadata").write_text("x")
+    assert latest_checkpoint(f"file://{tmp_path}") == str(tmp_path / "b" / "chk-7")
+
+
+def test_feature_store_yaml_embedded_and_cluster() -> None:
+    component = load("fraud")
+    embedded = yaml.safe_load(feature_store_yaml(component, FeastTarget("/s/registry.db", "127.0.0.1:6379", "/s/off")))
+    assert embedded["registry"] == {"path": "/s/registry.db", "cache_ttl_seconds": 60}
+    assert embedded["online_store"] == {"type": "redis", "connection_string": "127.0.0.1:6379"}
+    cluster = yaml.safe_load(
+        feature_store_yaml(component, FeastTarget("postgresql+psycopg://feast@pg/feast", "redis:6379", "s3://b/f"))
+    )
+    assert cluster["registry"]["registry_type"] == "sql"
+    assert cluster["project"] == "fraud"
+
+
+def test_feast_objects_follow_the_declarations(tmp_path: Path) -> None:
+    from feast import FeatureView
+
+    component = load("fraud")
+    views = {o.name: o for o in feast_objects(component, str(tmp_path)) if isinstance(o, FeatureView)}
+    assert sorted(views) == ["card_10m", "card_1h", "merchant_1h"]
+    card = views["card_10m"]
+    assert [f.name for f in card.features] == ["event_count", "amount_sum", "amount_avg", "amount_max"]
+    assert card.ttl is not None and card.ttl.total_seconds() == 660
+    assert card.entities == ["card"]
+    write_repo(component, tmp_path / "repo", FeastTarget("r.db", "h:1", str(tmp_path)))
+    assert "load('fraud')" in (tmp_path / "repo" / "definitions.py").read_text()
