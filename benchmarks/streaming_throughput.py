@@ -162,16 +162,27 @@ def throughput(n_events: int) -> list[tuple[str, float, float]]:
                 f"backlog: {n_events} events ({produce_rate:.0f}/s produced), {expected} window rows expected"
             )
 
-            # (a) Flink + pusher: timed from the job reporting RUNNING to the last row in the store.
+            # (a) Flink + pusher: timed from the job reporting RUNNING to the last row in the store; the time the
+            # job alone needed (every window result in the features topic) is reported too.
             streaming.start(progress=lambda _line: None)
             began = time.monotonic()
-            root = streaming.feast_target.offline_root
-            while sum(len(offline_history(root, g)) for g in component.streaming.groups) < expected:
+            job_s = None
+            while int(streaming.pusher_stats().get("rows_online", 0)) < expected:
+                if (
+                    job_s is None
+                    and sum(streaming._end_offsets(topics(component.name)["features"]).values()) >= expected
+                ):
+                    job_s = time.monotonic() - began
                 if time.monotonic() - began > 900:
                     raise RuntimeError("Flink path did not finish in 15 minutes")
-                time.sleep(0.5)
+                time.sleep(0.2)
             flink_s = time.monotonic() - began
+            job_s = job_s or flink_s
             streaming.stop()
+            root = streaming.feast_target.offline_root
+            history = sum(len(offline_history(root, g)) for g in component.streaming.groups)
+            if history != expected:
+                raise RuntimeError(f"Flink path wrote {history} window rows to history, expected {expected}")
 
             # (b) the hand-written consumer over the same backlog.
             peer = HandWrittenConsumer(component, streaming.feature_store(), services.settings.kafka_bootstrap)
@@ -179,8 +190,9 @@ def throughput(n_events: int) -> list[tuple[str, float, float]]:
         finally:
             services.down(progress=lambda _line: None)
     return [
-        ("Flink job + Feast pusher", n_events / flink_s, flink_s),
-        ("hand-written consumer", n_events / peer_s, peer_s),
+        ("Flink job + Feast pusher (into the online store)", n_events / flink_s, flink_s),
+        ("  of which: Flink job alone (into the features topic)", n_events / job_s, job_s),
+        ("hand-written consumer (into the online store)", n_events / peer_s, peer_s),
     ]
 
 
@@ -229,7 +241,7 @@ def main() -> None:
         table.add_column(column)
     for name, rate, seconds in rows:
         table.add_row(name, f"{rate:,.0f}", f"{seconds:.1f}")
-    table.caption = f"Flink / hand-written = {rows[0][1] / rows[1][1]:.2f}x (goal: >= 20k events/s and > 1x)"
+    table.caption = f"Flink path / hand-written = {rows[0][1] / rows[2][1]:.2f}x (goal: >= 20k events/s and > 1x)"
     console.print(table)
 
     fresh = Table(title="freshness: window close -> online, live stream (wall-clock event times)", title_justify="left")

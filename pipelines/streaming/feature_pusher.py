@@ -142,7 +142,7 @@ class FeaturePusher:
             # The history is written; committing later (or replaying these rows after a crash) is harmless.
             print(f"offset commit deferred: {error}", flush=True)
 
-    def run_once(self, max_records: int = 5000, timeout_s: float = 0.25) -> int:
+    def run_once(self, max_records: int = 5000, timeout_s: float = 0.05) -> int:
         """One poll -> push cycle; returns the number of records handled."""
         messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
         records = []

@@ -34,6 +34,8 @@ def flink_config(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, st
         "pipeline.name": f"{spec['component']}-features",
         "parallelism.default": str(args.parallelism),
         "table.local-time-zone": "UTC",
+        # Watermarks (and so window results) move every 50 ms instead of 200 ms: freshness over overhead.
+        "pipeline.auto-watermark-interval": "50 ms",
         "rest.port": str(args.rest_port),
         "rest.address": "127.0.0.1",
         "rest.bind-address": "127.0.0.1",

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -22,7 +23,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from embedded.errors import EmbeddedError
 from embedded.paths import REPO_ROOT
 from embedded.services import EmbeddedServices
-from embedded.supervisor_daemon import MARKER
+from embedded.supervisor_daemon import MARKER, SupervisorDaemon
 from tests.conftest import isolated_settings
 
 
@@ -185,3 +186,37 @@ def test_leftovers_of_a_killed_supervisor_are_reaped_on_next_up(tmp_path: Path) 
     finally:
         services.down(progress=print)
     assert _marked(services.settings.state_dir) == []
+
+
+def test_ctrl_c_during_up_leaves_nothing_behind(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path / "state")
+    env = {
+        "MLSTACK_STATE_DIR": str(settings.state_dir),
+        "MLSTACK_KAFKA_PORT": str(settings.kafka_port),
+        "MLSTACK_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "MLSTACK_MLFLOW_PORT": str(settings.mlflow_port),
+        "MLSTACK_REDIS_PORT": str(settings.redis_port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "embedded", "services", "up"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # interrupt once the services are starting, before MLflow is ready
+        if "mlflow: starting" in line:
+            break
+    time.sleep(1)
+    daemon_pid = SupervisorDaemon(settings.state_dir).pid()
+    assert daemon_pid, "services should be starting"
+    started = [psutil.Process(daemon_pid), *psutil.Process(daemon_pid).children(recursive=True)]
+    assert len(started) >= 4  # supervisord, kafka, redis, mlflow
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert _marked(settings.state_dir) == []
+    assert not SupervisorDaemon(settings.state_dir).running()
