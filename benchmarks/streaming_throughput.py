@@ -144,12 +144,12 @@ def _expected_rows(component: Component, events: list[dict[str, Any]]) -> int:
     return sum(len(reference_windows(component, events, g)) for g in component.streaming.groups)
 
 
-def throughput(n_events: int) -> list[tuple[str, float, float]]:
+def throughput(n_events: int, parallelism: int = 1) -> list[tuple[str, float, float]]:
     component = load("fraud")
     with tempfile.TemporaryDirectory() as state:
         services = _services(Path(state))
         try:
-            streaming = EmbeddedStreaming(services, component, flush_every_s=1.0)
+            streaming = EmbeddedStreaming(services, component, flush_every_s=1.0, parallelism=parallelism)
             streaming.ensure_topics()
             start_ms = int(time.time() * 1000) - 24 * 3600 * 1000
             events = list(component.generate(n_events, start_ms, 7))

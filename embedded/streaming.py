@@ -37,8 +37,15 @@ class StreamingStatus:
 class EmbeddedStreaming:
     """Runs a component's streaming features on the embedded services."""
 
-    def __init__(self, services: EmbeddedServices, component: Component, flush_every_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        services: EmbeddedServices,
+        component: Component,
+        flush_every_s: float = 10.0,
+        parallelism: int = 1,
+    ) -> None:
         self.services = services
+        self.parallelism = parallelism
         self.flush_every_s = flush_every_s
         self.component = component
         self.settings = services.settings
@@ -139,6 +146,8 @@ class EmbeddedStreaming:
                 jars,
                 "--rest-port",
                 str(port),
+                "--parallelism",
+                str(self.parallelism),
             )
             java_home = str(Path(java_executable()).resolve().parent.parent)
             env = {

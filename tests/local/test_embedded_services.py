@@ -204,6 +204,9 @@ def test_ctrl_c_during_up_leaves_nothing_behind(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A terminal delivers Ctrl-C; a CI job started in the background may have SIGINT ignored, which the
+        # child would inherit. Restore the default so the child behaves as under a person's terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stdout is not None
     for line in process.stdout:  # interrupt once the services are starting, before MLflow is ready
