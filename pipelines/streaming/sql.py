@@ -22,6 +22,12 @@ def _seconds(n: int) -> str:
     return f"INTERVAL '{int(n)}' SECOND({max(2, len(str(int(n))))})"
 
 
+def _kafka(topic: str, bootstrap: str, **options: str) -> str:
+    """The WITH clause of a Kafka table."""
+    pairs = {"connector": "kafka", "topic": topic, "properties.bootstrap.servers": bootstrap, **options}
+    return "WITH (" + ", ".join(f"'{key}' = '{value}'" for key, value in pairs.items()) + ")"
+
+
 def _json(field: str) -> str:
     return f"JSON_VALUE(payload, '$.{field}')"
 
@@ -38,6 +44,13 @@ def _typed(field: dict[str, str]) -> str:
 def source_table(spec: dict[str, Any], bootstrap: str, group_id: str) -> str:
     """The events topic as one text column plus Kafka metadata, with event time and watermark."""
     events = spec["events"]
+    source_options = {
+        "properties.group.id": group_id,
+        "scan.startup.mode": "group-offsets",
+        "properties.auto.offset.reset": "earliest",
+        "format": "raw",
+        "raw.charset": "UTF-8",
+    }
     event_time = f"TO_TIMESTAMP_LTZ(TRY_CAST({_json(events['event_time'])} AS BIGINT), 3)"
     return f"""
     CREATE TABLE events_raw (
@@ -51,16 +64,7 @@ def source_table(spec: dict[str, Any], bootstrap: str, group_id: str) -> str:
       event_ts AS CASE WHEN {event_time} <= kafka_ts + {_seconds(MAX_FUTURE_S)} THEN {event_time}
                        ELSE TO_TIMESTAMP_LTZ(0, 3) END,
       WATERMARK FOR event_ts AS event_ts - {_seconds(spec["watermark_s"])}
-    ) WITH (
-      'connector' = 'kafka',
-      'topic' = '{spec["topics"]["events"]}',
-      'properties.bootstrap.servers' = '{bootstrap}',
-      'properties.group.id' = '{group_id}',
-      'scan.startup.mode' = 'group-offsets',
-      'properties.auto.offset.reset' = 'earliest',
-      'format' = 'raw',
-      'raw.charset' = 'UTF-8'
-    )"""
+    ) {_kafka(spec["topics"]["events"], bootstrap, **source_options)}"""
 
 
 def checked_view(spec: dict[str, Any]) -> str:
@@ -98,8 +102,21 @@ def valid_view(spec: dict[str, Any]) -> str:
     )
 
 
+#: At-least-once: window results are deterministic, so a replay after a restore rewrites identical rows (the
+#: online store keeps the newest window, history is deduplicated on (entity, window_end)), and results are
+#: visible at once instead of after the next checkpoint's transaction commit.
+AT_LEAST_ONCE = {"sink.delivery-guarantee": "at-least-once"}
+
+
 def features_sink(spec: dict[str, Any], bootstrap: str) -> str:
     """One topic for all groups: ``{feature_view, entity, window_start, window_end, features{name: value}}``."""
+    options = {
+        "key.format": "raw",
+        "key.fields": "entity",
+        "value.format": "json",
+        "value.json.timestamp-format.standard": "ISO-8601",
+        **AT_LEAST_ONCE,
+    }
     return f"""
     CREATE TABLE features_out (
       feature_view STRING,
@@ -107,33 +124,16 @@ def features_sink(spec: dict[str, Any], bootstrap: str) -> str:
       window_start TIMESTAMP(3),
       window_end TIMESTAMP(3),
       features MAP<STRING, DOUBLE>
-    ) WITH (
-      'connector' = 'kafka',
-      'topic' = '{spec["topics"]["features"]}',
-      'properties.bootstrap.servers' = '{bootstrap}',
-      'key.format' = 'raw',
-      'key.fields' = 'entity',
-      'value.format' = 'json',
-      'value.json.timestamp-format.standard' = 'ISO-8601',
-      -- At-least-once: window results are deterministic, so a replay after a restore rewrites identical
-      -- rows (the online store keeps the newest window, history is deduplicated on (entity, window_end)),
-      -- and features are visible without waiting for a checkpoint's transaction commit.
-      'sink.delivery-guarantee' = 'at-least-once'
-    )"""
+    ) {_kafka(spec["topics"]["features"], bootstrap, **options)}"""
 
 
 def dead_letter_sink(spec: dict[str, Any], bootstrap: str) -> str:
+    """Dead letters: ``{reason, payload, src_partition, src_offset, kafka_ts}``."""
+    options = {"format": "json", "json.timestamp-format.standard": "ISO-8601", **AT_LEAST_ONCE}
     return f"""
     CREATE TABLE dead_letters (
       reason STRING, payload STRING, src_partition INT, src_offset BIGINT, kafka_ts TIMESTAMP_LTZ(3)
-    ) WITH (
-      'connector' = 'kafka',
-      'topic' = '{spec["topics"]["dead_letter"]}',
-      'properties.bootstrap.servers' = '{bootstrap}',
-      'format' = 'json',
-      'json.timestamp-format.standard' = 'ISO-8601',
-      'sink.delivery-guarantee' = 'at-least-once'
-    )"""
+    ) {_kafka(spec["topics"]["dead_letter"], bootstrap, **options)}"""
 
 
 AGGREGATES = {"count": "COUNT(*)", "sum": "SUM({f})", "avg": "AVG({f})", "min": "MIN({f})", "max": "MAX({f})"}
