@@ -47,6 +47,12 @@ def stop(component: ComponentArg) -> None:
     console.print(f"stopped streaming for {component}")
 
 
+@app.command("reset")
+def reset(component: ComponentArg) -> None:
+    """Stop and forget the component's stream: topics, consumer groups, checkpoints, features."""
+    _streaming(component).reset(progress=lambda line: console.print(f"  {line}"))
+
+
 @app.command("status")
 def status(component: ComponentArg) -> None:
     """Job state, consumer lag and dead letters."""

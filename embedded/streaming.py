@@ -95,9 +95,44 @@ class EmbeddedStreaming:
         partitions = self.component.streaming.partitions
         wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in self.topics.values()]
         missing = [t for t in wanted if t.topic not in existing]
-        if missing:
-            for future in admin.create_topics(missing).values():
+        deadline = time.monotonic() + 60
+        while missing:
+            retry = []
+            for topic, future in zip(missing, admin.create_topics(missing).values(), strict=True):
+                try:
+                    future.result(30)
+                except Exception as error:
+                    # A topic deleted a moment ago (reset) is still being removed: try again shortly.
+                    if "marked for deletion" not in str(error) or time.monotonic() > deadline:
+                        raise EmbeddedError(f"cannot create topic {topic.topic}: {error}") from None
+                    retry.append(topic)
+            missing = retry
+            time.sleep(0.5 if missing else 0)
+
+    def reset(self, progress: Progress = print) -> None:
+        """Forget everything streamed so far: stop the job and pusher, delete the topics, consumer groups,
+        checkpoints, feature history and online features. The next ``start`` begins from nothing."""
+        import shutil
+
+        from confluent_kafka.admin import AdminClient
+
+        self.stop()
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        existing = [t for t in self.topics.values() if t in admin.list_topics(timeout=10).topics]
+        if existing:
+            for future in admin.delete_topics(existing).values():
                 future.result(30)
+        groups = [f"{self.component.name}-features", f"{self.component.name}-feast-pusher"]
+        for future in admin.delete_consumer_groups(groups).values():
+            with contextlib.suppress(Exception):  # a group that never committed does not exist
+                future.result(30)
+        if (self.repo / "feature_store.yaml").exists():
+            with contextlib.suppress(Exception):
+                self.feature_store().teardown()  # drops the online rows of this project
+        shutil.rmtree(self.root / "checkpoints", ignore_errors=True)
+        shutil.rmtree(self.feast_target.offline_root, ignore_errors=True)
+        self.stats_path.unlink(missing_ok=True)
+        progress(f"reset streaming of {self.component.name}: topics, consumer groups, checkpoints and features")
 
     # -- processes ------------------------------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ def produce(
     remaining = producer.flush(120)
     if failures or remaining:
         raise KafkaException(f"{len(failures) + remaining} of {sent} events not delivered: {failures[:3]}")
-    if progress:
+    if progress and sent % 10_000:
         progress(sent)
     return sent
 
