@@ -17,7 +17,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from embedded.paths import CACHE_DIR, FLINK_JARS, KAFKA_JARS, MAIN_VENV, REPO_ROOT, STREAMING_VENV
+from embedded.paths import (
+    CACHE_DIR,
+    FLINK_JARS,
+    FLINK_UDF_JARS,
+    FLINK_UDF_PROJECT,
+    KAFKA_JARS,
+    MAIN_VENV,
+    REPO_ROOT,
+    STREAMING_VENV,
+)
 
 UV_VERSION = "0.13.8"
 DEBIAN_PACKAGES = {  # executable -> Debian package
@@ -147,6 +156,20 @@ def flink_jars() -> str:
     return _stamped("flink-jars", _digest(pom), FLINK_JARS, _maven_copy(pom, FLINK_JARS, transitive=False))
 
 
+def flink_functions() -> str:
+    """Our Java functions for the streaming job, compiled from pipelines/streaming/udf."""
+    sources = sorted([FLINK_UDF_PROJECT / "pom.xml", *FLINK_UDF_PROJECT.rglob("*.java")])
+
+    def build() -> None:
+        _run(["mvn", "-q", "-B", "-f", str(FLINK_UDF_PROJECT / "pom.xml"), "package"])
+        shutil.rmtree(FLINK_UDF_JARS, ignore_errors=True)
+        FLINK_UDF_JARS.mkdir(parents=True)
+        for jar in (FLINK_UDF_PROJECT / "target").glob("streaming-udf-*.jar"):
+            shutil.copy2(jar, FLINK_UDF_JARS / jar.name)
+
+    return _stamped("flink-udf", _digest(*sources), FLINK_UDF_JARS, build)
+
+
 def _du_mb(path: Path) -> float:
     if not path.exists():
         return 0.0
@@ -159,6 +182,7 @@ STEPS: list[tuple[str, Callable[[], str]]] = [
     ("streaming environment (.venv-streaming)", streaming_environment),
     ("Kafka broker jars", kafka_jars),
     ("Flink Kafka SQL connector", flink_jars),
+    ("streaming job functions (Java, built with Maven)", flink_functions),
 ]
 
 

@@ -9,6 +9,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO_ROOT / ".cache"
 KAFKA_JARS = CACHE_DIR / "jars" / "kafka"
 FLINK_JARS = CACHE_DIR / "jars" / "flink"
+FLINK_UDF_JARS = CACHE_DIR / "jars" / "flink-udf"
+FLINK_UDF_PROJECT = REPO_ROOT / "pipelines" / "streaming" / "udf"
 MAIN_VENV = REPO_ROOT / ".venv"
 STREAMING_VENV = REPO_ROOT / ".venv-streaming"
 

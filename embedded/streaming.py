@@ -15,7 +15,7 @@ from contract import Component
 from contract.streaming import topics
 from embedded.errors import EmbeddedError
 from embedded.java_runtime import java_executable
-from embedded.paths import FLINK_JARS, MAIN_VENV, REPO_ROOT, STREAMING_VENV, venv_bin
+from embedded.paths import FLINK_JARS, FLINK_UDF_JARS, MAIN_VENV, REPO_ROOT, STREAMING_VENV, venv_bin
 from embedded.service_spec import port_free
 from embedded.services import EmbeddedServices, Progress, log_tail
 from pipelines.features.feast_repo import FeastTarget, apply
@@ -152,6 +152,8 @@ class EmbeddedStreaming:
         """Create topics, apply the Feast repo, and run the Flink job and the pusher until the job is RUNNING."""
         if not FLINK_JARS.is_dir() or not any(FLINK_JARS.glob("flink-sql-connector-kafka-*.jar")):
             raise EmbeddedError(f"the Flink Kafka connector is missing from {FLINK_JARS}: run `make setup`")
+        if not FLINK_UDF_JARS.is_dir() or not any(FLINK_UDF_JARS.glob("streaming-udf-*.jar")):
+            raise EmbeddedError(f"the streaming job's functions are missing from {FLINK_UDF_JARS}: run `make setup`")
         if not venv_bin(STREAMING_VENV, "python").exists():
             raise EmbeddedError("the streaming environment .venv-streaming is missing: run `make setup`")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -166,7 +168,9 @@ class EmbeddedStreaming:
             if not port_free(port):
                 (self.root / "rest_port").unlink()
                 port = self.rest_port()
-            jars = ";".join(f"file://{jar}" for jar in sorted(FLINK_JARS.glob("*.jar")))
+            jars = ";".join(
+                f"file://{jar}" for jar in sorted([*FLINK_JARS.glob("*.jar"), *FLINK_UDF_JARS.glob("*.jar")])
+            )
             command = (
                 str(venv_bin(STREAMING_VENV, "python")),
                 "-m",

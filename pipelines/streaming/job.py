@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         config.set("execution.state-recovery.path", restore)
         print(f"restoring from checkpoint {restore}", flush=True)
 
+    for statement in sql.functions():
+        env.execute_sql(statement)
     group_id = f"{spec['component']}-features"
     env.execute_sql(sql.source_table(spec, args.bootstrap, group_id))
     env.execute_sql(sql.checked_view(spec))

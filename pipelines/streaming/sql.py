@@ -1,7 +1,7 @@
 """Flink SQL for a component's streaming spec (a JSON dict, see ``contract.streaming.StreamingSpec``).
 
 Standard library only: this runs inside the streaming environment and image. Every event is read as raw text and
-parsed with ``TRY_CAST(JSON_VALUE(...))``, which never throws, so a malformed event becomes a dead letter with a
+parsed by our Java functions (``udf/``), which never throw, so a malformed event becomes a dead letter with a
 reason instead of failing the job.
 """
 
@@ -28,17 +28,15 @@ def _kafka(topic: str, bootstrap: str, **options: str) -> str:
     return "WITH (" + ", ".join(f"'{key}' = '{value}'" for key, value in pairs.items()) + ")"
 
 
-def _json(field: str) -> str:
-    return f"JSON_VALUE(payload, '$.{field}')"
+FUNCTIONS = {
+    "parse_event": "dev.mlstack.streaming.ParseEvent",
+    "event_time_ms": "dev.mlstack.streaming.EventTimeMillis",
+}
 
 
-def _typed(field: dict[str, str]) -> str:
-    name, kind = field["name"], field["type"]
-    if kind == "string":
-        return _json(name)
-    if kind == "boolean":
-        return f"CASE LOWER({_json(name)}) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END"
-    return f"TRY_CAST({_json(name)} AS {SQL_TYPES[kind]})"
+def functions() -> list[str]:
+    """Registers the job's Java functions (the jar built from ``udf/`` must be on ``pipeline.jars``)."""
+    return [f"CREATE TEMPORARY SYSTEM FUNCTION {name} AS '{cls}' LANGUAGE JAVA" for name, cls in FUNCTIONS.items()]
 
 
 def source_table(spec: dict[str, Any], bootstrap: str, group_id: str) -> str:
@@ -51,7 +49,7 @@ def source_table(spec: dict[str, Any], bootstrap: str, group_id: str) -> str:
         "format": "raw",
         "raw.charset": "UTF-8",
     }
-    event_time = f"TO_TIMESTAMP_LTZ(TRY_CAST({_json(events['event_time'])} AS BIGINT), 3)"
+    event_time = f"TO_TIMESTAMP_LTZ(event_time_ms(payload, '{events['event_time']}'), 3)"
     return f"""
     CREATE TABLE events_raw (
       payload STRING,
@@ -70,32 +68,35 @@ def source_table(spec: dict[str, Any], bootstrap: str, group_id: str) -> str:
 def checked_view(spec: dict[str, Any]) -> str:
     """Every event with ``reason``: NULL when it is usable, else why it goes to the dead-letter topic.
 
-    Flink re-parses the JSON for every ``JSON_VALUE`` call and shares none between calls or INSERT branches, so
-    the common case costs one check per field; the detailed reasons are only worked out for a broken event.
+    ``parse_event`` (our Java function, ``udf/``) parses each payload once into a map ``e`` of field texts. Flink's
+    own ``JSON_VALUE`` re-parses the document for every call and repeats the calls in every INSERT branch.
     """
-    fields = spec["events"]["fields"]
-    broken = " OR ".join(f"({_typed(f)}) IS NULL" for f in fields)
-    details = ["WHEN payload IS NULL OR NOT (payload IS JSON OBJECT) THEN 'invalid JSON'"]
-    for field in fields:
-        name = field["name"]
-        details.append(f"WHEN {_json(name)} IS NULL THEN 'missing field {name}'")
-        if field["type"] != "string":
-            details.append(f"WHEN ({_typed(field)}) IS NULL THEN 'field {name} is not a {field['type']}'")
+    declared = ",".join(f"{f['name']}:{f['type']}" for f in spec["events"]["fields"])
     reason = (
-        f"CASE WHEN {broken} THEN CASE {' '.join(details)} END "
+        "CASE WHEN e['__reason__'] IS NOT NULL THEN e['__reason__'] "
         f"WHEN parsed_ts > kafka_ts + {_seconds(MAX_FUTURE_S)} THEN 'event time in the future' "
         "WHEN event_ts <= CURRENT_WATERMARK(event_ts) THEN 'late event (behind the watermark)' END"
     )
     # Markers are written by producer.advance_watermark with this exact prefix: a string test, not a JSON parse.
     marker = f"payload LIKE '{{\"{WATERMARK_MARKER}\": true%'"
     return (
-        f"CREATE TEMPORARY VIEW events_checked AS SELECT *, {reason} AS reason, {marker} AS is_marker FROM events_raw"
+        f"CREATE TEMPORARY VIEW events_checked AS SELECT *, {reason} AS reason, {marker} AS is_marker "
+        f"FROM (SELECT *, parse_event(payload, '{declared}') AS e FROM events_raw)"
     )
+
+
+def _field(field: dict[str, str]) -> str:
+    name, kind = field["name"], field["type"]
+    if kind == "string":
+        return f"e['{name}']"
+    if kind == "boolean":
+        return f"(e['{name}'] = 'true')"
+    return f"TRY_CAST(e['{name}'] AS {SQL_TYPES[kind]})"
 
 
 def valid_view(spec: dict[str, Any]) -> str:
     """The usable events, typed."""
-    columns = ", ".join(f"{_typed(f)} AS `{f['name']}`" for f in spec["events"]["fields"])
+    columns = ", ".join(f"{_field(f)} AS `{f['name']}`" for f in spec["events"]["fields"])
     return (
         f"CREATE TEMPORARY VIEW events_ok AS SELECT {columns}, event_ts "
         "FROM events_checked WHERE reason IS NULL AND NOT is_marker"
