@@ -23,6 +23,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from embedded.errors import EmbeddedError
 from embedded.paths import REPO_ROOT
 from embedded.services import EmbeddedServices
+from embedded.settings import EmbeddedSettings
 from embedded.supervisor_daemon import MARKER, SupervisorDaemon
 from tests.conftest import isolated_settings
 
@@ -50,8 +51,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-def _env(services: EmbeddedServices) -> dict[str, str]:
-    s = services.settings
+def _env(s: EmbeddedSettings) -> dict[str, str]:
     return {
         "MLSTACK_STATE_DIR": str(s.state_dir),
         "MLSTACK_KAFKA_PORT": str(s.kafka_port),
@@ -72,7 +72,7 @@ def test_services_start_clean_report_healthy_and_stop_without_leftovers(tmp_path
         again = services.up(progress=print)
         assert [row.pid for row in again] == [row.pid for row in rows]
         # The CLI reports the same set as healthy.
-        status = _cli(["services", "status"], _env(services))
+        status = _cli(["services", "status"], _env(services.settings))
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.count("healthy") == 3
     finally:
@@ -190,13 +190,7 @@ def test_leftovers_of_a_killed_supervisor_are_reaped_on_next_up(tmp_path: Path) 
 
 def test_ctrl_c_during_up_leaves_nothing_behind(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state")
-    env = {
-        "MLSTACK_STATE_DIR": str(settings.state_dir),
-        "MLSTACK_KAFKA_PORT": str(settings.kafka_port),
-        "MLSTACK_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
-        "MLSTACK_MLFLOW_PORT": str(settings.mlflow_port),
-        "MLSTACK_REDIS_PORT": str(settings.redis_port),
-    }
+    env = _env(settings)
     process = subprocess.Popen(
         [sys.executable, "-m", "embedded", "services", "up"],
         cwd=REPO_ROOT,
