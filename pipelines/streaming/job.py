@@ -28,6 +28,23 @@ def latest_checkpoint(checkpoints: str) -> str | None:
     return str(max(complete, key=lambda p: p.stat().st_mtime)) if complete else None
 
 
+def prune_checkpoints(checkpoints: str, keep: str | None) -> list[Path]:
+    """Remove the checkpoint folders of earlier runs (each run has a new job id), except the one holding ``keep``.
+
+    Only after a restore point is chosen; local checkpoint URIs only. Returns what was removed.
+    """
+    import shutil
+
+    root = Path(urlparse(checkpoints).path)
+    if urlparse(checkpoints).scheme not in {"", "file"} or not root.is_dir():
+        return []
+    keep_job = Path(keep).parent if keep else None
+    removed = [job for job in root.iterdir() if job.is_dir() and job != keep_job]
+    for job in removed:
+        shutil.rmtree(job, ignore_errors=True)
+    return removed
+
+
 def flink_config(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, str]:
     return {
         "pipeline.jars": args.jars,
@@ -80,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     if restore:
         config.set("execution.state-recovery.path", restore)
         print(f"restoring from checkpoint {restore}", flush=True)
+    for old in prune_checkpoints(args.checkpoints, restore):
+        print(f"removed checkpoints of an earlier run: {old.name}", flush=True)
 
     for statement in sql.functions():
         env.execute_sql(statement)

@@ -8,7 +8,7 @@ import yaml
 from contract.registry import load
 from pipelines.features.feast_repo import FeastTarget, feast_objects, feature_store_yaml, write_repo
 from pipelines.streaming import sql
-from pipelines.streaming.job import latest_checkpoint
+from pipelines.streaming.job import latest_checkpoint, prune_checkpoints
 
 
 def _spec() -> dict[str, object]:
@@ -72,3 +72,14 @@ def test_feast_objects_follow_the_declarations(tmp_path: Path) -> None:
     assert card.entities == ["card"]
     write_repo(component, tmp_path / "repo", FeastTarget("r.db", "h:1", str(tmp_path)))
     assert "load('fraud')" in (tmp_path / "repo" / "definitions.py").read_text()
+
+
+def test_prune_keeps_only_the_run_holding_the_restore_point(tmp_path: Path) -> None:
+    for job, chk in (("a", 3), ("b", 7), ("c", 1)):
+        (tmp_path / job / f"chk-{chk}").mkdir(parents=True)
+        (tmp_path / job / f"chk-{chk}" / "_metadata").write_text("x")
+    restore = str(tmp_path / "b" / "chk-7")
+    removed = prune_checkpoints(f"file://{tmp_path}", restore)
+    assert sorted(p.name for p in removed) == ["a", "c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+    assert latest_checkpoint(f"file://{tmp_path}") == restore
