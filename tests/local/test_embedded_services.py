@@ -203,17 +203,22 @@ def test_ctrl_c_during_up_leaves_nothing_behind(tmp_path: Path) -> None:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stdout is not None
-    for line in process.stdout:  # interrupt once the services are starting, before MLflow is ready
-        if "mlflow: starting" in line:
-            break
-    time.sleep(1)
-    daemon_pid = SupervisorDaemon(settings.state_dir).pid()
-    assert daemon_pid, "services should be starting"
-    started = [psutil.Process(daemon_pid), *psutil.Process(daemon_pid).children(recursive=True)]
-    assert len(started) >= 4  # supervisord, kafka, redis, mlflow
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=120)
-    assert process.returncode != 0
-    assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
-    assert _marked(settings.state_dir) == []
-    assert not SupervisorDaemon(settings.state_dir).running()
+    try:
+        for line in process.stdout:  # interrupt once the services are starting, before MLflow is ready
+            if "mlflow: starting" in line:
+                break
+        time.sleep(1)
+        daemon_pid = SupervisorDaemon(settings.state_dir).pid()
+        assert daemon_pid, "services should be starting"
+        started = [psutil.Process(daemon_pid), *psutil.Process(daemon_pid).children(recursive=True)]
+        assert len(started) >= 4  # supervisord, kafka, redis, mlflow
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=120)
+        assert process.returncode != 0
+        assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+        assert _marked(settings.state_dir) == []
+        assert not SupervisorDaemon(settings.state_dir).running()
+    finally:
+        # Whatever happened above, this test must not leave services running.
+        process.kill()
+        EmbeddedServices(settings).down(progress=print)
