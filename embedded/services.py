@@ -17,7 +17,7 @@ from embedded.mlflow_server import mlflow_service
 from embedded.redis_server import redis_service
 from embedded.service_spec import ServiceSpec, port_free
 from embedded.settings import EmbeddedSettings
-from embedded.supervisor_daemon import SupervisorDaemon
+from embedded.supervisor_daemon import SupervisorDaemon, log_tail
 
 Progress = Callable[[str], None]
 
@@ -70,15 +70,6 @@ def port_owner(port: int) -> str:
     except (psutil.Error, OSError):
         pass
     return "another process"
-
-
-def log_tail(path: Path, lines: int = 3) -> str:
-    """The last non-empty lines of a log, joined for a one-line error."""
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except FileNotFoundError:
-        return "no log written"
-    return " | ".join(line.strip() for line in text[-lines:]) or "empty log"
 
 
 class EmbeddedServices:
@@ -147,12 +138,7 @@ class EmbeddedServices:
     def _wait_ready(self, pending: dict[str, tuple[ServiceSpec, float]], progress: Progress) -> None:
         while pending:
             for name, (spec, since) in list(pending.items()):
-                info = self.daemon.info(name) or {"statename": "UNKNOWN"}
-                if info["statename"] in {"EXITED", "FATAL", "BACKOFF", "STOPPED", "UNKNOWN"}:
-                    raise EmbeddedError(
-                        f"{name} exited during startup ({info['statename']}): "
-                        f"{log_tail(self.daemon.log_path(name))} [log: {self.daemon.log_path(name)}]"
-                    )
+                info = self.daemon.running_info(name)
                 if info["statename"] == "RUNNING" and spec.probe():
                     progress(f"{name}: ready in {time.monotonic() - since:.1f}s at {spec.url}")
                     del pending[name]

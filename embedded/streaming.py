@@ -17,7 +17,8 @@ from embedded.errors import EmbeddedError
 from embedded.java_runtime import java_executable
 from embedded.paths import FLINK_JARS, FLINK_UDF_JARS, MAIN_VENV, REPO_ROOT, STREAMING_VENV, venv_bin
 from embedded.service_spec import port_free
-from embedded.services import EmbeddedServices, Progress, log_tail
+from embedded.services import EmbeddedServices, Progress
+from embedded.supervisor_daemon import log_tail
 from pipelines.features.feast_repo import FeastTarget, apply
 
 FLINK_JVM_HEAP = "-Xmx1g"
@@ -227,12 +228,7 @@ class EmbeddedStreaming:
         daemon = self.services.daemon
         while True:
             for program in (self.job_program, self.pusher_program):
-                info = daemon.info(program) or {"statename": "UNKNOWN"}
-                if info["statename"] in {"EXITED", "FATAL", "BACKOFF", "STOPPED", "UNKNOWN"}:
-                    raise EmbeddedError(
-                        f"{program} exited ({info['statename']}): {log_tail(daemon.log_path(program))} "
-                        f"[log: {daemon.log_path(program)}]"
-                    )
+                daemon.running_info(program)
             if self.job_state() == "RUNNING":
                 progress(f"{self.job_program}: job RUNNING after {time.monotonic() - began:.1f}s")
                 return

@@ -28,6 +28,15 @@ from embedded.errors import EmbeddedError
 MARKER = "MLSTACK_SUPERVISED"
 
 
+def log_tail(path: Path, lines: int = 3) -> str:
+    """The last non-empty lines of a log, joined for a one-line error."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return "no log written"
+    return " | ".join(line.strip() for line in text[-lines:]) or "empty log"
+
+
 def _escape(value: str) -> str:
     # supervisord expands %(name)s in its config: a literal percent sign must be doubled.
     return value.replace("%", "%%")
@@ -230,6 +239,16 @@ class SupervisorDaemon:
             info: dict[str, Any] = self.rpc().getProcessInfo(name)
         except xmlrpc.client.Fault:
             return None
+        return info
+
+    def running_info(self, name: str) -> dict[str, Any]:
+        """supervisord's view of a program that is starting or running; a one-line error naming its last log
+        lines when it is down (exited, failed, or unknown)."""
+        info = self.info(name) or {"statename": "UNKNOWN"}
+        if info["statename"] in {"EXITED", "FATAL", "BACKOFF", "STOPPED", "UNKNOWN"}:
+            raise EmbeddedError(
+                f"{name} exited ({info['statename']}): {log_tail(self.log_path(name))} [log: {self.log_path(name)}]"
+            )
         return info
 
     def start(self, name: str) -> None:
