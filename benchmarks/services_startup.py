@@ -7,7 +7,6 @@ Run with `make bench` or `.venv/bin/python benchmarks/services_startup.py`.
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 import threading
 import time
@@ -19,12 +18,6 @@ from rich.table import Table
 from embedded.paths import CACHE_DIR
 from embedded.services import EmbeddedServices
 from embedded.settings import EmbeddedSettings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _measure(services: EmbeddedServices, settle_s: float = 10.0) -> tuple[float, float]:
@@ -65,13 +58,7 @@ def main() -> None:
     for column in ("run", "seconds to healthy", "peak RSS (MiB)"):
         table.add_column(column)
     with tempfile.TemporaryDirectory() as state:
-        settings = EmbeddedSettings(
-            state_dir=Path(state),
-            kafka_port=_free_port(),
-            kafka_controller_port=_free_port(),
-            mlflow_port=_free_port(),
-            redis_port=_free_port(),
-        )
+        settings = EmbeddedSettings.on_free_ports(Path(state))
         services = EmbeddedServices(settings)
         try:
             for run in ("cold (empty state)", "warm (state exists)"):

@@ -13,7 +13,6 @@ Prints tables; asserts nothing. `make bench` or `.venv/bin/python benchmarks/str
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import tempfile
 import threading
@@ -38,20 +37,8 @@ from tests.local.streaming_reference import offline_history, reference_windows
 console = Console(width=140)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _services(state: Path) -> EmbeddedServices:
-    settings = EmbeddedSettings(
-        state_dir=state,
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        mlflow_port=_free_port(),
-        redis_port=_free_port(),
-    )
+    settings = EmbeddedSettings.on_free_ports(state)
     services = EmbeddedServices(settings, ["kafka", "redis"])
     services.up(progress=lambda _line: None)
     return services

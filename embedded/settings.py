@@ -8,6 +8,7 @@ from pathlib import Path
 
 from embedded.errors import EmbeddedError
 from embedded.paths import state_dir
+from embedded.service_spec import free_port
 
 
 def _port(variable: str, default: int) -> int:
@@ -49,6 +50,12 @@ class EmbeddedSettings:
         settings = cls(state_dir=state_dir(), **ports)
         settings.check()
         return settings
+
+    @classmethod
+    def on_free_ports(cls, state_dir: Path) -> EmbeddedSettings:
+        """Fresh ports and a private state folder: tests and benchmarks never touch a running stack."""
+        ports = {f.name: free_port() for f in fields(cls) if f.name.endswith("_port")}
+        return cls(state_dir=state_dir, **ports)
 
     def check(self) -> None:
         """Refuse two services on one port."""

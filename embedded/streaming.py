@@ -16,7 +16,7 @@ from contract.streaming import topics
 from embedded.errors import EmbeddedError
 from embedded.java_runtime import java_executable
 from embedded.paths import FLINK_JARS, FLINK_UDF_JARS, MAIN_VENV, REPO_ROOT, STREAMING_VENV, venv_bin
-from embedded.service_spec import port_free
+from embedded.service_spec import free_port, port_free
 from embedded.services import EmbeddedServices, Progress
 from embedded.supervisor_daemon import log_tail
 from pipelines.features.feast_repo import FeastTarget, apply
@@ -141,11 +141,7 @@ class EmbeddedStreaming:
         path = self.root / "rest_port"
         if path.exists():
             return int(path.read_text())
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        port = free_port()
         path.write_text(str(port))
         return port
 

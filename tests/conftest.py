@@ -3,7 +3,6 @@ tier's marker from the folder, so `pytest -m local` selects by tier."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,22 +21,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, tier))
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def isolated_settings(state_dir: Path) -> EmbeddedSettings:
-    """Settings on fresh ports and a private state folder, so tests never touch a developer's running stack."""
-    return EmbeddedSettings(
-        state_dir=state_dir,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        mlflow_port=free_port(),
-        redis_port=free_port(),
-    )
+    return EmbeddedSettings.on_free_ports(state_dir)
 
 
 @pytest.fixture(scope="session")
