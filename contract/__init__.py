@@ -4,6 +4,21 @@ Templates in ``pipelines/`` and ``serving/`` depend on this package only, never 
 """
 
 from contract.component import Component
+from contract.model import Choice, IntRange, LogUniform, Metric, ModelSpec, Uniform
 from contract.streaming import Aggregate, EventField, EventSchema, FeatureGroup, StreamingSpec, Window
 
-__all__ = ["Aggregate", "Component", "EventField", "EventSchema", "FeatureGroup", "StreamingSpec", "Window"]
+__all__ = [
+    "Aggregate",
+    "Choice",
+    "Component",
+    "EventField",
+    "EventSchema",
+    "FeatureGroup",
+    "IntRange",
+    "LogUniform",
+    "Metric",
+    "ModelSpec",
+    "StreamingSpec",
+    "Uniform",
+    "Window",
+]

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from contract.model import ModelSpec, param_problem
 from contract.streaming import NAME, StreamingSpec
 
 Event = dict[str, Any]
@@ -28,6 +29,22 @@ class Component:
     description: str
     streaming: StreamingSpec
     generate: EventGenerator
+    model: ModelSpec
+
+    def feature_groups(self) -> list[str]:
+        """The feature groups the model reads, in declaration order."""
+        wanted = set(self.model.feature_groups) or {g.name for g in self.streaming.groups}
+        return [g.name for g in self.streaming.groups if g.name in wanted]
+
+    def entity_keys(self) -> list[str]:
+        """Join keys of the model's feature groups, in declaration order."""
+        groups = set(self.feature_groups())
+        return list(dict.fromkeys(g.entity for g in self.streaming.groups if g.name in groups))
+
+    def feature_refs(self) -> list[str]:
+        """Feast references (``view:feature``) of everything the model reads."""
+        groups = set(self.feature_groups())
+        return [f"{g.name}:{f}" for g in self.streaming.groups if g.name in groups for f in g.feature_names()]
 
     def validate(self) -> Component:
         """Raise ``ContractError`` naming the first broken rule; return self when the component is sound."""
@@ -86,3 +103,37 @@ def _problems(component: Component) -> Iterator[str]:
         features = group.feature_names()
         if len(set(features)) != len(features):
             yield f"feature group {group.name!r} declares the same aggregate twice"
+
+    yield from _model_problems(component)
+
+
+def _model_problems(component: Component) -> Iterator[str]:
+    model = component.model
+    if not isinstance(model, ModelSpec):
+        yield f"model must be a ModelSpec, not {type(model).__name__}"
+        return
+    events = component.streaming.events
+    if model.task not in {"classification", "regression"}:
+        yield f"model task must be classification or regression, not {model.task!r}"
+    for name in ("examples", "prepare", "fit", "predict"):
+        if not callable(getattr(model, name)):
+            yield f"model.{name} must be callable"
+    for name in model.request_fields:
+        if events.field(name) is None:
+            yield f"request field {name!r} is not an event field"
+    if model.target in model.request_fields:
+        yield f"target {model.target!r} cannot also be a request field"
+    groups = {g.name for g in component.streaming.groups}
+    for group in model.feature_groups:
+        if group not in groups:
+            yield f"model reads feature group {group!r}, which streaming does not define"
+    if model.metric.direction not in {"max", "min"}:
+        yield f"metric {model.metric.name!r}: direction must be 'max' or 'min'"
+    if not model.search_space:
+        yield "model declares an empty search space"
+    for name, param in model.search_space.items():
+        problem = param_problem(name, param)
+        if problem:
+            yield problem
+    if not isinstance(model.max_stages, int) or model.max_stages < 1:
+        yield "model.max_stages must be a positive integer"

@@ -15,6 +15,7 @@ from embedded.services import SERVICE_BUILDERS, EmbeddedServices
 from embedded.settings import EmbeddedSettings
 from embedded.status_table import status_table
 from embedded.stream_cli import app as stream_app
+from embedded.train_cli import app as train_app
 
 # Wide enough for the status table when output goes to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else 180)
@@ -24,6 +25,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 services_app = typer.Typer(no_args_is_help=True, help="The embedded platform services (Kafka, Redis, MLflow).")
 app.add_typer(services_app, name="services")
 app.add_typer(stream_app, name="stream")
+app.add_typer(train_app, name="train")
 
 Only = Annotated[
     list[str] | None, typer.Option("--only", help=f"Limit to these services ({', '.join(SERVICE_BUILDERS)}).")
@@ -120,11 +122,23 @@ def demo(
     )
 
 
+def _known_errors() -> tuple[type[Exception], ...]:
+    from contract.component import ContractError
+    from pipelines.training.dataset import TrainingDataError
+    from pipelines.training.runner import PipelineFailed
+    from pipelines.training.steps import ServiceUnreachable
+
+    return (EmbeddedError, ContractError, TrainingDataError, ServiceUnreachable, PipelineFailed)
+
+
+KNOWN_ERRORS = _known_errors()
+
+
 def main() -> None:
     """Entry point: known problems print as one line and exit 1; Ctrl-C exits 130."""
     try:
         app()
-    except EmbeddedError as error:
+    except KNOWN_ERRORS as error:
         errors.print(f"[red]error:[/] {error}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -35,11 +35,14 @@ def _wait_caught_up(streaming: EmbeddedStreaming, timeout_s: float, progress: Pr
     last = ""
     while True:
         status = streaming.status()
-        line = f"events not yet checkpointed {status.events_lag}, features not yet in Feast {status.features_lag}"
+        line = (
+            f"events not yet checkpointed {status.events_lag}, features not yet in Feast {status.features_lag}, "
+            f"events not yet archived {status.archive_lag}"
+        )
         if line != last:
             progress(line)
             last = line
-        if status.events_lag == 0 and status.features_lag == 0 and status.job_state == "RUNNING":
+        if status.caught_up:
             return status
         if time.monotonic() - began > timeout_s:
             raise EmbeddedError(f"streaming did not catch up within {timeout_s:.0f}s: {line}")

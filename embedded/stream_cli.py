@@ -63,11 +63,17 @@ def status(component: ComponentArg) -> None:
         "events in topic",
         "events not yet checkpointed",
         "features not yet in Feast",
+        "events not yet archived",
         "dead letters",
     ):
         table.add_column(column)
     table.add_row(
-        row.job_state, str(row.events_in_topic), str(row.events_lag), str(row.features_lag), str(row.dead_letters)
+        row.job_state,
+        str(row.events_in_topic),
+        str(row.events_lag),
+        str(row.features_lag),
+        str(row.archive_lag),
+        str(row.dead_letters),
     )
     console.print(table)
 

@@ -32,7 +32,13 @@ class StreamingStatus:
     events_in_topic: int
     events_lag: int
     features_lag: int
+    archive_lag: int
     dead_letters: int
+
+    @property
+    def caught_up(self) -> bool:
+        """Every event is checkpointed by the job, archived for training, and its features are in Feast."""
+        return self.job_state == "RUNNING" and not (self.events_lag or self.features_lag or self.archive_lag)
 
 
 class EmbeddedStreaming:
@@ -55,6 +61,7 @@ class EmbeddedStreaming:
         self.topics = topics(component.name)
         self.job_program = f"stream-{component.name}"
         self.pusher_program = f"push-{component.name}"
+        self.archive_program = f"archive-{component.name}"
 
     # -- Feast ----------------------------------------------------------------------------------------------
 
@@ -123,7 +130,7 @@ class EmbeddedStreaming:
         if existing:
             for future in admin.delete_topics(existing).values():
                 future.result(30)
-        groups = [f"{self.component.name}-features", f"{self.component.name}-feast-pusher"]
+        groups = [f"{self.component.name}-{g}" for g in ("features", "feast-pusher", "event-archive")]
         for future in admin.delete_consumer_groups(groups).values():
             with contextlib.suppress(Exception):  # a group that never committed does not exist
                 future.result(30)
@@ -216,6 +223,23 @@ class EmbeddedStreaming:
             self.pusher_program, pusher, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT, restart_on_crash=True
         )
         daemon.start(self.pusher_program)
+        archive = (
+            str(venv_bin(MAIN_VENV, "python")),
+            "-m",
+            "pipelines.streaming.event_archive",
+            "--component",
+            self.component.name,
+            "--bootstrap",
+            self.settings.kafka_bootstrap,
+            "--offline-root",
+            self.feast_target.offline_root,
+            "--flush-every-s",
+            str(self.flush_every_s),
+        )
+        daemon.register(
+            self.archive_program, archive, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT, restart_on_crash=True
+        )
+        daemon.start(self.archive_program)
         self._wait_running(progress)
         daemon.record_pids()
 
@@ -223,7 +247,7 @@ class EmbeddedStreaming:
         began = time.monotonic()
         daemon = self.services.daemon
         while True:
-            for program in (self.job_program, self.pusher_program):
+            for program in (self.job_program, self.pusher_program, self.archive_program):
                 daemon.running_info(program)
             if self.job_state() == "RUNNING":
                 progress(f"{self.job_program}: job RUNNING after {time.monotonic() - began:.1f}s")
@@ -236,9 +260,9 @@ class EmbeddedStreaming:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stop the job (it keeps its checkpoints) and the pusher (it flushes and commits first)."""
-        self.services.daemon.stop(self.job_program)
-        self.services.daemon.stop(self.pusher_program)
+        """Stop the job (it keeps its checkpoints), the pusher and the archive (they flush and commit first)."""
+        for program in (self.job_program, self.pusher_program, self.archive_program):
+            self.services.daemon.stop(program)
 
     def kill_job(self) -> None:
         """SIGKILL the Flink job's process group, as a crash would (failure drills)."""
@@ -279,6 +303,7 @@ class EmbeddedStreaming:
             events_in_topic=sum(end_events.values()),
             events_lag=self._lag(f"{self.component.name}-features", self.topics["events"], end_events),
             features_lag=self._lag(f"{self.component.name}-feast-pusher", self.topics["features"], end_features),
+            archive_lag=self._lag(f"{self.component.name}-event-archive", self.topics["events"], end_events),
             dead_letters=sum(self._end_offsets(self.topics["dead_letter"]).values()),
         )
 

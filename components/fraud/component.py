@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from components.fraud.events import generate
+from components.fraud.model import MODEL
 from contract import Aggregate, Component, EventField, EventSchema, FeatureGroup, StreamingSpec, Window
 
 EVENTS = EventSchema(
@@ -44,4 +45,5 @@ component = Component(
     description="Fraud scoring of card transactions (binary classification)",
     streaming=STREAMING,
     generate=generate,
+    model=MODEL,
 )

@@ -18,6 +18,7 @@ N_MERCHANTS = 60
 RISKY_MERCHANTS = 6
 MEAN_GAP_MS = 150  # one transaction every 150 ms of event time across all cards
 BURST_PROBABILITY = 0.004  # chance that a given transaction starts a fraud burst on its card
+BIG_PURCHASE = 0.05  # honest cards sometimes spend far above their habit too, so amount alone is not enough
 
 
 def generate(n_events: int, start_ms: int, seed: int = 0) -> Iterator[dict[str, Any]]:
@@ -48,12 +49,18 @@ def generate(n_events: int, start_ms: int, seed: int = 0) -> Iterator[dict[str, 
             "transaction_id": f"t{seed}-{emitted}",
             "card_id": f"card-{card:04d}",
             "merchant_id": f"m-{_merchant(rng, favourites[card]):03d}",
-            "amount": round(max(1.0, rng.gauss(typical[card], typical[card] * 0.25)), 2),
-            "channel": "online" if rng.random() < 0.3 else "pos",
+            "amount": round(_honest_amount(rng, typical[card]), 2),
+            "channel": "online" if rng.random() < 0.35 else "pos",
             "event_time": clock,
             "is_fraud": 0,
         }
         emitted += 1
+
+
+def _honest_amount(rng: random.Random, typical: float) -> float:
+    if rng.random() < BIG_PURCHASE:
+        return typical * rng.uniform(1.5, 5.0)
+    return max(1.0, rng.gauss(typical, typical * 0.3))
 
 
 def _merchant(rng: random.Random, favourites: list[int]) -> int:
@@ -65,9 +72,10 @@ def _fraud(rng: random.Random, index: int, card: int, at: int, typical: float) -
     return {
         "transaction_id": f"f{index}",
         "card_id": f"card-{card:04d}",
-        "merchant_id": f"m-{rng.randrange(RISKY_MERCHANTS) if rng.random() < 0.7 else rng.randrange(N_MERCHANTS):03d}",
-        "amount": round(typical * rng.uniform(2.0, 6.0), 2),
-        "channel": "online" if rng.random() < 0.85 else "pos",
+        "merchant_id": f"m-{rng.randrange(RISKY_MERCHANTS) if rng.random() < 0.4 else rng.randrange(N_MERCHANTS):03d}",
+        # Fraudsters test small before they spend big, so some burst transactions look ordinary.
+        "amount": round(typical * (rng.uniform(0.3, 1.2) if rng.random() < 0.3 else rng.uniform(1.3, 4.5)), 2),
+        "channel": "online" if rng.random() < 0.7 else "pos",
         "event_time": at,
         "is_fraud": 1,
     }

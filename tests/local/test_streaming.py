@@ -17,6 +17,7 @@ from contract.registry import load
 from contract.streaming import topics
 from embedded.services import EmbeddedServices
 from embedded.streaming import EmbeddedStreaming
+from pipelines.streaming.event_archive import read_events
 from pipelines.streaming.producer import advance_watermark, produce
 from tests.local.streaming_reference import compare, offline_history, reference_windows
 
@@ -137,6 +138,12 @@ def test_features_match_reference_online_and_offline(stream: StreamRun) -> None:
     status = stream.streaming.status()
     assert status.job_state == "RUNNING"
     assert status.events_in_topic >= 6000
+    # Every event is also archived once, for training's labelled examples.
+    deadline = time.monotonic() + 60
+    while stream.streaming.status().archive_lag and time.monotonic() < deadline:
+        time.sleep(0.5)
+    archived = read_events(stream.streaming.feast_target.offline_root)
+    assert sorted(archived["transaction_id"]) == sorted(e["transaction_id"] for e in stream.good)
 
 
 def test_malformed_events_become_dead_letters_and_good_ones_still_count(stream: StreamRun) -> None:

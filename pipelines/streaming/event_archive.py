@@ -1,0 +1,141 @@
+"""Keeps a component's raw events as parquet beside its feature history, so training can build labelled
+examples (the entity rows of a point-in-time join) from the same events the features were computed from.
+
+Only events that match the declared schema are kept; malformed ones are the streaming job's dead letters.
+Offsets are committed after the parquet file holding them is written: a crash replays a batch rather than
+losing it, and readers drop the replayed duplicates (``read_events`` deduplicates whole rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from contract import Component
+from contract.registry import load
+from contract.streaming import topics
+
+ARCHIVE_FOLDER = "_events"  # feature group names cannot start with "_", so this never collides with a view
+PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "long": (int,),
+    "double": (int, float),
+    "boolean": (bool,),
+}
+
+
+def events_path(offline_root: str) -> str:
+    return f"{offline_root.rstrip('/')}/{ARCHIVE_FOLDER}"
+
+
+def conforms(component: Component, event: Any) -> bool:
+    """Whether an event has every declared field with its declared type (bools are not longs)."""
+    if not isinstance(event, dict):
+        return False
+    for field in component.streaming.events.fields:
+        value = event.get(field.name)
+        if not isinstance(value, PYTHON_TYPES[field.type]) or (field.type != "boolean" and isinstance(value, bool)):
+            return False
+    return True
+
+
+def read_events(offline_root: str) -> pd.DataFrame:
+    """Every archived event once, in event-time order of arrival files; empty frame when nothing is archived."""
+    folder = Path(events_path(offline_root))
+    parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).drop_duplicates(ignore_index=True)
+
+
+class EventArchive:
+    """Consumes ``<component>.events`` and appends conforming events to parquet files."""
+
+    def __init__(self, component: Component, bootstrap: str, offline_root: str, flush_every_s: float = 10.0) -> None:
+        from confluent_kafka import Consumer
+
+        self.component = component
+        self.folder = Path(events_path(offline_root))
+        self.flush_every_s = flush_every_s
+        self.columns = [f.name for f in component.streaming.events.fields]
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"{component.name}-event-archive",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self.consumer.subscribe([topics(component.name)["events"]])
+        self.pending: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+        self.archived = 0
+        self.stopping = False
+
+    def run_once(self, max_records: int = 5000, timeout_s: float = 0.2) -> int:
+        handled = 0
+        for message in self.consumer.consume(num_messages=max_records, timeout=timeout_s):
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise RuntimeError(f"event topic read failed: {error}")
+                continue
+            handled += 1
+            try:
+                event = json.loads(message.value() or b"")
+            except ValueError:
+                continue
+            if conforms(self.component, event):
+                self.pending.append({c: event[c] for c in self.columns})
+        if time.monotonic() - self.last_flush >= self.flush_every_s:
+            self.flush()
+        return handled
+
+    def flush(self) -> None:
+        if self.pending:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            frame = pd.DataFrame(self.pending, columns=self.columns)
+            frame.to_parquet(self.folder / f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet", index=False)
+            self.archived += len(frame)
+            self.pending = []
+        from confluent_kafka import KafkaException
+
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            if "NO_OFFSET" not in str(error):  # nothing consumed since the last commit
+                print(f"offset commit deferred: {error}", flush=True)
+        self.last_flush = time.monotonic()
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        try:
+            while not self.stopping:
+                self.run_once()
+        finally:
+            self.flush()
+            self.consumer.close()
+            print(f"archived {self.archived} events", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Archive a component's raw events for training.")
+    parser.add_argument("--component", required=True)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--offline-root", required=True)
+    parser.add_argument("--flush-every-s", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    component = load(args.component)
+    print(f"archiving {topics(component.name)['events']} into {events_path(args.offline_root)}", flush=True)
+    EventArchive(component, args.bootstrap, args.offline_root, args.flush_every_s).run()
+
+
+if __name__ == "__main__":
+    main()

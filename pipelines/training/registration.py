@@ -1,0 +1,141 @@
+"""The gate and the registry: the best configuration is refit, judged on the holdout against the current
+``champion``, and registered as ``challenger`` only when it is better by at least the required gain."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contract import Component
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class Decision:
+    passed: bool
+    reason: str
+    metric: str
+    holdout_score: float
+    champion_version: str | None = None
+    champion_score: float | None = None
+    baseline_score: float | None = None
+    version: str | None = None
+    """The registered version, when the model passed."""
+    model_uri: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def registered_name(component: Component) -> str:
+    return component.name
+
+
+def champion_version(client: Any, name: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:  # no such model yet, or no champion alias on it
+        return None
+
+
+def score_champion(component: Component, name: str, x: pd.DataFrame, y: np.ndarray) -> float:
+    """The champion's score on the same holdout (it reads the columns its signature names)."""
+    import mlflow.sklearn
+
+    model_uri = f"models:/{name}@{CHAMPION}"
+    champion = mlflow.sklearn.load_model(model_uri)
+    signature = mlflow.models.get_model_info(model_uri).signature
+    columns = signature.inputs.input_names() if signature is not None else list(x.columns)
+    missing = [c for c in columns if c not in x]
+    if missing:
+        raise ValueError(f"the champion reads {', '.join(missing)}, which the current model inputs lack")
+    return component.model.metric.score(y, component.model.predict(champion, x[columns]))
+
+
+def gate(component: Component, score: float, champion_score: float | None, min_gain: float) -> tuple[bool, str]:
+    metric = component.model.metric
+    if champion_score is None:
+        return True, f"no champion yet; holdout {metric.name} {score:.4f}"
+    gain = metric.gain(score, champion_score)
+    verdict = (
+        f"holdout {metric.name} {score:.4f} vs champion {champion_score:.4f} "
+        f"(gain {gain:+.4f}, required more than 0 and at least {min_gain:.4f})"
+    )
+    # Strictly better, by at least the required margin: an equal model is no reason to roll anything out.
+    return gain > 0 and gain >= min_gain, verdict
+
+
+def evaluate_and_register(
+    component: Component,
+    fitted: Any,
+    holdout: pd.DataFrame,
+    min_gain: float,
+    mlflow_uri: str,
+    run_id: str,
+    lineage: dict[str, str],
+) -> Decision:
+    """Score on the holdout, compare with the champion, log the model in the run, and register it as
+    ``challenger`` when it passes. Nothing touches the registry before the decision."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    client = MlflowClient(mlflow_uri)
+    model = component.model
+    name = registered_name(component)
+    x = model.prepare(holdout)
+    y = holdout[model.target].to_numpy()
+    score = model.metric.score(y, model.predict(fitted, x))
+    decision = Decision(passed=False, reason="", metric=model.metric.name, holdout_score=score)
+    if model.baseline is not None:
+        decision.baseline_score = model.metric.score(y, model.baseline(holdout))
+
+    current = champion_version(client, name)
+    if current is not None:
+        decision.champion_version = str(current.version)
+        try:
+            decision.champion_score = score_champion(component, name, x, y)
+        except Exception as error:  # an unreadable champion cannot block a model that works
+            decision.reason = f"champion v{current.version} could not be scored ({error}); "
+    decision.passed, verdict = gate(component, score, decision.champion_score, min_gain)
+    decision.reason += verdict
+
+    predict_fn = "predict_proba" if model.task == "classification" else "predict"
+    example = x.head(5)
+    with mlflow.start_run(run_id=run_id):
+        metrics = {f"holdout_{model.metric.name}": score}
+        if decision.champion_score is not None:
+            metrics[f"champion_holdout_{model.metric.name}"] = decision.champion_score
+        if decision.baseline_score is not None:
+            metrics[f"baseline_holdout_{model.metric.name}"] = decision.baseline_score
+        mlflow.log_metrics(metrics)
+        info = mlflow.sklearn.log_model(
+            fitted,
+            name="model",
+            signature=infer_signature(example, getattr(fitted, predict_fn)(example)),
+            input_example=example,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            pyfunc_predict_fn=predict_fn,
+        )
+        mlflow.set_tags(
+            {"mlstack.gate": "passed" if decision.passed else "rejected", "mlstack.gate_reason": decision.reason}
+        )
+    decision.model_uri = info.model_uri
+    if not decision.passed:
+        return decision
+
+    version = mlflow.register_model(info.model_uri, name, tags={**lineage, "mlstack.run_id": run_id})
+    client.set_model_version_tag(name, version.version, f"holdout_{model.metric.name}", f"{score:.6f}")
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    client.update_registered_model(name, description=component.description)
+    decision.version = str(version.version)
+    return decision

@@ -1,0 +1,201 @@
+"""Running the training pipeline: compile to IR YAML, run through the KFP local runner (subprocesses, no
+Docker), or upload and run on a Kubeflow Pipelines API."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.training.pipeline import DEFAULT_IMAGE, PIPELINE_NAME, build_pipeline
+
+Progress = Callable[[str], None]
+
+
+class PipelineFailed(RuntimeError):
+    """A pipeline run ended without success; the message names the step and its error."""
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """The pipeline's arguments (one per pipeline parameter)."""
+
+    component: str
+    mlflow_uri: str
+    feast_repo: str
+    offline_root: str
+    window_start: str = ""
+    window_end: str = ""
+    trials: int = 8
+    concurrency: int = 2
+    min_gain: float = 0.0
+    seed: int = 0
+    ray_address: str = ""
+
+    def arguments(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PipelineRun:
+    decision: dict[str, Any]
+    wall_s: float
+    step_s: dict[str, float] = field(default_factory=dict)
+    """Seconds inside each step (from the runner's own log), to show what the orchestration costs."""
+
+
+def compile_pipeline(out_dir: Path, image: str = DEFAULT_IMAGE) -> Path:
+    """Write the IR YAML that the KFP API accepts."""
+    from kfp import compiler
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{PIPELINE_NAME}.yaml"
+    compiler.Compiler().compile(build_pipeline(image), package_path=str(path))
+    return path
+
+
+def preflight(params: PipelineParams) -> None:
+    """Fail before any task starts when the component is unknown or MLflow or Feast cannot be reached."""
+    from contract.registry import load
+    from pipelines.training.steps import feature_store, mlflow_client
+
+    load(params.component)
+    mlflow_client(params.mlflow_uri)
+    feature_store(params.feast_repo)
+
+
+def run_local(params: PipelineParams, pipeline_root: Path, progress: Progress = print) -> PipelineRun:
+    """Run every step as a local subprocess of this environment (the KFP local runner). Progress shows the
+    steps, trials and verdict; the runner's full log is kept beside the run's artifacts."""
+    from kfp import local
+
+    preflight(params)
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
+    pipeline = build_pipeline()
+    log_path = pipeline_root / f"{PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    progress(f"running {PIPELINE_NAME} for {params.component} with the KFP local runner (log: {log_path})")
+    began = time.monotonic()
+    log = _Tee(progress)
+    try:
+        with warnings.catch_warnings():
+            # The local runner warns that images and resource settings only matter in the cluster: we know.
+            warnings.filterwarnings("ignore", module=r"kfp\.local\..*")
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                task = pipeline(**params.arguments())
+    except RuntimeError as error:
+        log.flush()
+        raise PipelineFailed(f"{_failure(str(error), log.text())} (log: {log_path})") from None
+    finally:
+        log.flush()
+        log_path.write_text(ANSI.sub("", log.text()))
+    wall = time.monotonic() - began
+    return PipelineRun(decision=json.loads(task.output), wall_s=wall, step_s=step_durations(log.text()))
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+SHOWN = re.compile(
+    r"Executing task|finished with status|^Trial \S+ (completed|errored)|^Ray Tune:|^training set of|"
+    r"^registered |^not registered|^\d+ trials \("
+)
+
+
+class _Tee(io.TextIOBase):
+    """Keeps the runner's output for the log and passes on the lines a person follows (steps, trials, verdict)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self.original = sys.stdout
+        self.lines: list[str] = []
+        self.partial = ""
+
+    def write(self, text: str) -> int:
+        self.partial += text
+        *complete, self.partial = self.partial.split("\n")
+        for line in complete:
+            self._keep(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.partial:
+            self._keep(self.partial)
+            self.partial = ""
+
+    def _keep(self, line: str) -> None:
+        self.lines.append(line)
+        clean = ANSI.sub("", line).strip()
+        if SHOWN.search(clean):
+            with contextlib.redirect_stdout(self.original):  # progress may print: not back into this tee
+                self._progress(f"  {clean}")
+
+    def text(self) -> str:
+        return "\n".join([*self.lines, self.partial])
+
+
+def _failure(message: str, log: str) -> str:
+    """The failing task and the last error line its subprocess printed."""
+    clean = ANSI.sub("", log)
+    task = re.search(r"Task '([^']+)' finished with status FAILURE", clean) or re.search(r"'([^']+)'", message)
+    errors = [
+        line.strip() for line in clean.splitlines() if re.match(r"\s*[\w.]+(Error|Exception|Unreachable)\b:", line)
+    ]
+    step = task.group(1) if task else "?"
+    return f"training pipeline failed at step {step}: {errors[-1] if errors else ANSI.sub('', message)}"
+
+
+def step_durations(log: str) -> dict[str, float]:
+    """Seconds per task, from the runner's timestamps on ``Executing task 'x'`` and ``Task 'x' finished``."""
+    clean = ANSI.sub("", log)
+    stamp = r"(\d\d):(\d\d):(\d\d\.\d+) - INFO - "
+    starts: dict[str, float] = {}
+    durations: dict[str, float] = {}
+    for match in re.finditer(stamp + r"(?:Executing task '([^']+)'|Task '([^']+)' finished)", clean):
+        seconds = int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3))
+        if match.group(4):
+            starts[match.group(4)] = seconds
+        elif match.group(5) in starts:
+            durations[match.group(5)] = (seconds - starts[match.group(5)]) % 86400
+    return durations
+
+
+def run_cluster(
+    host: str,
+    params: PipelineParams,
+    package: Path,
+    experiment: str = "mlstack",
+    timeout_s: float = 3600,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    """Upload the compiled pipeline (a new version when it exists), start a run, wait, and report its state."""
+    import kfp
+
+    client = kfp.Client(host=host)
+    name = f"{PIPELINE_NAME}-{params.component}"
+    existing = client.get_pipeline_id(name)
+    if existing:
+        client.upload_pipeline_version(
+            str(package), pipeline_version_name=f"{name}-{int(time.time())}", pipeline_id=existing
+        )
+    else:
+        client.upload_pipeline(str(package), pipeline_name=name)
+    run = client.create_run_from_pipeline_package(
+        str(package),
+        arguments=params.arguments(),
+        run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        experiment_name=experiment,
+        enable_caching=False,
+    )
+    progress(f"started run {run.run_id} on {host}")
+    detail = client.wait_for_run_completion(run.run_id, timeout=timeout_s)
+    state = str(getattr(detail, "state", "UNKNOWN"))
+    if state != "SUCCEEDED":
+        raise PipelineFailed(f"run {run.run_id} on {host} ended {state}")
+    return {"run_id": run.run_id, "state": state}

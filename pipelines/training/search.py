@@ -1,0 +1,274 @@
+"""Hyperparameter search with Ray Tune: seeded trial configurations, ASHA early stopping, and every trial a
+nested MLflow run under the pipeline's run."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contract.model import Choice, IntRange, LogUniform, Metric, ModelSpec, Param, Uniform
+
+STOPPED_EARLY = "mlstack.stopped_early"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    trials: int = 8
+    concurrency: int = 2
+    """Trials running at once (one CPU each)."""
+    grace_stages: int = 2
+    """Stages every trial runs before ASHA may stop it."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Prepared model inputs, shared with the trials through Ray's object store."""
+
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_validation: pd.DataFrame
+    y_validation: np.ndarray
+
+
+@dataclass
+class TrialOutcome:
+    params: dict[str, Any]
+    status: str
+    """``finished``, ``stopped early`` (by ASHA) or ``failed``."""
+    score: float | None = None
+    """Best validation score over its stages."""
+    best_stage: int | None = None
+    stages: int = 0
+    mlflow_run_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class SearchResult:
+    metric: str
+    direction: str
+    trials: list[TrialOutcome] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def best(self) -> TrialOutcome:
+        scored = [t for t in self.trials if t.score is not None and t.status != "failed"]
+        if not scored:
+            errors = "; ".join(sorted({t.error or "?" for t in self.trials}))
+            raise RuntimeError(f"every trial failed: {errors}")
+        sign = 1 if self.direction == "max" else -1
+        return max(scored, key=lambda t: sign * (t.score or 0.0))
+
+    def stages_run(self) -> int:
+        return sum(t.stages for t in self.trials)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything about the search, with the best trial under ``best`` (params, stage, score)."""
+        best = self.best
+        return {
+            "best": {"params": best.params, "stage": best.best_stage, "score": best.score},
+            "metric": self.metric,
+            "direction": self.direction,
+            "wall_s": self.wall_s,
+            "trials": [asdict(t) for t in self.trials],
+        }
+
+
+def sample_configs(space: Mapping[str, Param], n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` configurations drawn reproducibly from the space (the same seed gives the same trials, so a
+    sequential run or a rerun explores exactly what the search explored)."""
+    rng = random.Random(seed)
+
+    def draw(param: Param) -> Any:
+        if isinstance(param, Choice):
+            return rng.choice(param.values)
+        if isinstance(param, IntRange):
+            return rng.randint(param.low, param.high)
+        if isinstance(param, LogUniform):
+            return float(math.exp(rng.uniform(math.log(param.low), math.log(param.high))))
+        if isinstance(param, Uniform):
+            return rng.uniform(param.low, param.high)
+        raise TypeError(f"unknown search parameter {param!r}")
+
+    return [{name: draw(param) for name, param in sorted(space.items())} for _ in range(n)]
+
+
+def score_stages(
+    model: ModelSpec, params: Mapping[str, Any], data: TrialData, seed: int
+) -> Iterator[tuple[int, float, Any]]:
+    """(stage, validation score, model) after each stage of ``fit``: the unit of work of a trial."""
+    for stage, fitted in enumerate(model.fit(params, data.x_train, data.y_train, seed), start=1):
+        yield stage, model.metric.score(data.y_validation, model.predict(fitted, data.x_validation)), fitted
+
+
+def _trial(
+    config: dict[str, Any],
+    model: ModelSpec,
+    data: TrialData,
+    mlflow_uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    seed: int,
+) -> None:
+    """One Ray Tune trial: fit stage by stage, report each validation score, log it all to a nested run."""
+    from mlflow import MlflowClient
+    from ray import tune
+
+    params = config["params"]
+    client = MlflowClient(mlflow_uri)
+    trial_id = tune.get_context().get_trial_id()
+    run = client.create_run(
+        experiment_id,
+        run_name=f"trial-{trial_id}",
+        tags={"mlflow.parentRunId": parent_run_id, "mlstack.trial": trial_id},
+    )
+    run_id = run.info.run_id
+    for name, value in params.items():
+        client.log_param(run_id, name, value)
+    try:
+        for stage, score, _ in score_stages(model, params, data, seed):
+            client.log_metric(run_id, f"validation_{model.metric.name}", score, step=stage)
+            # ASHA may end the trial here; the driver then marks its run as stopped early.
+            tune.report({"score": score, "stage": stage, "mlflow_run_id": run_id})
+    except Exception as error:
+        client.set_tag(run_id, "mlstack.error", f"{type(error).__name__}: {error}"[:5000])
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
+def run_search(
+    model: ModelSpec,
+    data: TrialData,
+    settings: SearchSettings,
+    mlflow_uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    storage: Path,
+    progress: Callable[[str], None] = print,
+) -> SearchResult:
+    """Search the model's space on a local Ray (``settings.concurrency`` CPUs); failed trials are reported
+    and do not end the search."""
+    import ray
+    from mlflow import MlflowClient
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    configs = sample_configs(model.search_space, settings.trials, settings.seed)
+    began = time.monotonic()
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            num_cpus=settings.concurrency,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=200 * 1024 * 1024,
+        )
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                _trial,
+                model=model,
+                data=data,
+                mlflow_uri=mlflow_uri,
+                experiment_id=experiment_id,
+                parent_run_id=parent_run_id,
+                seed=settings.seed,
+            ),
+            {"cpu": 1},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"params": tune.grid_search(configs)},
+            tune_config=tune.TuneConfig(
+                metric="score",
+                mode=model.metric.direction,
+                max_concurrent_trials=settings.concurrency,
+                # A new worker per trial re-imports the model's libraries and MLflow (seconds each): reuse them.
+                reuse_actors=True,
+                scheduler=ASHAScheduler(
+                    time_attr="stage",
+                    max_t=model.max_stages,
+                    grace_period=min(settings.grace_stages, model.max_stages),
+                    reduction_factor=2,
+                ),
+            ),
+            run_config=tune.RunConfig(
+                name="search",
+                storage_path=str(storage.resolve()),
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                verbose=1,
+            ),
+        )
+        progress(
+            f"Ray Tune: {len(configs)} trials, {settings.concurrency} at a time, ASHA over {model.max_stages} stages"
+        )
+        grid = tuner.fit()
+    finally:
+        if started_here:
+            ray.shutdown()
+    result = SearchResult(metric=model.metric.name, direction=model.metric.direction)
+    client = MlflowClient(mlflow_uri)
+    sign = 1 if model.metric.direction == "max" else -1
+    for trial in (grid[i] for i in range(len(grid))):
+        history = trial.metrics_dataframe
+        outcome = TrialOutcome(params=(trial.config or {})["params"], status="finished")
+        if history is not None and not history.empty and "score" in history:
+            best = history.loc[(sign * history["score"]).idxmax()]
+            outcome.score = float(best["score"])
+            outcome.best_stage = int(best["stage"])
+            outcome.stages = int(history["stage"].max())
+            outcome.mlflow_run_id = str(history["mlflow_run_id"].iloc[-1])
+        if trial.error is not None:
+            outcome.status = "failed"
+            outcome.error = f"{type(trial.error).__name__}: {_root_cause(trial.error)}"
+        elif outcome.stages < model.max_stages:
+            outcome.status = "stopped early"
+            if outcome.mlflow_run_id:
+                client.set_tag(outcome.mlflow_run_id, STOPPED_EARLY, "true")
+                client.set_terminated(outcome.mlflow_run_id, "KILLED")
+        result.trials.append(outcome)
+    result.wall_s = time.monotonic() - began
+    return result
+
+
+def _root_cause(error: BaseException) -> str:
+    """Ray wraps a trial's exception; the last line of the innermost message is what the user wrote."""
+    cause: BaseException = error
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(cause).__name__
+
+
+def best_stage_model(
+    model: ModelSpec, params: Mapping[str, Any], x: pd.DataFrame, y: np.ndarray, stage: int, seed: int
+) -> Any:
+    """Refit ``params`` for exactly ``stage`` stages (the best trial's best point)."""
+    fitted = None
+    for index, model_at_stage in enumerate(model.fit(params, x, y, seed), start=1):
+        fitted = model_at_stage
+        if index >= stage:
+            break
+    if fitted is None:
+        raise RuntimeError("fit yielded no model")
+    return fitted
+
+
+def describe(metric: Metric, result: SearchResult) -> str:
+    best = result.best
+    counts = {s: sum(t.status == s for t in result.trials) for s in ("finished", "stopped early", "failed")}
+    return (
+        f"{len(result.trials)} trials ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}) "
+        f"in {result.wall_s:.1f}s;"
+        f" best validation {metric.name} {best.score:.4f} at stage {best.best_stage} with {best.params}"
+    )

@@ -1,0 +1,63 @@
+"""The model part of the contract: broken declarations are named at load time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from components.fraud.model import MODEL
+from contract import Choice, IntRange, LogUniform, Metric, Uniform
+from contract.component import ContractError
+from contract.registry import load
+
+
+def _model(**changes: object) -> object:
+    return dataclasses.replace(load("fraud"), model=dataclasses.replace(MODEL, **changes))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"request_fields": ("amount", "ghost")}, "request field 'ghost' is not an event field"),
+        ({"request_fields": ("amount", "is_fraud")}, "target 'is_fraud' cannot also be a request field"),
+        ({"feature_groups": ("card_10m", "card_1d")}, "reads feature group 'card_1d', which streaming does not"),
+        ({"search_space": {}}, "empty search space"),
+        ({"search_space": {"lr": LogUniform(0.0, 1.0)}}, "'lr': LogUniform needs 0 < low < high"),
+        ({"search_space": {"depth": IntRange(5, 5)}}, "'depth': low must be below high"),
+        ({"search_space": {"kind": Choice(())}}, "'kind': Choice needs at least one value"),
+        ({"search_space": {"lr": (0.1, 0.2)}}, "'lr': tuple is not Choice, Uniform, LogUniform or IntRange"),
+        ({"metric": Metric("auc", "up", lambda y, p: 0.0)}, "metric 'auc': direction must be 'max' or 'min'"),  # type: ignore[arg-type]
+        ({"task": "ranking"}, "task must be classification or regression"),
+        ({"fit": None}, "model.fit must be callable"),
+        ({"max_stages": 0}, "max_stages must be a positive integer"),
+    ],
+)
+def test_broken_model_declarations_are_named(changes: dict[str, object], message: str) -> None:
+    component = _model(**changes)
+    with pytest.raises(ContractError, match=f"component 'fraud': .*{message}"):
+        component.validate()  # type: ignore[attr-defined]
+
+
+def test_model_that_is_not_a_model_spec_is_named() -> None:
+    component = dataclasses.replace(load("fraud"), model={"fit": None})  # type: ignore[arg-type]
+    with pytest.raises(ContractError, match="model must be a ModelSpec, not dict"):
+        component.validate()
+
+
+def test_metric_gain_follows_its_direction() -> None:
+    higher = Metric("auc", "max", lambda y, p: 0.0)
+    lower = Metric("mae", "min", lambda y, p: 0.0)
+    assert higher.gain(0.9, 0.8) == pytest.approx(0.1) and higher.better(0.9, 0.8)
+    assert lower.gain(2.0, 3.0) == pytest.approx(1.0) and lower.better(2.0, 3.0)
+    assert not lower.better(3.0, 2.0)
+
+
+def test_feature_refs_cover_the_groups_the_model_reads() -> None:
+    fraud = load("fraud")
+    assert fraud.entity_keys() == ["card_id", "merchant_id"]
+    assert "card_10m:event_count" in fraud.feature_refs()
+    narrowed = _model(feature_groups=("merchant_1h",))
+    assert narrowed.entity_keys() == ["merchant_id"]  # type: ignore[attr-defined]
+    assert all(ref.startswith("merchant_1h:") for ref in narrowed.feature_refs())  # type: ignore[attr-defined]
+    assert Uniform(0.0, 1.0).low == 0.0

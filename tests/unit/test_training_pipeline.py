@@ -1,0 +1,91 @@
+"""The training pipeline compiles to KFP IR with the expected tasks and parameters; search configurations are
+reproducible; the gate and the data window behave as documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from contract import Choice, IntRange, LogUniform, Uniform
+from contract.registry import load
+from pipelines.training.dataset import DataWindow, TrainingDataError, TrainingSet, split_by_time
+from pipelines.training.registration import gate
+from pipelines.training.remote_search import RESULT_MARK, result_from_logs
+from pipelines.training.runner import PipelineParams, compile_pipeline, step_durations
+from pipelines.training.search import sample_configs
+
+
+def test_pipeline_compiles_with_its_tasks_parameters_and_image(tmp_path: Path) -> None:
+    package = compile_pipeline(tmp_path, image="registry.local/mlstack-pipeline:abc123")
+    ir = yaml.safe_load(package.read_text())
+    tasks = ir["root"]["dag"]["tasks"]
+    assert set(tasks) == {"training-set", "search", "register"}
+    assert tasks["search"]["dependentTasks"] == ["training-set"]
+    assert sorted(tasks["register"]["dependentTasks"]) == ["search", "training-set"]
+    assert set(ir["root"]["inputDefinitions"]["parameters"]) == set(PipelineParams.__dataclass_fields__)
+    assert ir["root"]["inputDefinitions"]["parameters"]["trials"]["defaultValue"] == 8
+    executors = ir["deploymentSpec"]["executors"].values()
+    assert {e["container"]["image"] for e in executors} == {"registry.local/mlstack-pipeline:abc123"}
+    # Nothing is pip-installed when a step starts: the image holds the pinned packages.
+    assert not any("pip install" in " ".join(e["container"]["command"]) for e in executors)
+    search = next(e for name, e in ir["deploymentSpec"]["executors"].items() if "search" in name)
+    assert search["container"]["resources"]["cpuLimit"] == 2
+
+
+def test_search_configurations_are_reproducible_and_within_the_space() -> None:
+    space = {"lr": LogUniform(0.01, 0.3), "depth": IntRange(2, 8), "kind": Choice(("a", "b")), "f": Uniform(0, 1)}
+    first, again = sample_configs(space, 20, seed=3), sample_configs(space, 20, seed=3)
+    assert first == again and first != sample_configs(space, 20, seed=4)
+    for config in first:
+        assert 0.01 <= config["lr"] <= 0.3 and 2 <= config["depth"] <= 8
+        assert config["kind"] in {"a", "b"} and 0 <= config["f"] <= 1
+
+
+def test_gate_needs_a_strict_gain_of_at_least_the_minimum() -> None:
+    fraud = load("fraud")
+    assert gate(fraud, 0.9, None, 0.01)[0]
+    assert not gate(fraud, 0.9, 0.9, 0.0)[0]  # equal is not better
+    assert gate(fraud, 0.92, 0.9, 0.01)[0]
+    passed, reason = gate(fraud, 0.905, 0.9, 0.01)
+    assert not passed and "gain +0.0050" in reason
+
+
+def test_split_by_time_keeps_the_future_for_the_holdout() -> None:
+    times = pd.date_range("2026-01-01", periods=100, freq="min", tz="UTC")
+    frame = pd.DataFrame({"event_timestamp": times[::-1], "y": range(100)})
+    training = split_by_time(TrainingSet(frame=frame, features=[]))
+    train, validation, holdout = (training.splits[k] for k in ("train", "validation", "holdout"))
+    assert len(train) + len(validation) + len(holdout) == 100
+    assert train["event_timestamp"].max() < validation["event_timestamp"].min()
+    assert validation["event_timestamp"].max() < holdout["event_timestamp"].min()
+    with pytest.raises(TrainingDataError, match="too few to split"):
+        split_by_time(TrainingSet(frame=frame.head(1), features=[]))
+
+
+def test_data_window_parses_iso_times_and_names_bad_ones() -> None:
+    window = DataWindow.parse("2026-11-25T10:00:00", "2026-11-25T12:00:00+01:00")
+    assert window.start == pd.Timestamp("2026-11-25T10:00:00Z") and window.end == pd.Timestamp("2026-11-25T11:00Z")
+    with pytest.raises(TrainingDataError, match="window start 'yesterday' is not an ISO-8601 time"):
+        DataWindow.parse("yesterday", "")
+    with pytest.raises(TrainingDataError, match="is not before its end"):
+        DataWindow.parse("2026-11-25T12:00:00Z", "2026-11-25T10:00:00Z")
+
+
+def test_step_durations_come_from_the_runner_log() -> None:
+    log = (
+        "10:00:00.500 - INFO - Executing task 'training-set'\n"
+        "10:00:12.000 - INFO - Task 'training-set' finished with status SUCCESS\n"
+        "10:00:12.100 - INFO - Executing task 'search'\n"
+        "10:00:40.100 - INFO - Task 'search' finished with status SUCCESS\n"
+    )
+    assert step_durations(log) == {"training-set": pytest.approx(11.5), "search": pytest.approx(28.0)}
+
+
+def test_remote_search_result_is_read_from_the_last_marked_log_line() -> None:
+    logs = f"starting\n{RESULT_MARK}" + '{"best": {"score": 0.5}}\nbye\n'
+    assert result_from_logs(logs) == {"best": {"score": 0.5}}
+    with pytest.raises(RuntimeError, match="without reporting a result"):
+        result_from_logs("nothing here")
