@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 COMPONENT ?= fraud
 EVENTS ?= 20000
 
-.PHONY: stream-start stream-produce stream-status stream-stop help setup demo test test-unit test-local lint format lock services-up services-down services-status \
+.PHONY: train pipeline-compile serve canary stream-start stream-produce stream-status stream-stop help setup demo test test-unit test-local lint format lock services-up services-down services-status \
 	services-reset bench clean
 
 help: ## Show this help
@@ -61,6 +61,18 @@ bench: setup ## Run the benchmarks and print their tables
 
 clean: services-down ## Remove environments, caches and state
 	rm -rf $(VENV) .venv-streaming .cache .state build
+
+train: setup ## Run the training pipeline for COMPONENT locally (KFP local runner + Ray Tune + MLflow)
+	@$(MLSTACK) train run $(COMPONENT)
+
+pipeline-compile: setup ## Compile the training pipeline to KFP IR YAML in build/pipelines
+	@$(MLSTACK) train compile
+
+serve: setup ## Serve COMPONENT's champion behind HAProxy (model endpoint printed)
+	@$(MLSTACK) serve start $(COMPONENT)
+
+canary: ## Canary COMPONENT's challenger on the embedded servers, stepping until promoted or rolled back
+	@$(VENV)/bin/kubectl-canary --embedded run $(COMPONENT) --window 30
 
 stream-start: setup ## Start streaming features for COMPONENT (Kafka -> Flink -> Feast)
 	@$(MLSTACK) stream start $(COMPONENT)

@@ -11,11 +11,13 @@ import typer
 from rich.console import Console
 
 from embedded.errors import EmbeddedError
+from embedded.serve_cli import app as serve_app
 from embedded.services import SERVICE_BUILDERS, EmbeddedServices
 from embedded.settings import EmbeddedSettings
 from embedded.status_table import status_table
 from embedded.stream_cli import app as stream_app
 from embedded.train_cli import app as train_app
+from serving.kubectl_plugin import app as canary_app
 
 # Wide enough for the status table when output goes to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else 180)
@@ -26,6 +28,8 @@ services_app = typer.Typer(no_args_is_help=True, help="The embedded platform ser
 app.add_typer(services_app, name="services")
 app.add_typer(stream_app, name="stream")
 app.add_typer(train_app, name="train")
+app.add_typer(serve_app, name="serve")
+app.add_typer(canary_app, name="canary", help="Canary rollouts (the kubectl plugin; --embedded for local servers).")
 
 Only = Annotated[
     list[str] | None, typer.Option("--only", help=f"Limit to these services ({', '.join(SERVICE_BUILDERS)}).")
@@ -127,8 +131,9 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from pipelines.training.dataset import TrainingDataError
     from pipelines.training.runner import PipelineFailed
     from pipelines.training.steps import ServiceUnreachable
+    from serving.rollout.rollout import RolloutError
 
-    return (EmbeddedError, ContractError, TrainingDataError, ServiceUnreachable, PipelineFailed)
+    return (EmbeddedError, ContractError, TrainingDataError, ServiceUnreachable, PipelineFailed, RolloutError)
 
 
 KNOWN_ERRORS = _known_errors()

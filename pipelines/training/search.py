@@ -3,6 +3,7 @@ nested MLflow run under the pipeline's run."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -27,6 +28,8 @@ class SearchSettings:
     grace_stages: int = 2
     """Stages every trial runs before ASHA may stop it."""
     seed: int = 0
+    early_stopping: bool = True
+    """ASHA stops trials that trail the others at the same stage; off, every trial runs all stages."""
 
 
 @dataclass(frozen=True)
@@ -110,40 +113,45 @@ def score_stages(
         yield stage, model.metric.score(data.y_validation, model.predict(fitted, data.x_validation)), fitted
 
 
-def _trial(
-    config: dict[str, Any],
-    model: ModelSpec,
-    data: TrialData,
-    mlflow_uri: str,
-    experiment_id: str,
-    parent_run_id: str,
-    seed: int,
-) -> None:
-    """One Ray Tune trial: fit stage by stage, report each validation score, log it all to a nested run."""
-    from mlflow import MlflowClient
+def _trial(config: dict[str, Any], model: ModelSpec, data: TrialData, seed: int) -> None:
+    """One Ray Tune trial: fit stage by stage and report each validation score (ASHA may end it after any)."""
     from ray import tune
 
-    params = config["params"]
-    client = MlflowClient(mlflow_uri)
-    trial_id = tune.get_context().get_trial_id()
-    run = client.create_run(
-        experiment_id,
-        run_name=f"trial-{trial_id}",
-        tags={"mlflow.parentRunId": parent_run_id, "mlstack.trial": trial_id},
-    )
-    run_id = run.info.run_id
-    for name, value in params.items():
-        client.log_param(run_id, name, value)
-    try:
-        for stage, score, _ in score_stages(model, params, data, seed):
-            client.log_metric(run_id, f"validation_{model.metric.name}", score, step=stage)
-            # ASHA may end the trial here; the driver then marks its run as stopped early.
-            tune.report({"score": score, "stage": stage, "mlflow_run_id": run_id})
-    except Exception as error:
-        client.set_tag(run_id, "mlstack.error", f"{type(error).__name__}: {error}"[:5000])
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
+    for stage, score, _ in score_stages(model, config["params"], data, seed):
+        tune.report({"score": score, "stage": stage})
+
+
+def _config_key(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def nested_run_logger(client: Any, experiment_id: str, parent_run_id: str, metric: str) -> Any:
+    """A Tune callback, on the driver, that gives each trial a nested MLflow run and logs every reported score:
+    the trials themselves stay free of MLflow (no import, no HTTP call between stages)."""
+    from ray import tune
+
+    class NestedRunLogger(tune.Callback):
+        def __init__(self) -> None:
+            self.runs: dict[str, str] = {}
+
+        def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            params = trial.config["params"]
+            run = client.create_run(
+                experiment_id,
+                run_name=f"trial-{trial.trial_id}",
+                tags={"mlflow.parentRunId": parent_run_id, "mlstack.trial": trial.trial_id},
+            )
+            self.runs[_config_key(params)] = run.info.run_id
+            for name, value in params.items():
+                client.log_param(run.info.run_id, name, value)
+
+        def on_trial_result(
+            self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+        ) -> None:
+            run_id = self.runs[_config_key(trial.config["params"])]
+            client.log_metric(run_id, f"validation_{metric}", result["score"], step=int(result["stage"]))
+
+    return NestedRunLogger()
 
 
 def run_search(
@@ -174,16 +182,9 @@ def run_search(
             object_store_memory=200 * 1024 * 1024,
         )
     try:
+        logger = nested_run_logger(MlflowClient(mlflow_uri), experiment_id, parent_run_id, model.metric.name)
         trainable = tune.with_resources(
-            tune.with_parameters(
-                _trial,
-                model=model,
-                data=data,
-                mlflow_uri=mlflow_uri,
-                experiment_id=experiment_id,
-                parent_run_id=parent_run_id,
-                seed=settings.seed,
-            ),
+            tune.with_parameters(_trial, model=model, data=data, seed=settings.seed),
             {"cpu": 1},
         )
         tuner = tune.Tuner(
@@ -200,18 +201,20 @@ def run_search(
                     max_t=model.max_stages,
                     grace_period=min(settings.grace_stages, model.max_stages),
                     reduction_factor=2,
-                ),
+                )
+                if settings.early_stopping
+                else None,
             ),
             run_config=tune.RunConfig(
                 name="search",
                 storage_path=str(storage.resolve()),
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                callbacks=[logger],
                 verbose=1,
             ),
         )
-        progress(
-            f"Ray Tune: {len(configs)} trials, {settings.concurrency} at a time, ASHA over {model.max_stages} stages"
-        )
+        stopping = f"ASHA over {model.max_stages} stages" if settings.early_stopping else "no early stopping"
+        progress(f"Ray Tune: {len(configs)} trials, {settings.concurrency} at a time, {stopping}")
         grid = tuner.fit()
     finally:
         if started_here:
@@ -220,25 +223,37 @@ def run_search(
     client = MlflowClient(mlflow_uri)
     sign = 1 if model.metric.direction == "max" else -1
     for trial in (grid[i] for i in range(len(grid))):
+        params = (trial.config or {})["params"]
+        outcome = TrialOutcome(params=params, status="finished", mlflow_run_id=logger.runs.get(_config_key(params)))
         history = trial.metrics_dataframe
-        outcome = TrialOutcome(params=(trial.config or {})["params"], status="finished")
         if history is not None and not history.empty and "score" in history:
             best = history.loc[(sign * history["score"]).idxmax()]
             outcome.score = float(best["score"])
             outcome.best_stage = int(best["stage"])
             outcome.stages = int(history["stage"].max())
-            outcome.mlflow_run_id = str(history["mlflow_run_id"].iloc[-1])
         if trial.error is not None:
             outcome.status = "failed"
             outcome.error = f"{type(trial.error).__name__}: {_root_cause(trial.error)}"
         elif outcome.stages < model.max_stages:
             outcome.status = "stopped early"
-            if outcome.mlflow_run_id:
-                client.set_tag(outcome.mlflow_run_id, STOPPED_EARLY, "true")
-                client.set_terminated(outcome.mlflow_run_id, "KILLED")
         result.trials.append(outcome)
+        _close_run(client, outcome)
     result.wall_s = time.monotonic() - began
     return result
+
+
+def _close_run(client: Any, outcome: TrialOutcome) -> None:
+    """The trial's run ends FINISHED, KILLED (stopped early by ASHA) or FAILED (with the error as a tag)."""
+    if outcome.mlflow_run_id is None:
+        return
+    if outcome.status == "failed":
+        client.set_tag(outcome.mlflow_run_id, "mlstack.error", (outcome.error or "")[:5000])
+        client.set_terminated(outcome.mlflow_run_id, "FAILED")
+    elif outcome.status == "stopped early":
+        client.set_tag(outcome.mlflow_run_id, STOPPED_EARLY, "true")
+        client.set_terminated(outcome.mlflow_run_id, "KILLED")
+    else:
+        client.set_terminated(outcome.mlflow_run_id, "FINISHED")
 
 
 def _root_cause(error: BaseException) -> str:

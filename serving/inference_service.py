@@ -1,0 +1,94 @@
+"""The InferenceService of a component in cluster mode, running the project's serving runtime image.
+
+Canary mechanism: KServe's ``canaryTrafficPercent`` in Serverless (Knative) mode. Knative keeps the previous
+revision alive and splits requests between revisions by percentage, so a 10% canary gets 10% of requests with
+one pod per revision; rollback (0%) pins the previous revision instantly. The Standard-mode ``spec.canary``
+(KServe 0.20+) splits by replica ratio instead, which with the laptop profile's single replica cannot express
+10%, and it leaves the ratio to the Deployment's pod count rather than to the router.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contract import Component
+
+GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
+STABLE_ANNOTATION = "mlstack.io/stable-version"
+CANARY_ANNOTATION = "mlstack.io/canary-version"
+ROLLOUT_ANNOTATION = "mlstack.io/rollout"
+HTTP_PORT = 8080
+
+
+def server_args(component: str, version: str, mlflow_uri: str, feast_repo: str) -> list[str]:
+    return [
+        "--component",
+        component,
+        "--model-version",
+        version,
+        "--mlflow-uri",
+        mlflow_uri,
+        "--feast-repo",
+        feast_repo,
+        "--http_port",
+        str(HTTP_PORT),
+    ]
+
+
+def inference_service(
+    component: Component,
+    namespace: str,
+    image: str,
+    version: str,
+    mlflow_uri: str,
+    feast_repo: str,
+    resources: dict[str, dict[str, str]],
+    min_replicas: int = 1,
+) -> dict[str, Any]:
+    """The InferenceService serving ``version`` of the component as its stable revision."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": component.name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "mlstack", "mlstack.io/component": component.name},
+            "annotations": {
+                "serving.kserve.io/deploymentMode": "Serverless",
+                "serving.kserve.io/enable-prometheus-scraping": "true",
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(HTTP_PORT),
+                "prometheus.io/path": "/metrics",
+                STABLE_ANNOTATION: version,
+            },
+        },
+        "spec": {
+            "predictor": {
+                "minReplicas": min_replicas,
+                "containers": [
+                    {
+                        "name": "kserve-container",
+                        "image": image,
+                        "command": ["python", "-m", "serving.server"],
+                        "args": server_args(component.name, version, mlflow_uri, feast_repo),
+                        "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
+                        "resources": resources,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
+            }
+        },
+    }
+
+
+def with_version(isvc: dict[str, Any], version: str) -> list[dict[str, Any]]:
+    """The predictor's containers with ``--model-version`` set to ``version`` (for a merge patch)."""
+    containers = [dict(c) for c in isvc["spec"]["predictor"]["containers"]]
+    args = list(containers[0]["args"])
+    args[args.index("--model-version") + 1] = version
+    containers[0]["args"] = args
+    return containers

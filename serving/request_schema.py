@@ -1,0 +1,93 @@
+"""What a prediction request must hold for a component, and its validation: every problem becomes a message
+that names the field and the row, so the caller can fix the request (a 4xx, never a 5xx)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from contract import Component
+
+MAX_INSTANCES = 1000
+MAX_STRING = 256
+
+
+class BadRequest(ValueError):
+    """The request is malformed; the message says how."""
+
+
+@dataclass(frozen=True)
+class RequestSchema:
+    fields: dict[str, str]
+    """Field name -> event type (``string``, ``long``, ``double``, ``boolean``): entity keys first."""
+
+    @classmethod
+    def of(cls, component: Component) -> RequestSchema:
+        events = component.streaming.events
+        names = [*component.entity_keys(), *component.model.request_fields]
+        return cls({name: events.field(name).type for name in names})  # type: ignore[union-attr]
+
+    def check_value(self, name: str, value: Any, where: str) -> Any:
+        kind = self.fields[name]
+        if kind == "string":
+            if not isinstance(value, str) or not value:
+                raise BadRequest(f"{where}: {name} must be a non-empty string, got {value!r}")
+            if len(value) > MAX_STRING:
+                raise BadRequest(f"{where}: {name} is longer than {MAX_STRING} characters")
+            return value
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise BadRequest(f"{where}: {name} must be true or false, got {value!r}")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"{where}: {name} must be a number, got {type(value).__name__} {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadRequest(f"{where}: {name} must be a finite number, got {value}")
+        if kind == "long":
+            if isinstance(value, float) and not value.is_integer():
+                raise BadRequest(f"{where}: {name} must be an integer, got {value}")
+            return int(value)
+        return float(value)
+
+    def rows(self, instances: Any) -> pd.DataFrame:
+        """V1 ``instances``: a list of objects, one per prediction."""
+        if not isinstance(instances, list) or not instances:
+            raise BadRequest('the request must hold "instances": a non-empty list of objects')
+        if len(instances) > MAX_INSTANCES:
+            raise BadRequest(f"the request holds {len(instances)} instances; the limit is {MAX_INSTANCES}")
+        rows = []
+        for index, instance in enumerate(instances):
+            where = f"instance {index}"
+            if not isinstance(instance, dict):
+                raise BadRequest(f"{where} must be an object with {', '.join(self.fields)}")
+            missing = [name for name in self.fields if name not in instance]
+            if missing:
+                raise BadRequest(f"{where}: missing field {', '.join(missing)}")
+            extra = sorted(set(instance) - set(self.fields))
+            if extra:
+                raise BadRequest(f"{where}: unknown field {', '.join(extra)} (expected {', '.join(self.fields)})")
+            rows.append({name: self.check_value(name, instance[name], where) for name in self.fields})
+        return pd.DataFrame(rows, columns=list(self.fields))
+
+    def columns(self, inputs: dict[str, list[Any]]) -> pd.DataFrame:
+        """V2 (Open Inference Protocol): one input tensor per field, all of the same length."""
+        missing = [name for name in self.fields if name not in inputs]
+        if missing:
+            raise BadRequest(f"missing input {', '.join(missing)}")
+        extra = sorted(set(inputs) - set(self.fields))
+        if extra:
+            raise BadRequest(f"unknown input {', '.join(extra)} (expected {', '.join(self.fields)})")
+        lengths = {name: len(values) for name, values in inputs.items()}
+        if len(set(lengths.values())) != 1:
+            raise BadRequest(f"inputs differ in length: {lengths}")
+        count = next(iter(lengths.values()))
+        if count == 0 or count > MAX_INSTANCES:
+            raise BadRequest(f"inputs hold {count} rows; between 1 and {MAX_INSTANCES} are accepted")
+        data = {
+            name: [self.check_value(name, value, f"input {name}[{i}]") for i, value in enumerate(inputs[name])]
+            for name in self.fields
+        }
+        return pd.DataFrame(data, columns=list(self.fields))

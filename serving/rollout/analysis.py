@@ -1,0 +1,145 @@
+"""Canary analysis: compare the canary with the stable version over the same window of live traffic.
+
+Each side is a ``Snapshot`` of its model server's Prometheus counters and histograms; the window is the
+difference between two snapshots. Three checks, with thresholds from ``AnalysisConfig``: server error rate,
+p99 latency, and the shift of the prediction distribution (population stability index, PSI).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    min_requests: int = 100
+    """Requests each side must have served in the window before anything is concluded."""
+    max_error_rate: float = 0.02
+    """Canary server errors / requests; bad requests (4xx) are the caller's and do not count."""
+    max_error_rate_increase: float = 0.01
+    """How much worse than stable the canary's error rate may be."""
+    max_p99_ratio: float = 1.5
+    p99_slack_s: float = 0.005
+    """The canary's p99 may exceed ``max_p99_ratio`` x stable's by this much (milliseconds are noisy)."""
+    max_psi: float = 0.25
+    """0.1 is a small shift, 0.25 a large one by the usual convention."""
+
+
+@dataclass
+class Snapshot:
+    """Cumulative counters of one model version at one moment."""
+
+    requests: float = 0.0
+    server_errors: float = 0.0
+    latency: dict[float, float] = field(default_factory=dict)
+    """Histogram buckets: upper bound -> cumulative count."""
+    predictions: dict[float, float] = field(default_factory=dict)
+
+    def minus(self, earlier: Snapshot) -> Snapshot:
+        """The window between ``earlier`` and this snapshot (a restarted server starts again from zero)."""
+        if self.requests < earlier.requests:
+            return self
+        return Snapshot(
+            requests=self.requests - earlier.requests,
+            server_errors=self.server_errors - earlier.server_errors,
+            latency={le: n - earlier.latency.get(le, 0.0) for le, n in self.latency.items()},
+            predictions={le: n - earlier.predictions.get(le, 0.0) for le, n in self.predictions.items()},
+        )
+
+    @property
+    def error_rate(self) -> float:
+        return self.server_errors / self.requests if self.requests else 0.0
+
+    def quantile(self, q: float) -> float:
+        """From the cumulative histogram, interpolating inside the bucket (as Prometheus' histogram_quantile)."""
+        buckets = sorted(self.latency.items())
+        if not buckets or buckets[-1][1] <= 0:
+            return float("nan")
+        rank = q * buckets[-1][1]
+        lower_bound, lower_count = 0.0, 0.0
+        for bound, count in buckets:
+            if count >= rank:
+                if math.isinf(bound):
+                    return lower_bound
+                width = count - lower_count
+                return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width if width else 1.0)
+            lower_bound, lower_count = bound, count
+        return lower_bound
+
+
+def _counts(cumulative: dict[float, float]) -> list[float]:
+    counts, previous = [], 0.0
+    for _, value in sorted(cumulative.items()):
+        counts.append(max(value - previous, 0.0))
+        previous = value
+    return counts
+
+
+def psi(expected: dict[float, float], actual: dict[float, float], bins: int = 5, epsilon: float = 1e-4) -> float:
+    """Population stability index of ``actual`` against ``expected`` (cumulative histograms, same buckets).
+
+    The histogram's fine buckets are merged into ``bins`` groups of roughly equal mass under ``expected``, and
+    the sampling noise two same-distribution windows of these sizes show on average, (bins - 1) x (1/n + 1/m),
+    is subtracted: small windows would otherwise look shifted by chance alone.
+    """
+    old, new = _counts(expected), _counts(actual)
+    n, m = sum(old), sum(new)
+    if not n or not m or len(old) != len(new):
+        return float("nan")
+    groups: list[tuple[float, float]] = []
+    mass_old = mass_new = 0.0
+    for a, b in zip(old, new, strict=True):
+        mass_old, mass_new = mass_old + a, mass_new + b
+        if mass_old >= n / bins:
+            groups.append((mass_old, mass_new))
+            mass_old = mass_new = 0.0
+    if mass_old or mass_new:
+        groups.append((mass_old, mass_new))
+    shares = [(max(a / n, epsilon), max(b / m, epsilon)) for a, b in groups]
+    raw = sum((b - a) * math.log(b / a) for a, b in shares)
+    return max(raw - (len(groups) - 1) * (1 / n + 1 / m), 0.0)
+
+
+@dataclass
+class Analysis:
+    verdict: Verdict
+    reasons: list[str]
+    stable: Snapshot
+    canary: Snapshot
+    psi: float
+
+    @property
+    def summary(self) -> str:
+        return f"{self.verdict}: {'; '.join(self.reasons)}"
+
+
+def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analysis:
+    """Compare two windows (already differenced)."""
+    shift = psi(stable.predictions, canary.predictions)
+    if canary.requests < config.min_requests or stable.requests < config.min_requests:
+        reason = (
+            f"not enough traffic yet (stable {stable.requests:.0f}, canary {canary.requests:.0f} requests; "
+            f"{config.min_requests} each needed)"
+        )
+        return Analysis("inconclusive", [reason], stable, canary, shift)
+    failures = []
+    if canary.error_rate > config.max_error_rate:
+        failures.append(f"canary error rate {canary.error_rate:.1%} > {config.max_error_rate:.1%}")
+    if canary.error_rate - stable.error_rate > config.max_error_rate_increase:
+        failures.append(f"canary error rate {canary.error_rate:.1%} vs stable {stable.error_rate:.1%}")
+    p99_canary, p99_stable = canary.quantile(0.99), stable.quantile(0.99)
+    if p99_canary > p99_stable * config.max_p99_ratio + config.p99_slack_s:
+        failures.append(f"canary p99 {p99_canary * 1000:.1f} ms vs stable {p99_stable * 1000:.1f} ms")
+    if not math.isnan(shift) and shift > config.max_psi:
+        failures.append(f"prediction shift PSI {shift:.2f} > {config.max_psi}")
+    if failures:
+        return Analysis("fail", failures, stable, canary, shift)
+    passed = (
+        f"error rate {canary.error_rate:.1%} (stable {stable.error_rate:.1%}), p99 {p99_canary * 1000:.1f} ms "
+        f"(stable {p99_stable * 1000:.1f} ms), PSI {shift:.3f}"
+    )
+    return Analysis("pass", [passed], stable, canary, shift)

@@ -1,0 +1,220 @@
+"""The rollout: a registry version goes to a canary share, each analysis window decides whether it steps up
+the schedule, and it ends promoted (alias ``champion``) or rolled back. Used by the kubectl plugin, the
+``mlstack canary`` command and the demo, with either traffic backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from serving.rollout.analysis import Analysis, AnalysisConfig, Snapshot, analyse
+from serving.rollout.backend import TrafficBackend
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+Progress = Callable[[str], None]
+
+
+class RolloutError(RuntimeError):
+    """A command that does not fit the rollout's state (e.g. ``step`` with no rollout running)."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    schedule: tuple[int, ...] = (10, 25, 50, 100)
+    """Canary shares in percent; the first is where ``start`` puts it."""
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+    def __post_init__(self) -> None:
+        shares = list(self.schedule)
+        if not shares or shares != sorted(set(shares)) or shares[0] <= 0 or shares[-1] != 100:
+            raise ValueError(f"schedule must rise strictly from above 0 to 100, got {self.schedule}")
+
+
+def _snapshot(data: dict[str, Any]) -> Snapshot:
+    return Snapshot(
+        requests=data["requests"],
+        server_errors=data["server_errors"],
+        latency={float(k): v for k, v in data["latency"].items()},
+        predictions={float(k): v for k, v in data["predictions"].items()},
+    )
+
+
+class Rollout:
+    def __init__(self, backend: TrafficBackend, mlflow_client: Any, config: RolloutConfig | None = None) -> None:
+        self.backend = backend
+        self.client = mlflow_client
+        self.config = config or RolloutConfig()
+        self.name = backend.component
+
+    # -- state ----------------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any] | None:
+        return self.backend.load_state()
+
+    def _active(self) -> dict[str, Any]:
+        state = self.state()
+        if not state or state.get("outcome"):
+            raise RolloutError(f"no canary of {self.name} is running: start one with `start {self.name}`")
+        return state
+
+    def _baseline(self, state: dict[str, Any]) -> None:
+        stable, canary = self.backend.snapshots()
+        state["baseline"] = {"stable": asdict(stable), "canary": asdict(canary)}
+        state["step_started_at"] = time.time()
+
+    # -- commands -------------------------------------------------------------------------------------------
+
+    def start(self, version: str | None = None, share: int | None = None) -> dict[str, Any]:
+        """Put ``version`` (default: the ``challenger`` alias) on a canary share (default: the schedule's first)."""
+        current = self.state()
+        if current and not current.get("outcome"):
+            raise RolloutError(
+                f"a canary of {self.name} v{current['canary_version']} is already at {current['share']}%: "
+                "promote, roll back or abort it first"
+            )
+        if version is None:
+            version = str(self.client.get_model_version_by_alias(self.name, CHALLENGER).version)
+        stable = self.backend.stable_version()
+        if version == stable:
+            raise RolloutError(f"{self.name} v{version} is already the stable version")
+        share = share if share is not None else self.config.schedule[0]
+        if not 0 < share < 100:
+            raise RolloutError(f"a canary share is between 1 and 99 percent, not {share}")
+        self.backend.start_canary(version, share)
+        state: dict[str, Any] = {
+            "component": self.name,
+            "stable_version": stable,
+            "canary_version": version,
+            "share": share,
+            "started_at": time.time(),
+            "history": [],
+            "outcome": None,
+        }
+        self._baseline(state)
+        self.backend.save_state(state)
+        return state
+
+    def analyse(self) -> Analysis:
+        """The current step's window so far: canary vs stable."""
+        state = self._active()
+        stable_now, canary_now = self.backend.snapshots()
+        stable = stable_now.minus(_snapshot(state["baseline"]["stable"]))
+        canary = canary_now.minus(_snapshot(state["baseline"]["canary"]))
+        if state["share"] >= 100 and state.get("reference_stable"):
+            # At 100% the stable version serves nothing: judge the canary against stable's last window.
+            stable = _snapshot(state["reference_stable"])
+        return analyse(stable, canary, self.config.analysis)
+
+    def step(self) -> tuple[str, Analysis]:
+        """Analyse the window; on pass move to the next share (or promote after 100%), on fail roll back."""
+        state = self._active()
+        result = self.analyse()
+        self._record(state, result)
+        if result.verdict == "inconclusive":
+            self.backend.save_state(state)
+            return "waiting", result
+        if result.verdict == "fail":
+            self.backend.save_state(state)
+            self.rollback(reason="; ".join(result.reasons))
+            return "rolled back", result
+        later = [s for s in self.config.schedule if s > state["share"]]
+        if not later:
+            self.backend.save_state(state)
+            self.promote()
+            return "promoted", result
+        state["reference_stable"] = asdict(result.stable)
+        state["share"] = later[0]
+        self.backend.set_share(later[0])
+        self._baseline(state)
+        self.backend.save_state(state)
+        return f"stepped to {later[0]}%", result
+
+    def _record(self, state: dict[str, Any], result: Analysis) -> None:
+        state["history"].append(
+            {
+                "at": time.time(),
+                "share": state["share"],
+                "verdict": result.verdict,
+                "reasons": result.reasons,
+                "stable_requests": result.stable.requests,
+                "canary_requests": result.canary.requests,
+                "stable_error_rate": result.stable.error_rate,
+                "canary_error_rate": result.canary.error_rate,
+                "stable_p99_s": result.stable.quantile(0.99),
+                "canary_p99_s": result.canary.quantile(0.99),
+                "psi": result.psi,
+            }
+        )
+
+    def promote(self) -> dict[str, Any]:
+        """All traffic to the canary, which becomes ``champion``; the previous champion stays registered."""
+        state = self._active()
+        version = state["canary_version"]
+        self.backend.promote()
+        self.client.set_registered_model_alias(self.name, CHAMPION, version)
+        self._drop_challenger(version)
+        self.client.set_model_version_tag(self.name, version, "mlstack.rollout", f"promoted {_now()}")
+        self.client.set_model_version_tag(self.name, version, "mlstack.replaced_version", state["stable_version"])
+        state.update(outcome="promoted", share=100, ended_at=time.time())
+        self.backend.save_state(state)
+        return state
+
+    def rollback(self, reason: str = "rolled back by an operator") -> dict[str, Any]:
+        """All traffic back to the stable version; the canary version is marked and loses ``challenger``."""
+        state = self._active()
+        version = state["canary_version"]
+        self.backend.rollback()
+        self._drop_challenger(version)
+        self.client.set_model_version_tag(self.name, version, "mlstack.rollout", f"rolled back {_now()}: {reason}")
+        state.update(outcome="rolled back", share=0, reason=reason, ended_at=time.time())
+        self.backend.save_state(state)
+        return state
+
+    def abort(self) -> dict[str, Any]:
+        """Stop the rollout without judging the version: traffic back to stable, aliases untouched."""
+        state = self._active()
+        self.backend.rollback()
+        state.update(outcome="aborted", share=0, ended_at=time.time())
+        self.backend.save_state(state)
+        return state
+
+    def _drop_challenger(self, version: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            current = self.client.get_model_version_by_alias(self.name, CHALLENGER)
+        except MlflowException:
+            return
+        if str(current.version) == str(version):
+            self.client.delete_registered_model_alias(self.name, CHALLENGER)
+
+    def run(
+        self,
+        window_s: float = 10.0,
+        timeout_s: float = 600.0,
+        progress: Progress = print,
+        on_step: Callable[[Analysis], None] | None = None,
+    ) -> dict[str, Any]:
+        """Step every ``window_s`` until promoted or rolled back (traffic must be flowing meanwhile)."""
+        began = time.monotonic()
+        while True:
+            time.sleep(window_s)
+            share = self._active()["share"]
+            action, result = self.step()
+            progress(f"canary at {share}%: {result.summary} -> {action}")
+            if on_step:
+                on_step(result)
+            if action in {"promoted", "rolled back"}:
+                state = self.state()
+                assert state is not None
+                return state
+            if time.monotonic() - began > timeout_s:
+                self.abort()
+                raise RolloutError(f"rollout of {self.name} did not finish within {timeout_s:.0f}s; aborted")
+
+
+def _now() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="seconds")

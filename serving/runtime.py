@@ -1,0 +1,119 @@
+"""The KServe model server runtime for any component: the model from the MLflow registry, the entity's
+features from Feast, the component's own ``prepare`` and ``predict``, on the V1 and V2 (Open Inference) REST
+protocols. Bad requests are KServe ``InvalidInput`` errors (HTTP 400) naming the problem."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput
+
+from contract import Component
+from serving import metrics
+from serving.online_features import OnlineFeatures, UnknownEntity
+from serving.request_schema import BadRequest, RequestSchema
+
+
+class ComponentModel(Model):  # type: ignore[misc]
+    """Serves one registered version of a component's model under the component's name."""
+
+    def __init__(self, component: Component, model_uri: str, version: str, store: Any) -> None:
+        super().__init__(component.name)
+        self.component = component
+        self.model_uri = model_uri
+        self.version = version
+        self.store = store
+        self.schema = RequestSchema.of(component)
+        self.features = OnlineFeatures(component, store)
+        self.labels = {"component": component.name, "version": version}
+        self.histogram = metrics.PROBABILITIES if component.model.task == "classification" else metrics.ESTIMATES
+        self.estimator: Any = None
+        self.columns: list[str] = []
+
+    def load(self) -> bool:
+        import mlflow.sklearn
+        from mlflow.models import get_model_info
+
+        self.estimator = mlflow.sklearn.load_model(self.model_uri)
+        signature = get_model_info(self.model_uri).signature
+        self.columns = signature.inputs.input_names() if signature is not None else []
+        self._warm_up()
+        self.ready = True
+        return True
+
+    def _warm_up(self) -> None:
+        """One prediction before taking traffic, so the first requests do not pay for lazy imports and
+        connections (a canary that starts cold would look slow to the analysis)."""
+        import pandas as pd
+
+        if self.columns:
+            try:
+                row = pd.DataFrame([[0.0] * len(self.columns)], columns=self.columns)
+                self.component.model.predict(self.estimator, row)
+            except Exception as error:  # requests will show it, and a canary analysis will catch it
+                logging.getLogger(__name__).warning("warm-up prediction failed: %s", error)
+        keys = self.component.entity_keys()
+        dummy = pd.DataFrame([{key: "warm-up" if self.schema.fields[key] == "string" else 0 for key in keys}])
+        with contextlib.suppress(UnknownEntity):
+            self.features.lookup(dummy)
+
+    async def __call__(self, body: Any, headers: dict[str, str] | None = None, verb: Any = None) -> Any:
+        began = time.perf_counter()
+        metrics.REQUESTS.labels(**self.labels).inc()
+        try:
+            if verb is None:
+                return await super().__call__(body, headers)
+            return await super().__call__(body, headers, verb)
+        except InvalidInput:
+            metrics.ERRORS.labels(**self.labels, kind="bad request").inc()
+            raise
+        except Exception:
+            metrics.ERRORS.labels(**self.labels, kind="server").inc()
+            raise
+        finally:
+            metrics.LATENCY.labels(**self.labels).observe(time.perf_counter() - began)
+
+    def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Validated request rows, as a DataFrame (V1) or kept with the request for the V2 response."""
+        try:
+            if isinstance(payload, InferRequest):
+                inputs = {i.name: list(np.asarray(i.data, dtype=object).ravel()) for i in payload.inputs}
+                return payload, self.schema.columns(inputs)
+            if isinstance(payload, bytes | str):  # a body sent without a JSON content type
+                try:
+                    payload = json.loads(payload)
+                except ValueError as error:
+                    raise BadRequest(f"the request body is not valid JSON: {error}") from None
+            if not isinstance(payload, dict) or "instances" not in payload:
+                raise BadRequest('a V1 request is a JSON object with "instances": [{...}, ...]')
+            return None, self.schema.rows(payload["instances"])
+        except BadRequest as error:
+            raise InvalidInput(str(error)) from None
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        request, rows = payload
+        try:
+            joined = self.features.lookup(rows)
+        except UnknownEntity as error:
+            raise InvalidInput(str(error)) from None
+        model = self.component.model
+        x = model.prepare(joined)
+        scores = model.predict(self.estimator, x[self.columns] if self.columns else x)
+        for score in scores:
+            self.histogram.labels(**self.labels).observe(float(score))
+        if request is None:
+            return {"predictions": [float(s) for s in scores], "model_version": self.version}
+        output = InferOutput(name="score", shape=[len(scores)], datatype="FP64", data=[float(s) for s in scores])
+        return InferResponse(
+            model_name=self.name,
+            infer_outputs=[output],
+            response_id=request.id or str(uuid.uuid4()),
+            parameters={"model_version": self.version},
+        )

@@ -1,0 +1,38 @@
+"""Challengers that misbehave in the ways a canary must catch. They wrap a real fitted model, so their inputs
+and signature are the real ones; the model server unpickles them from this importable module."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+
+class Raising:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        raise RuntimeError("this challenger is broken")
+
+
+class Slow:
+    def __init__(self, inner: Any, delay_s: float = 0.25) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return np.asarray(self.inner.predict_proba(x))
+
+
+class Shifted:
+    """Scores everything as likely fraud: the prediction distribution moves far from the stable one's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        p = 0.6 + 0.4 * np.asarray(self.inner.predict_proba(x))[:, 1]
+        return np.column_stack([1 - p, p])

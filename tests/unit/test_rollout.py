@@ -1,0 +1,194 @@
+"""Rollout decisions and the kubectl plugin's InferenceService patches, against a recording Kubernetes API,
+canned Prometheus counters and a real (in-process, SQLite) MLflow registry."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from contract.registry import load
+from serving import kubectl_plugin
+from serving.inference_service import CANARY_ANNOTATION, STABLE_ANNOTATION, inference_service
+from serving.rollout.analysis import AnalysisConfig, Snapshot, analyse, psi
+from serving.rollout.cluster_backend import ClusterBackend, PrometheusReader
+from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
+
+LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, math.inf]
+PROBABILITY = [round(0.05 * i, 2) for i in range(1, 21)]
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies ``patch_namespaced_custom_object`` with a merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+class RecordingCustomObjects:
+    def __init__(self, isvc: dict[str, Any]) -> None:
+        self.isvc = isvc
+        self.patches: list[dict[str, Any]] = []
+
+    def get_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str) -> Any:
+        assert (group, version, plural, name) == ("serving.kserve.io", "v1beta1", "inferenceservices", "fraud")
+        return copy.deepcopy(self.isvc)
+
+    def patch_namespaced_custom_object(
+        self, group: str, version: str, ns: str, plural: str, name: str, body: Any
+    ) -> None:
+        self.patches.append(copy.deepcopy(body))
+        self.isvc = merge_patch(self.isvc, body)
+
+
+def window(requests: int, errors: int = 0, latency_s: float = 0.01, mean_score: float = 0.1) -> Snapshot:
+    """Cumulative histograms for ``requests`` requests at one latency and scores around one value."""
+    latency = {le: float(requests if latency_s <= le else 0) for le in LATENCY}
+    predictions = {}
+    for le in PROBABILITY:
+        share = min(max((le - (mean_score - 0.1)) / 0.2, 0.0), 1.0)  # uniform on mean +- 0.1
+        predictions[le] = requests * share
+    return Snapshot(requests, errors, latency, predictions)
+
+
+class CannedPrometheus(PrometheusReader):
+    def __init__(self) -> None:
+        super().__init__("http://prometheus.invalid")
+        self.counters: dict[str, Snapshot] = {}
+
+    def snapshot(self, component: str, version: str) -> Snapshot:
+        return self.counters.get(version, Snapshot())
+
+
+@pytest.fixture()
+def registry(tmp_path: Path) -> MlflowClient:
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_registered_model("fraud")
+    for _ in range(3):
+        client.create_model_version("fraud", source=str(tmp_path))
+    client.set_registered_model_alias("fraud", "champion", "1")
+    client.set_registered_model_alias("fraud", "challenger", "2")
+    return client
+
+
+@pytest.fixture()
+def cluster(registry: MlflowClient) -> tuple[Rollout, RecordingCustomObjects, CannedPrometheus]:
+    isvc = inference_service(
+        load("fraud"),
+        "mlstack",
+        "registry.local/serving:abc",
+        "1",
+        "http://mlflow",
+        "/feast/fraud",
+        {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    )
+    api = RecordingCustomObjects(isvc)
+    prometheus = CannedPrometheus()
+    backend = ClusterBackend(api, "mlstack", "fraud", prometheus)
+    config = RolloutConfig(analysis=AnalysisConfig(min_requests=50))
+    return Rollout(backend, registry, config), api, prometheus
+
+
+def _version_arg(isvc: dict[str, Any]) -> str:
+    args = isvc["spec"]["predictor"]["containers"][0]["args"]
+    return str(args[args.index("--model-version") + 1])
+
+
+def test_start_patches_a_canary_revision_at_the_first_share(cluster: Any) -> None:
+    rollout, api, _ = cluster
+    rollout.start()
+    assert api.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert _version_arg(api.isvc) == "2"
+    annotations = api.isvc["metadata"]["annotations"]
+    assert annotations[STABLE_ANNOTATION] == "1" and annotations[CANARY_ANNOTATION] == "2"
+    with pytest.raises(RolloutError, match="already at 10%"):
+        rollout.start()
+
+
+def test_passing_windows_step_up_then_promote_and_move_the_champion(cluster: Any, registry: MlflowClient) -> None:
+    rollout, api, prometheus = cluster
+    rollout.start()
+    shares = []
+    for n in range(1, 5):
+        prometheus.counters = {"1": window(1000 * n), "2": window(200 * n)}
+        action, result = rollout.step()
+        assert result.verdict == "pass", result.summary
+        shares.append(api.isvc["spec"]["predictor"].get("canaryTrafficPercent"))
+    assert shares == [25, 50, 100, None]  # promoted: the field is removed, the latest revision takes everything
+    assert action == "promoted"
+    assert api.isvc["metadata"]["annotations"][STABLE_ANNOTATION] == "2"
+    assert CANARY_ANNOTATION not in api.isvc["metadata"]["annotations"]
+    assert str(registry.get_model_version_by_alias("fraud", "champion").version) == "2"
+    assert registry.get_model_version("fraud", "2").tags["mlstack.replaced_version"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("canary", "reason"),
+    [
+        (window(200, errors=30), "error rate"),
+        (window(200, latency_s=0.25), "p99"),
+        (window(200, mean_score=0.8), "PSI"),
+    ],
+)
+def test_a_failing_window_rolls_back_at_once(
+    cluster: Any, registry: MlflowClient, canary: Snapshot, reason: str
+) -> None:
+    rollout, api, prometheus = cluster
+    rollout.start()
+    prometheus.counters = {"1": window(1000), "2": canary}
+    action, result = rollout.step()
+    assert action == "rolled back" and reason in result.summary
+    assert {"spec": {"predictor": {"canaryTrafficPercent": 0}}} in api.patches, "0% pins the stable revision first"
+    assert "canaryTrafficPercent" not in api.isvc["spec"]["predictor"] and _version_arg(api.isvc) == "1"
+    assert str(registry.get_model_version_by_alias("fraud", "champion").version) == "1"
+    assert registry.get_model_version("fraud", "2").tags["mlstack.rollout"].startswith("rolled back")
+    with pytest.raises(Exception, match="alias"):
+        registry.get_model_version_by_alias("fraud", "challenger")
+
+
+def test_too_little_traffic_waits_without_moving(cluster: Any) -> None:
+    rollout, api, prometheus = cluster
+    rollout.start()
+    prometheus.counters = {"1": window(1000), "2": window(10)}
+    action, result = rollout.step()
+    assert action == "waiting" and result.verdict == "inconclusive"
+    assert api.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
+
+
+def test_kubectl_plugin_commands_drive_the_rollout(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    rollout, api, prometheus = cluster
+    monkeypatch.setattr(kubectl_plugin, "rollout_for", lambda component, config=None: rollout)
+    runner = CliRunner()
+    started = runner.invoke(kubectl_plugin.app, ["start", "fraud", "--share", "20"])
+    assert started.exit_code == 0 and "takes 20%" in started.output
+    assert api.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 20
+    prometheus.counters = {"1": window(800), "2": window(200)}
+    shown = runner.invoke(kubectl_plugin.app, ["status", "fraud"])
+    assert shown.exit_code == 0 and "canary" in shown.output and "pass" in shown.output
+    rolled = runner.invoke(kubectl_plugin.app, ["rollback", "fraud"])
+    assert rolled.exit_code == 0 and "rolled back fraud v2" in rolled.output
+    assert "canaryTrafficPercent" not in api.isvc["spec"]["predictor"]
+    again = runner.invoke(kubectl_plugin.app, ["step", "fraud"])
+    assert again.exit_code != 0 and "no canary of fraud is running" in str(again.exception)
+
+
+def test_analysis_quantiles_and_psi() -> None:
+    snap = window(100, latency_s=0.02)
+    assert 0.01 < snap.quantile(0.99) <= 0.025
+    same = psi(window(5000).predictions, window(60).predictions)
+    assert same < 0.05, "same distribution, small window: the noise floor is removed"
+    assert psi(window(5000).predictions, window(200, mean_score=0.7).predictions) > 1
+    assert analyse(window(10), window(10), AnalysisConfig(min_requests=20)).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="schedule must rise"):
+        RolloutConfig(schedule=(50, 25, 100))
