@@ -14,11 +14,24 @@ from embedded.settings import EmbeddedSettings
 TIERS = ("unit", "manifests", "local", "render", "kind")
 
 
+# The local tier's modules in lifecycle order: later stages reuse what earlier session fixtures built (a streamed
+# component, a trained model), and the streaming tests reset the stream they share, so they must come first.
+LOCAL_ORDER = ("test_embedded_services", "test_streaming", "test_training", "test_serving")
+
+
+def _lifecycle_position(item: pytest.Item) -> tuple[int, int]:
+    tier = Path(str(item.fspath)).parent.name
+    stem = Path(str(item.fspath)).stem
+    local = LOCAL_ORDER.index(stem) if tier == "local" and stem in LOCAL_ORDER else len(LOCAL_ORDER)
+    return (TIERS.index(tier) if tier in TIERS else len(TIERS), local)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         tier = Path(str(item.fspath)).parent.name
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=_lifecycle_position)  # stable: keeps each module's own order
 
 
 def isolated_settings(state_dir: Path) -> EmbeddedSettings:
