@@ -14,7 +14,7 @@ from typing import Any
 
 from contract import Component
 from embedded.errors import EmbeddedError
-from embedded.paths import MAIN_VENV, REPO_ROOT, venv_bin
+from embedded.paths import REPO_ROOT, main_module
 from embedded.service_spec import free_port
 from embedded.services import EmbeddedServices, Progress
 from embedded.streaming import EmbeddedStreaming
@@ -101,24 +101,18 @@ class EmbeddedServing:
         """Serve ``version`` as the stable model (restarting its slot if it serves another), behind the proxy."""
         slots = self.slots()
         stable = slots["stable"]
-        if slots[stable]["version"] != version or not self._running(stable):
+        if slots[stable]["version"] != version or not self.services.daemon.is_running(self.program(stable)):
             self._start_server(stable, version, progress)
             slots = self.slots()
         self._start_proxy(progress)
         self.set_weights({stable: 100, self.canary_slot(stable): 0})
         return self.endpoint
 
-    def _running(self, slot: str) -> bool:
-        info = self.services.daemon.info(self.program(slot))
-        return bool(info and info["statename"] == "RUNNING")
-
     def _start_server(self, slot: str, version: str, progress: Progress) -> None:
         slots = self.slots()
         streaming = EmbeddedStreaming(self.services, self.component)
         port = slots[slot]["port"]
-        command = (
-            str(venv_bin(MAIN_VENV, "python")),
-            "-m",
+        command = main_module(
             "serving.server",
             "--component",
             self.component.name,
@@ -174,7 +168,7 @@ class EmbeddedServing:
             config.write_text(text)
         daemon = self.services.daemon
         daemon.register(self.proxy_program, (haproxy, "-db", "-f", str(config)), {}, 10, self.root)
-        if not self._running_proxy():
+        if not daemon.is_running(self.proxy_program):
             daemon.start(self.proxy_program)
             began = time.monotonic()
             while not self._socket_path().exists():
@@ -184,10 +178,6 @@ class EmbeddedServing:
                 time.sleep(0.1)
             progress(f"{self.proxy_program}: HAProxy on {self.endpoint}")
         daemon.record_pids()
-
-    def _running_proxy(self) -> bool:
-        info = self.services.daemon.info(self.proxy_program)
-        return bool(info and info["statename"] == "RUNNING")
 
     def _socket_path(self) -> Path:
         return self.root / "haproxy.sock"

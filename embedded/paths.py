@@ -23,3 +23,8 @@ def state_dir() -> Path:
 def venv_bin(venv: Path, name: str) -> Path:
     """An executable inside a virtual environment."""
     return venv / "bin" / name
+
+
+def main_module(module: str, *args: str) -> tuple[str, ...]:
+    """The command that runs ``python -m module args`` in the main environment (supervised workers, servers)."""
+    return (str(venv_bin(MAIN_VENV, "python")), "-m", module, *args)

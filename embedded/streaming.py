@@ -15,7 +15,7 @@ from contract import Component
 from contract.streaming import topics
 from embedded.errors import EmbeddedError
 from embedded.java_runtime import java_executable
-from embedded.paths import FLINK_JARS, FLINK_UDF_JARS, MAIN_VENV, REPO_ROOT, STREAMING_VENV, venv_bin
+from embedded.paths import FLINK_JARS, FLINK_UDF_JARS, REPO_ROOT, STREAMING_VENV, main_module, venv_bin
 from embedded.service_spec import free_port, port_free
 from embedded.services import EmbeddedServices, Progress
 from embedded.supervisor_daemon import log_tail
@@ -202,9 +202,7 @@ class EmbeddedStreaming:
             daemon.register(self.job_program, command, env, 30, REPO_ROOT, restart_on_crash=True)
             daemon.start(self.job_program)
             progress(f"{self.job_program}: Flink job starting (REST http://127.0.0.1:{port})")
-        pusher = (
-            str(venv_bin(MAIN_VENV, "python")),
-            "-m",
+        pusher = main_module(
             "pipelines.streaming.feature_pusher",
             "--component",
             self.component.name,
@@ -219,13 +217,8 @@ class EmbeddedStreaming:
             "--stats",
             str(self.stats_path),
         )
-        daemon.register(
-            self.pusher_program, pusher, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT, restart_on_crash=True
-        )
-        daemon.start(self.pusher_program)
-        archive = (
-            str(venv_bin(MAIN_VENV, "python")),
-            "-m",
+        self._start_worker(self.pusher_program, pusher)
+        archive = main_module(
             "pipelines.streaming.event_archive",
             "--component",
             self.component.name,
@@ -236,12 +229,15 @@ class EmbeddedStreaming:
             "--flush-every-s",
             str(self.flush_every_s),
         )
-        daemon.register(
-            self.archive_program, archive, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT, restart_on_crash=True
-        )
-        daemon.start(self.archive_program)
+        self._start_worker(self.archive_program, archive)
         self._wait_running(progress)
         daemon.record_pids()
+
+    def _start_worker(self, program: str, command: tuple[str, ...]) -> None:
+        """A main-environment worker, restarted on a crash (it resumes from its committed offsets)."""
+        daemon = self.services.daemon
+        daemon.register(program, command, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT, restart_on_crash=True)
+        daemon.start(program)
 
     def _wait_running(self, progress: Progress) -> None:
         began = time.monotonic()

@@ -241,6 +241,10 @@ class SupervisorDaemon:
             return None
         return info
 
+    def is_running(self, name: str) -> bool:
+        info = self.info(name)
+        return bool(info and info["statename"] == "RUNNING")
+
     def running_info(self, name: str) -> dict[str, Any]:
         """supervisord's view of a program that is starting or running; a one-line error naming its last log
         lines when it is down (exited, failed, or unknown)."""

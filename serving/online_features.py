@@ -35,7 +35,7 @@ class OnlineFeatures:
         response = self.store.get_online_features(features=self.refs, entity_rows=entity_rows, full_feature_names=True)
         values = response.to_dict(include_event_timestamps=True)
         now_s = (now or datetime.now(tz=UTC)).timestamp()
-        joined = rows.copy()
+        columns: dict[str, np.ndarray] = {}
         seen = {key: np.zeros(len(rows), dtype=bool) for key in keys}
         for ref in self.refs:
             view = ref.split(":", 1)[0]
@@ -44,7 +44,9 @@ class OnlineFeatures:
             stamps = np.asarray(values[f"{column}__ts"], dtype="float64")  # epoch seconds; 0 when absent
             seen[entity] |= stamps > 0
             fresh = (stamps > 0) & (now_s - stamps <= ttl_s)
-            joined[column] = np.where(fresh, pd.to_numeric(pd.Series(values[column]), errors="coerce"), np.nan)
+            columns[column] = np.where(fresh, pd.to_numeric(pd.Series(values[column]), errors="coerce"), np.nan)
+        # One concat, not a column insert per feature: this runs for every request.
+        joined = pd.concat([rows, pd.DataFrame(columns, index=rows.index)], axis=1)
         for key, found in seen.items():
             if not found.all():
                 unknown = rows[key][~found].astype(str).unique().tolist()
