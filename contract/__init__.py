@@ -5,6 +5,7 @@ Templates in ``pipelines/`` and ``serving/`` depend on this package only, never 
 
 from contract.component import Component
 from contract.model import Choice, IntRange, LogUniform, Metric, ModelSpec, Uniform
+from contract.resources import ResourceHints, Workload
 from contract.streaming import Aggregate, EventField, EventSchema, FeatureGroup, StreamingSpec, Window
 
 __all__ = [
@@ -18,7 +19,9 @@ __all__ = [
     "LogUniform",
     "Metric",
     "ModelSpec",
+    "ResourceHints",
     "StreamingSpec",
     "Uniform",
     "Window",
+    "Workload",
 ]

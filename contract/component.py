@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from contract.model import ModelSpec, param_problem
+from contract.resources import ResourceHints
 from contract.streaming import NAME, StreamingSpec
 
 Event = dict[str, Any]
@@ -30,6 +31,8 @@ class Component:
     streaming: StreamingSpec
     generate: EventGenerator
     model: ModelSpec
+    resources: ResourceHints = field(default_factory=ResourceHints)
+    """What its workloads need in a cluster (Flink, model servers, training steps)."""
 
     def feature_groups(self) -> list[str]:
         """The feature groups the model reads, in declaration order."""
@@ -105,6 +108,10 @@ def _problems(component: Component) -> Iterator[str]:
             yield f"feature group {group.name!r} declares the same aggregate twice"
 
     yield from _model_problems(component)
+    if not isinstance(component.resources, ResourceHints):
+        yield f"resources must be ResourceHints, not {type(component.resources).__name__}"
+    else:
+        yield from component.resources.problems()
 
 
 def _model_problems(component: Component) -> Iterator[str]:

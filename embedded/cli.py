@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from embedded.demo_cli import demo
 from embedded.errors import EmbeddedError
 from embedded.serve_cli import app as serve_app
 from embedded.services import SERVICE_BUILDERS, EmbeddedServices
@@ -86,44 +88,33 @@ def services_logs(name: str, lines: Annotated[int, typer.Option("-n")] = 40) -> 
     console.print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]), markup=False)
 
 
-@app.command("demo")
-def demo(
-    component: Annotated[str, typer.Option(help="Use case to run.")] = "fraud",
-    events: Annotated[int, typer.Option(help="Synthetic events to stream.")] = 20_000,
-) -> None:
-    """The main job on the embedded default; Ctrl-C stops everything it started."""
-    from rich.table import Table
+app.command("demo")(demo)
 
-    from embedded.demo import run_demo
+component_app = typer.Typer(no_args_is_help=True, help="Use-case components: list them, or scaffold a new one.")
+app.add_typer(component_app, name="component")
 
-    try:
-        result = run_demo(component, events, progress=lambda line: console.print(line, highlight=False))
-    except KeyboardInterrupt:
-        console.print("interrupted: stopping everything the demo started")
-        EmbeddedServices(EmbeddedSettings.from_env()).down(progress=lambda line: console.print(f"  {line}"))
-        raise
-    if result.online_sample:
-        sample = Table(title="online features in Feast (newest window per entity)", title_justify="left")
-        for column in result.online_sample[0]:
-            sample.add_column(column)
-        for row in result.online_sample:
-            sample.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row.values()))
-        console.print(sample)
-    summary = Table(title=f"demo summary: {result.component}", title_justify="left", show_header=False)
-    for phase, seconds in result.phases.items():
-        summary.add_row(f"{phase} (s)", f"{seconds:.1f}")
-    summary.add_row("events sent", f"{result.events_sent} ({result.produce_rate:.0f}/s)")
-    if result.status:
-        summary.add_row(
-            "events in topic / dead letters", f"{result.status.events_in_topic} / {result.status.dead_letters}"
-        )
-    for name, url in result.urls.items():
-        summary.add_row(name, url)
-    summary.add_row("stop everything", "make services-down")
-    console.print(summary)
+
+@component_app.command("new")
+def component_new(name: str) -> None:
+    """Write components/<name>/ and its tests from the template; it runs through the lifecycle as is."""
+    from embedded.scaffold import create
+
+    scaffold = create(name)
+    for path in scaffold.files:
+        console.print(f"  wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     console.print(
-        "next in this demo as the project grows: training (KFP + Ray Tune + MLflow), serving and a canary rollout"
+        f"next: `make test-unit PYTEST_ARGS=-ktest_component_{name}` runs its unit checks; "
+        f"`make demo COMPONENT={name}` runs its lifecycle; components/README.md walks through making it yours"
     )
+
+
+@component_app.command("list")
+def component_list() -> None:
+    """Every component the registry finds, validated."""
+    from contract.registry import available, load
+
+    for name in available():
+        console.print(f"  {name}: {load(name).description}")
 
 
 def _known_errors() -> tuple[type[Exception], ...]:

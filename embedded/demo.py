@@ -1,33 +1,135 @@
-"""``make demo``: the lifecycle on the embedded default, as far as it is built: services, then a component's
-events streamed through Kafka and Flink into Feast, with a look at the features that arrived online."""
+"""``make demo``: the whole lifecycle of one component on the embedded default, each phase timed.
+
+Services up; the component's events streamed through Kafka and Flink into Feast (a backlog, then live events at
+their natural pace); the training pipeline (KFP local runner, Ray Tune, MLflow) trains a first model that becomes
+``champion`` and is served behind HAProxy; a second, larger search trains a challenger; if the gate registers it,
+a canary rollout under generated traffic steps it up or rolls it back on measured evidence. Everything is left
+running for the user to explore; a rollout report is saved as PNG.
+"""
 
 from __future__ import annotations
 
+import json
+import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from contract import Component
 from contract.registry import load
 from embedded.errors import EmbeddedError
+from embedded.model_serving import EmbeddedBackend, EmbeddedServing
 from embedded.services import EmbeddedServices
 from embedded.settings import EmbeddedSettings
 from embedded.streaming import EmbeddedStreaming, StreamingStatus
-from pipelines.streaming.producer import advance_watermark, produce
+from embedded.train_cli import embedded_params, pipeline_root
+from pipelines.streaming.producer import produce
+from pipelines.training.runner import PipelineRun, run_local
+from serving.rollout.analysis import Analysis
+from serving.rollout.rollout import CHALLENGER, CHAMPION, Rollout, RolloutConfig
+from serving.traffic import TrafficGenerator, TrafficLog, instances
 
 Progress = Callable[[str], None]
+PHASES = 8
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    component: str = "fraud"
+    events: int = 20_000
+    """Backlog of synthetic events streamed first; its last event is 'now'."""
+    seed: int | None = None
+    """Seed of the generated events (None: a new one each run, printed so a run can be repeated)."""
+    champion_trials: int = 2
+    """A quick first search: the model that serves first."""
+    challenger_trials: int = 6
+    """A larger search on more data: the model the canary tries."""
+    traffic_rate: float = 40.0
+    """Requests per second sent to the endpoint during the canary."""
+    window_s: float = 5.0
+    """How often the canary is analysed; a window without enough requests keeps accumulating."""
+    canary_timeout_s: float = 300.0
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
 
 @dataclass
 class DemoResult:
     component: str
+    seed: int
     phases: dict[str, float] = field(default_factory=dict)
     events_sent: int = 0
     produce_rate: float = 0.0
+    processed_rate: float = 0.0
+    """Backlog events per second from the first sent until all were in Feast (produce + Flink + push)."""
+    live_events: int = 0
     status: StreamingStatus | None = None
+    pusher: dict[str, float] = field(default_factory=dict)
     online_sample: list[dict[str, Any]] = field(default_factory=list)
+    champion_version: str = ""
+    champion_reused: bool = False
+    trainings: dict[str, PipelineRun] = field(default_factory=dict)
+    challenger_version: str = ""
+    canary: dict[str, Any] = field(default_factory=dict)
+    """The rollout's final state: outcome, reason, history of analysed windows."""
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Client-side p50/p99 per served version during the canary."""
+    report: Path | None = None
     urls: dict[str, str] = field(default_factory=dict)
+    example_request: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.canary:
+            return str(self.canary.get("outcome", ""))
+        return "no canary: the challenger did not pass the gate" if self.trainings else ""
+
+
+class LiveEvents:
+    """Sends the generator's events after the backlog at their own pace (each when its event time comes), in a
+    thread, so windows close in real time while the later phases run: that is what freshness measures."""
+
+    def __init__(self, component: Component, bootstrap: str, events: list[dict[str, Any]]) -> None:
+        self.component = component
+        self.bootstrap = bootstrap
+        self.events = events
+        self.sent = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-events", daemon=True)
+
+    def _due(self) -> Iterator[dict[str, Any]]:
+        field_name = self.component.streaming.events.event_time
+        for event in self.events:
+            while not self._stop.is_set() and event[field_name] > time.time() * 1000:
+                self._stop.wait(min(0.2, event[field_name] / 1000 - time.time()))
+            if self._stop.is_set():
+                return
+            self.sent += 1
+            yield event
+
+    def _run(self) -> None:
+        try:
+            produce(self.component, self.bootstrap, self._due())
+        except BaseException as error:  # reported by stop(): a thread cannot raise into the demo
+            self.error = error
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self.error is not None:
+            raise EmbeddedError(f"live events of {self.component.name} stopped: {self.error}")
+        return self.sent
+
+
+def _phase(result: DemoResult, name: str, began: float) -> None:
+    result.phases[name] = time.monotonic() - began
 
 
 def _wait_caught_up(streaming: EmbeddedStreaming, timeout_s: float, progress: Progress) -> StreamingStatus:
@@ -49,64 +151,209 @@ def _wait_caught_up(streaming: EmbeddedStreaming, timeout_s: float, progress: Pr
         time.sleep(1)
 
 
-def run_demo(component_name: str, events: int, progress: Progress) -> DemoResult:
-    """Run the demo; leaves the services and the streaming job running for the user to explore."""
-    component: Component = load(component_name)
-    settings = EmbeddedSettings.from_env()
-    services = EmbeddedServices(settings)
-    result = DemoResult(component=component.name)
+def timeline(component: Component, n_events: int, extra: int, seed: int) -> tuple[list[dict[str, Any]], ...]:
+    """The generator's events shifted so that the backlog's last event is now; the rest lie in the future."""
+    field_name = component.streaming.events.event_time
+    events = list(component.generate(n_events + extra, 0, seed))
+    shift = int(time.time() * 1000) - events[n_events - 1][field_name]
+    for event in events:
+        event[field_name] += shift
+    return events[:n_events], events[n_events:]
 
-    began = time.monotonic()
-    progress("[1/4] starting the embedded services (Kafka, Redis, MLflow)")
-    services.up(progress=lambda line: progress(f"      {line}"))
-    result.phases["services up"] = time.monotonic() - began
 
-    began = time.monotonic()
-    progress(f"[2/4] starting the streaming job of {component.name} (Flink mini-cluster + Feast pusher)")
-    streaming = EmbeddedStreaming(services, component, flush_every_s=2.0)
-    # Each demo streams the same three hours of event time, so the previous demo's stream is replaced:
-    # its watermark would make these events late.
-    streaming.reset(progress=lambda line: progress(f"      {line}"))
-    streaming.start(progress=lambda line: progress(f"      {line}"))
-    result.phases["streaming job start"] = time.monotonic() - began
-
-    began = time.monotonic()
-    progress(f"[3/4] producing {events} synthetic {component.name} events into {component.name}.events")
-    start_ms = int((time.time() - 3 * 3600) * 1000)
-    generated = list(component.generate(events, start_ms, int(time.time())))
-    result.events_sent = produce(
-        component,
-        settings.kafka_bootstrap,
-        generated,
-        progress=lambda n: progress(f"      sent {n}/{events}"),
-    )
-    advance_watermark(component, settings.kafka_bootstrap, int(time.time() * 1000))
-    result.phases["produce"] = time.monotonic() - began
-    result.produce_rate = result.events_sent / max(result.phases["produce"], 1e-9)
-
-    began = time.monotonic()
-    progress("[4/4] waiting for Flink to process them and for the features to reach Feast")
-    result.status = _wait_caught_up(streaming, 300, lambda line: progress(f"      {line}"))
-    result.phases["features online"] = time.monotonic() - began
-
+def _online_sample(component: Component, streaming: EmbeddedStreaming, events: list[dict[str, Any]]) -> list[Any]:
     group = component.streaming.groups[0]
-    entities = list(dict.fromkeys(e[group.entity] for e in reversed(generated)))[:5]
-    store = streaming.feature_store()
-    online = store.get_online_features(
-        features=[
-            f"{g.name}:{f}"
-            for g in component.streaming.groups
-            if g.entity == group.entity
-            for f in g.feature_names()[:2]
-        ],
-        entity_rows=[{group.entity: e} for e in entities],
-        full_feature_names=True,
-    ).to_dict()
-    result.online_sample = [{k: v[i] for k, v in online.items()} for i in range(len(entities))]
+    entities = list(dict.fromkeys(e[group.entity] for e in reversed(events)))[:5]
+    refs = [f"{g.name}:{f}" for g in component.streaming.groups if g.entity == group.entity for f in g.feature_names()]
+    online = (
+        streaming.feature_store()
+        .get_online_features(
+            features=refs[:4], entity_rows=[{group.entity: e} for e in entities], full_feature_names=True
+        )
+        .to_dict()
+    )
+    return [{k: v[i] for k, v in online.items()} for i in range(len(entities))]
+
+
+def _train(
+    settings: EmbeddedSettings,
+    component: Component,
+    trials: int,
+    seed: int,
+    label: str,
+    progress: Progress,
+    window_end: str = "",
+) -> PipelineRun:
+    params = embedded_params(settings, component.name, trials=trials, concurrency=2, seed=seed, window_end=window_end)
+    return run_local(params, pipeline_root(settings), progress=lambda line: progress(f"      [{label}] {line}"))
+
+
+def _current_champion(client: Any, name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _quantiles_ms(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"requests": float(len(ordered)), "p50": pick(0.5), "p99": pick(0.99)}
+
+
+def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSettings | None = None) -> DemoResult:
+    """Run the demo; leaves the services, the streaming job and the model endpoint running."""
+    from mlflow import MlflowClient
+
+    component: Component = load(options.component)
+    settings = settings or EmbeddedSettings.from_env()
+    services = EmbeddedServices(settings)
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(1_000_000)
+    result = DemoResult(component=component.name, seed=seed)
+
+    def step(number: int, text: str) -> None:
+        progress(f"[{number}/{PHASES}] {text}")
+
+    def indent(line: str) -> None:
+        progress(f"      {line}")
+
+    began = time.monotonic()
+    step(1, "starting the embedded services (Kafka, Redis, MLflow)")
+    services.up(progress=indent)
+    _phase(result, "services up", began)
+
+    began = time.monotonic()
+    step(2, f"starting the streaming job of {component.name} (Flink mini-cluster, Feast pusher, event archive)")
+    streaming = EmbeddedStreaming(services, component, flush_every_s=2.0)
+    # The backlog's event times end now, so the previous demo's stream is replaced: its watermark would make
+    # these events late. The registry (and a champion from an earlier demo) is kept.
+    streaming.reset(progress=indent)
+    streaming.start(progress=indent)
+    _phase(result, "streaming job start", began)
+
+    began = time.monotonic()
+    backlog, future = timeline(component, options.events, max(options.events // 2, 2000), seed)
+    step(3, f"streaming {len(backlog)} synthetic {component.name} events (seed {seed}) into Kafka -> Flink -> Feast")
+    result.events_sent = produce(
+        component, settings.kafka_bootstrap, backlog, progress=lambda n: indent(f"sent {n}/{len(backlog)}")
+    )
+    result.produce_rate = result.events_sent / max(time.monotonic() - began, 1e-9)
+    result.status = _wait_caught_up(streaming, 300, indent)
+    _phase(result, "backlog into Feast", began)
+    result.processed_rate = result.events_sent / result.phases["backlog into Feast"]
+    result.online_sample = _online_sample(component, streaming, backlog)
+    live = LiveEvents(component, settings.kafka_bootstrap, future)
+    live.start()
+    indent("live events now flow at the generator's own pace while the next phases run")
+
+    client = MlflowClient(settings.mlflow_url)
+    began = time.monotonic()
+    reused = _current_champion(client, component.name)
+    if reused is not None:
+        step(4, f"{component.name} v{reused} is already champion (an earlier demo): it serves first")
+        result.champion_version, result.champion_reused = reused, True
+    else:
+        # The first model learns from the older half of the backlog, as if trained yesterday; the challenger
+        # later learns from everything streamed since, which is what retraining is for.
+        cut_ms = backlog[len(backlog) // 2][component.streaming.events.event_time]
+        cut = datetime.fromtimestamp(cut_ms / 1000, tz=UTC).isoformat()
+        step(
+            4,
+            f"training the first {component.name} model on events before {cut[11:19]} UTC "
+            f"({options.champion_trials} trials): it will serve first",
+        )
+        run = _train(settings, component, options.champion_trials, seed, "champion", progress, window_end=cut)
+        result.trainings["champion"] = run
+        if not run.decision["passed"]:
+            raise EmbeddedError(f"the first {component.name} model was not registered: {run.decision['reason']}")
+        result.champion_version = str(run.decision["version"])
+        # Nothing serves yet, so there is nothing to canary against: the first model is champion directly.
+        client.set_registered_model_alias(component.name, CHAMPION, result.champion_version)
+        client.delete_registered_model_alias(component.name, CHALLENGER)
+    _phase(result, "first model", began)
+
+    began = time.monotonic()
+    step(5, f"serving {component.name} v{result.champion_version} (KServe model server behind HAProxy)")
+    serving = EmbeddedServing(services, component)
+    backend = EmbeddedBackend(serving, progress=indent)
+    rollout = Rollout(backend, client, options.rollout)
+    leftover = rollout.state()
+    if leftover and not leftover.get("outcome"):
+        indent(f"aborting the canary an earlier demo left at {leftover['share']}%")
+        rollout.abort()
+    serving.serve(result.champion_version, progress=indent)
+    _phase(result, "serve champion", began)
+
+    began = time.monotonic()
+    step(6, f"training a challenger ({options.challenger_trials} trials, on the events streamed so far)")
+    run = _train(settings, component, options.challenger_trials, seed + 1, "challenger", progress)
+    result.trainings["challenger"] = run
+    result.challenger_version = str(run.decision.get("version") or "")
+    indent(f"gate: {run.decision['reason']}")
+    _phase(result, "challenger", began)
+
+    result.live_events = live.stop()
+    result.pusher = streaming.pusher_stats()
+    result.status = streaming.status()
     result.urls = {
+        "model endpoint (V1)": f"{serving.endpoint}/v1/models/{component.name}:predict",
         "MLflow UI": settings.mlflow_url,
         "Flink web UI": f"http://127.0.0.1:{streaming.rest_port()}",
         "Kafka": settings.kafka_bootstrap,
-        "Feast repo": str(streaming.repo),
     }
+    example = json.dumps({"instances": instances(component, backlog[-1:])})
+    result.example_request = f"curl -s -d '{example}' {result.urls['model endpoint (V1)']}"
+
+    if result.challenger_version:
+        began = time.monotonic()
+        step(7, f"canary of v{result.challenger_version} under {options.traffic_rate:.0f} requests/s")
+        rows = instances(component, (backlog + future[: result.live_events])[-2000:])
+        analyses: list[tuple[float, Analysis]] = []
+        with TrafficGenerator(
+            f"{serving.endpoint}/v1/models/{component.name}:predict", rows, rate=options.traffic_rate
+        ) as traffic:
+            stable_slot = serving.slots()["stable"]
+            slots = {stable_slot: result.champion_version, serving.canary_slot(stable_slot): result.challenger_version}
+            rollout.start(result.challenger_version)  # returns once the canary's server is ready and weighted
+            started_at = time.time()
+            result.canary = rollout.run(
+                window_s=options.window_s,
+                timeout_s=options.canary_timeout_s,
+                progress=indent,
+                on_step=lambda analysis: analyses.append((time.time(), analysis)),
+            )
+            time.sleep(2)  # a little traffic after the decision, for the report
+        result.canary.update(started_at=started_at, slots=slots)
+        result.latency_ms = _latency_by_version(traffic.log, slots)
+        _phase(result, "canary", began)
+        step(8, "rollout report")
+        from embedded.rollout_report import plot_rollout
+
+        result.report = plot_rollout(
+            component.name,
+            traffic.log,
+            result.canary,
+            analyses,
+            settings.state_dir / "reports" / f"{component.name}-rollout-{time.strftime('%Y%m%d-%H%M%S')}.png",
+        )
+        indent(f"saved {result.report}")
+    else:
+        step(7, "no canary: the gate kept the challenger out of the registry (see its reason above)")
     return result
+
+
+def _latency_by_version(log: TrafficLog, slots: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Client-side latency per version: the slot HAProxy chose for a response, mapped to the version it served."""
+    by_version: dict[str, list[float]] = {}
+    for response in log.responses:
+        version = slots.get(response.slot, response.slot)
+        if response.status == 200:
+            by_version.setdefault(f"v{version}", []).append(response.latency_s)
+    return {version: _quantiles_ms(values) for version, values in by_version.items()}

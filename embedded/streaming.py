@@ -98,7 +98,7 @@ class EmbeddedStreaming:
     def ensure_topics(self) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 3})
         existing = set(admin.list_topics(timeout=10).topics)
         partitions = self.component.streaming.partitions
         wanted = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in self.topics.values()]
@@ -125,7 +125,7 @@ class EmbeddedStreaming:
         from confluent_kafka.admin import AdminClient
 
         self.stop()
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 3})
         existing = [t for t in self.topics.values() if t in admin.list_topics(timeout=10).topics]
         if existing:
             for future in admin.delete_topics(existing).values():
@@ -306,7 +306,9 @@ class EmbeddedStreaming:
     def _end_offsets(self, topic: str) -> dict[int, int]:
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "mlstack-status"})
+        consumer = Consumer(
+            {"bootstrap.servers": self.settings.kafka_bootstrap, "group.id": "mlstack-status", "log_level": 3}
+        )
         try:
             metadata = consumer.list_topics(topic, timeout=10).topics[topic]
             return {
@@ -320,7 +322,7 @@ class EmbeddedStreaming:
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 3})
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in end])
         result = admin.list_consumer_group_offsets([request])[group].result(10)
         committed = {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}

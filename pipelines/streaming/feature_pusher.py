@@ -38,20 +38,25 @@ class PusherStats:
     batches: int = 0
     push_seconds: float = 0.0
     freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    live_freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    """Freshness of live windows only: those that closed after the previous push, so no earlier push could
+    have carried them. A replayed backlog's windows closed long ago and would measure its age instead."""
 
     def summary(self) -> dict[str, float]:
-        fresh = sorted(self.freshness_s)
-
-        def quantile(q: float) -> float:
-            return fresh[min(len(fresh) - 1, int(q * len(fresh)))] if fresh else float("nan")
+        def quantile(values: deque[float], q: float) -> float:
+            ordered = sorted(values)
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
         return {
             "rows_online": self.rows_online,
             "rows_windows": self.rows_windows,
             "rows_offline": self.rows_offline,
             "batches": self.batches,
-            "freshness_p50_s": quantile(0.5),
-            "freshness_p99_s": quantile(0.99),
+            "freshness_p50_s": quantile(self.freshness_s, 0.5),
+            "freshness_p99_s": quantile(self.freshness_s, 0.99),
+            "live_windows": len(self.live_freshness_s),
+            "live_freshness_p50_s": quantile(self.live_freshness_s, 0.5),
+            "live_freshness_p99_s": quantile(self.live_freshness_s, 0.99),
         }
 
 
@@ -86,6 +91,7 @@ class FeaturePusher:
         self.consumer.subscribe([topics(component.name)["features"]])
         self.pending_history: dict[str, list[pd.DataFrame]] = defaultdict(list)
         self.last_flush = time.monotonic()
+        self.previous_push_at = pd.Timestamp.now(tz="UTC")
         self.stats = PusherStats()
         self.stats_path = stats_path
         self.lateness = pd.Timedelta(seconds=component.streaming.watermark_s)
@@ -115,6 +121,7 @@ class FeaturePusher:
         from feast.data_source import PushMode
 
         began = time.monotonic()
+        previous_push_at, self.previous_push_at = self.previous_push_at, pd.Timestamp.now(tz="UTC")
         for name, frame in self.frames(records).items():
             # The online store keeps one row per entity, the newest window: older windows of the same batch
             # would be written only to be replaced (Feast converts and writes row by row, the costly part).
@@ -123,7 +130,10 @@ class FeaturePusher:
             newest = frame.sort_values("window_end").drop_duplicates(entity, keep="last")
             self.store.push(push_source_name(self.component, self.groups[name]), newest, to=PushMode.ONLINE)
             online_at = pd.Timestamp.now(tz="UTC")
-            self.stats.freshness_s.extend((online_at - (newest["window_end"] + self.lateness)).dt.total_seconds())
+            closed_at = newest["window_end"] + self.lateness
+            freshness = (online_at - closed_at).dt.total_seconds()
+            self.stats.freshness_s.extend(freshness)
+            self.stats.live_freshness_s.extend(freshness[closed_at > previous_push_at])
             self.pending_history[name].append(frame)
             self.stats.rows_online += len(newest)
             self.stats.rows_windows += len(frame)

@@ -103,7 +103,7 @@ def advance_watermark(component: Component, bootstrap: str, event_time_ms: int) 
             "the job would treat it as a bad event time and no window would close"
         )
     topic = topics(component.name)["events"]
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
     partitions = producer.list_topics(topic, timeout=10).topics[topic].partitions
     marker = json.dumps({WATERMARK_MARKER: True, component.streaming.events.event_time: event_time_ms}).encode()
     for partition in partitions:

@@ -59,8 +59,17 @@ def score_champion(component: Component, name: str, x: pd.DataFrame, y: np.ndarr
     return component.model.metric.score(y, component.model.predict(champion, x[columns]))
 
 
-def gate(component: Component, score: float, champion_score: float | None, min_gain: float) -> tuple[bool, str]:
+def gate(
+    component: Component,
+    score: float,
+    champion_score: float | None,
+    min_gain: float,
+    baseline_score: float | None = None,
+) -> tuple[bool, str]:
     metric = component.model.metric
+    if baseline_score is not None and not metric.better(score, baseline_score):
+        # A model that cannot beat the naive forecast it is compared with is not worth serving.
+        return False, f"holdout {metric.name} {score:.4f} does not beat the naive baseline's {baseline_score:.4f}"
     if champion_score is None:
         return True, f"no champion yet; holdout {metric.name} {score:.4f}"
     gain = metric.gain(score, champion_score)
@@ -106,7 +115,7 @@ def evaluate_and_register(
             decision.champion_score = score_champion(component, name, x, y)
         except Exception as error:  # an unreadable champion cannot block a model that works
             decision.reason = f"champion v{current.version} could not be scored ({error}); "
-    decision.passed, verdict = gate(component, score, decision.champion_score, min_gain)
+    decision.passed, verdict = gate(component, score, decision.champion_score, min_gain, decision.baseline_score)
     decision.reason += verdict
 
     predict_fn = "predict_proba" if model.task == "classification" else "predict"

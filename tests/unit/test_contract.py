@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.fraud.component import STREAMING
-from contract import Aggregate, Component, EventField, FeatureGroup, Window
+from contract import Aggregate, Component, EventField, FeatureGroup, ResourceHints, Window, Workload
 from contract.component import ContractError
 from contract.registry import available, load
 from embedded.paths import REPO_ROOT
@@ -91,3 +91,27 @@ def test_generated_events_are_ordered_and_carry_fraud() -> None:
     # Fraud is larger than the usual spend: real signal for a model to learn.
     assert sum(e["amount"] for e in fraud) / len(fraud) > 1.5 * sum(e["amount"] for e in events) / len(events)
     assert Path(REPO_ROOT / "components" / "fraud" / "__init__.py").exists()
+
+
+def test_both_domains_are_discovered() -> None:
+    assert {"fraud", "demand"} <= set(available())
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        (ResourceHints(serving=Workload("half", "1Gi")), "resources.serving.cpu 'half' is not a CPU quantity"),
+        (ResourceHints(training=Workload("1", "2GB")), "resources.training.memory '2GB' is not a memory quantity"),
+        (ResourceHints(streaming=Workload("1", "1Gi", replicas=0)), "resources.streaming.replicas must be a positive integer"),
+    ],
+)
+def test_bad_resource_hints_are_named(resources: ResourceHints, message: str) -> None:
+    with pytest.raises(ContractError, match=f"component 'fraud': .*{message}"):
+        _with(resources=resources).validate()
+
+
+def test_a_model_reading_an_undefined_feature_group_is_named() -> None:
+    fraud = load("fraud")
+    model = dataclasses.replace(fraud.model, feature_groups=("card_10m", "card_1d"))
+    with pytest.raises(ContractError, match="model reads feature group 'card_1d', which streaming does not define"):
+        _with(model=model).validate()

@@ -53,6 +53,14 @@ def test_gate_needs_a_strict_gain_of_at_least_the_minimum() -> None:
     assert not passed and "gain +0.0050" in reason
 
 
+def test_gate_rejects_a_model_that_does_not_beat_its_naive_baseline() -> None:
+    demand = load("demand")  # MAE: lower is better
+    assert gate(demand, 5.0, None, 0.0, baseline_score=6.0)[0]
+    passed, reason = gate(demand, 6.2, None, 0.0, baseline_score=6.0)
+    assert not passed and "naive baseline" in reason
+    assert not gate(demand, 5.5, 5.0, 0.0, baseline_score=6.0)[0]  # beats the baseline, not the champion
+
+
 def test_split_by_time_keeps_the_future_for_the_holdout() -> None:
     times = pd.date_range("2026-01-01", periods=100, freq="min", tz="UTC")
     frame = pd.DataFrame({"event_timestamp": times[::-1], "y": range(100)})

@@ -1,0 +1,62 @@
+"""The demo at test scale, shared by the demo tests and every scaffolded component's lifecycle test: the same
+phases as `make demo`, with fewer events and trials and a shorter canary schedule."""
+
+from __future__ import annotations
+
+import math
+
+from mlflow import MlflowClient
+
+from contract.registry import load
+from embedded.demo import DemoOptions, DemoResult, run_demo
+from embedded.model_serving import EmbeddedServing
+from embedded.services import EmbeddedServices
+from embedded.streaming import EmbeddedStreaming
+from serving.rollout.analysis import AnalysisConfig
+from serving.rollout.rollout import CHAMPION, RolloutConfig
+
+TEST_ROLLOUT = RolloutConfig(
+    schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, max_p99_ratio=2.0, p99_slack_s=0.05)
+)
+
+
+def small_demo(embedded: EmbeddedServices, name: str, events: int = 12_000) -> DemoResult:
+    options = DemoOptions(
+        component=name,
+        events=events,
+        seed=7,
+        champion_trials=2,
+        challenger_trials=4,
+        traffic_rate=25.0,
+        window_s=4.0,
+        canary_timeout_s=240.0,
+        rollout=TEST_ROLLOUT,
+    )
+    try:
+        return run_demo(options, progress=print, settings=embedded.settings)
+    finally:
+        stop_component(embedded, name)
+
+
+def stop_component(embedded: EmbeddedServices, name: str) -> None:
+    """What the demo leaves running for a person (streaming, model servers) stops here, so later tests get the
+    machine's two cores back; the shared services stay up."""
+    component = load(name)
+    EmbeddedServing(embedded, component).stop()
+    EmbeddedStreaming(embedded, component).stop()
+
+
+def assert_lifecycle(embedded: EmbeddedServices, result: DemoResult) -> None:
+    """Features arrived online, a champion is registered, the canary reached a verdict, and the report exists."""
+    assert result.status is not None and result.status.dead_letters == 0
+    assert result.online_sample, "no online features read back"
+    values = [v for row in result.online_sample for k, v in row.items() if "__" in k]
+    assert any(isinstance(v, int | float) and not math.isnan(v) for v in values), result.online_sample
+    assert result.pusher.get("live_windows", 0) > 0, "live windows reached Feast while the later phases ran"
+    client = MlflowClient(embedded.settings.mlflow_url)
+    champion = str(client.get_model_version_by_alias(result.component, CHAMPION).version)
+    assert result.canary.get("outcome") in {"promoted", "rolled back"}, result.verdict
+    expected = result.challenger_version if result.canary["outcome"] == "promoted" else result.champion_version
+    assert champion == expected
+    assert result.report is not None and result.report.stat().st_size > 10_000
+    assert all(figures["requests"] > 0 for figures in result.latency_ms.values())
