@@ -1,0 +1,116 @@
+"""A local kind cluster, through a Pulumi dynamic provider around the kind CLI.
+
+``create`` runs the preflight checks, then ``kind create cluster`` with a config that maps the Knative ingress
+NodePort to a host port, and returns the cluster's kubeconfig as a secret output. ``delete`` runs
+``kind delete cluster``. Changing the node image, the port or the name replaces the cluster.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider
+
+from infra.cluster.base import Cluster
+from infra.config import KindSettings
+
+INGRESS_NODE_PORT = 31080  # Kourier's gateway Service is pinned to this NodePort (see infra.services.kserve)
+REPLACE_ON = ("name", "node_image", "http_port")
+
+
+def kind_config(http_port: int) -> str:
+    """The kind cluster config: one node, the ingress NodePort reachable on the host's ``http_port``."""
+    return (
+        "kind: Cluster\n"
+        "apiVersion: kind.x-k8s.io/v1alpha4\n"
+        "nodes:\n"
+        "  - role: control-plane\n"
+        "    extraPortMappings:\n"
+        f"      - containerPort: {INGRESS_NODE_PORT}\n"
+        f"        hostPort: {http_port}\n"
+        "        listenAddress: 127.0.0.1\n"
+        "        protocol: TCP\n"
+    )
+
+
+def _kind(*args: str) -> str:
+    try:
+        result = subprocess.run(["kind", *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise RuntimeError("kind not found: install it (`go install sigs.k8s.io/kind@v0.30.0`)") from None
+    if result.returncode != 0:
+        raise RuntimeError(f"kind {' '.join(args)} failed: {result.stderr.strip()[-2000:]}")
+    return result.stdout
+
+
+class KindProvider(ResourceProvider):
+    """Creates and deletes kind clusters. Inputs: ``name``, ``node_image``, ``http_port``.
+
+    Pulumi pickles the provider by reference to this module; the provider process imports it from the main
+    environment, where ``make setup`` installs the project (editable), so ``infra`` imports from any directory.
+    """
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from infra.cluster import preflight  # imported here: the provider runs in its own process
+
+        problems = preflight.problems(int(props["http_port"]))
+        if problems:
+            raise RuntimeError("preflight failed:\n  " + "\n  ".join(problems))
+        name = str(props["name"])
+        existing = _kind("get", "clusters").split()
+        if name not in existing:
+            with tempfile.TemporaryDirectory() as tmp:
+                config = Path(tmp) / "kind.yaml"
+                config.write_text(kind_config(int(props["http_port"])))
+                _kind("create", "cluster", "--name", name, "--image", str(props["node_image"]),
+                      "--config", str(config), "--wait", "180s")  # fmt: skip
+        kubeconfig = _kind("get", "kubeconfig", "--name", name)
+        return CreateResult(id_=name, outs={**props, "kubeconfig": kubeconfig})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [key for key in REPLACE_ON if str(olds.get(key)) != str(news.get(key))]
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=True)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        _kind("delete", "cluster", "--name", str(props["name"]))
+
+
+class KindCluster(pulumi.dynamic.Resource, module="mlstack", name="KindCluster"):
+    """A kind cluster; ``kubeconfig`` is a secret output."""
+
+    kubeconfig: pulumi.Output[str]
+    name: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, settings: KindSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {
+            "name": settings.name,
+            "node_image": settings.node_image,
+            "http_port": settings.http_port,
+            "kubeconfig": None,
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"]))
+        super().__init__(KindProvider(), resource_name, props, opts)
+
+
+def kind_cluster(settings: KindSettings) -> Cluster:
+    """Provision the kind cluster and the Kubernetes provider bound to it."""
+    cluster = KindCluster("kind", settings)
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(cluster.kubeconfig)
+    provider = k8s.Provider(
+        "kind-k8s",
+        kubeconfig=kubeconfig,
+        enable_server_side_apply=True,
+        opts=pulumi.ResourceOptions(depends_on=[cluster]),
+    )
+    return Cluster(
+        name=cluster.name,
+        kubeconfig=kubeconfig,
+        provider=provider,
+        ingress_url=pulumi.Output.from_input(f"http://127.0.0.1:{settings.http_port}"),
+        resources=(cluster,),
+    )

@@ -1,0 +1,270 @@
+"""The stack's configuration: the one place that reads Pulumi config and turns it into a typed, validated value.
+
+Every key lives in the ``mlstack:`` namespace and is declared in ``Pulumi.yaml`` (type, default, description).
+``parse`` checks all of them before the program registers a single resource: an unknown key (a typo), a wrong type
+or an out-of-range value raises ``ConfigError`` naming the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+from infra import versions
+from infra.profiles import PROFILES, Profile
+
+NAMESPACE = "mlstack"
+ClusterKind = Literal["kind", "gke"]
+CLUSTERS: tuple[ClusterKind, ...] = ("kind", "gke")
+
+SERVICES = (
+    "cert-manager",
+    "kafka",
+    "flink",
+    "feast",
+    "mlflow",
+    "kubeflow-pipelines",
+    "kuberay",
+    "kserve",
+    "prometheus",
+)
+"""Platform services in deploy order."""
+
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "flink": ("cert-manager",),  # the operator's admission webhook gets its certificate from cert-manager
+    "kserve": ("cert-manager",),  # KServe's webhooks likewise
+}
+
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+_GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+
+
+DEFAULTS: dict[str, Any] = {
+    "cluster": "kind",
+    "profile": "laptop",
+    "services": list(SERVICES),
+    "ingressDomain": "mlstack.local",
+    "kindClusterName": "mlstack",
+    "kindNodeImage": versions.KIND_NODE_IMAGE,
+    "kindHttpPort": 8080,
+    "gcpProject": "",
+    "gcpRegion": "europe-west4",
+    "gkeMachineType": "e2-standard-8",
+    "gkeNodeCount": 1,
+    "kubernetesVersion": versions.GKE_KUBERNETES_VERSION,
+}
+"""Every key and its default; Pulumi.yaml declares the same defaults (the engine passes them for unset keys)."""
+
+
+def _is_default(key: str, value: str) -> bool:
+    default = DEFAULTS[key]
+    if isinstance(default, list):
+        try:
+            return bool(json.loads(value) == default)
+        except (TypeError, json.JSONDecodeError):
+            return False
+    return str(value) == str(default)
+
+
+class ConfigError(ValueError):
+    """A stack config value is missing, unknown, of the wrong type or out of range."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{NAMESPACE}:{key}: {problem}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class KindSettings:
+    """A local kind cluster."""
+
+    name: str
+    """kind cluster name (``kind get clusters``); also the kubeconfig context ``kind-<name>``."""
+    node_image: str
+    """Pinned ``kindest/node`` image, which fixes the Kubernetes version."""
+    http_port: int
+    """Host port mapped to the Knative (Kourier) ingress, for InferenceService traffic."""
+
+
+@dataclass(frozen=True)
+class GkeSettings:
+    """A GKE cluster."""
+
+    project: str
+    """GCP project id."""
+    region: str
+    """GCP region (a regional cluster)."""
+    machine_type: str
+    """Node machine type."""
+    node_count: int
+    """Nodes per zone of the node pool."""
+    kubernetes_version: str
+    """Minimum control-plane version (GKE picks the newest patch)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The validated stack configuration."""
+
+    cluster: ClusterKind
+    """Where the platform runs."""
+    profile: Profile
+    """Resource profile: requests, limits and replicas."""
+    services: tuple[str, ...]
+    """Platform services to deploy, in deploy order."""
+    ingress_domain: str
+    """Domain under which Knative names InferenceService hosts."""
+    kind: KindSettings | None = None
+    """Set when ``cluster`` is ``kind``."""
+    gke: GkeSettings | None = None
+    """Set when ``cluster`` is ``gke``."""
+
+    def enabled(self, service: str) -> bool:
+        return service in self.services
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads keys from the raw string map, remembering which ones were consumed."""
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self.raw = dict(raw)
+        self.used: set[str] = set()
+
+    def get(self, key: str, default: T, convert: Callable[[str, str], T]) -> T:
+        self.used.add(key)
+        if key not in self.raw:
+            return default
+        return convert(key, self.raw[key])
+
+    def required(self, key: str, convert: Callable[[str, str], T], why: str) -> T:
+        self.used.add(key)
+        if key not in self.raw or self.raw[key] == "":
+            raise ConfigError(key, f"required {why}; set it with `pulumi config set {key} <value>`")
+        return convert(key, self.raw[key])
+
+
+def _string(key: str, value: str) -> str:
+    if not isinstance(value, str) or value.strip() == "":
+        raise ConfigError(key, f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
+    def convert(key: str, value: str) -> str:
+        if value not in options:
+            raise ConfigError(key, f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return convert
+
+
+def _integer(low: int, high: int) -> Callable[[str, str], int]:
+    def convert(key: str, value: str) -> int:
+        try:
+            number = int(str(value), 10)
+        except ValueError:
+            raise ConfigError(key, f"expected an integer, got {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(key, f"expected an integer in [{low}, {high}], got {number}")
+        return number
+
+    return convert
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str, str], str]:
+    def convert(key: str, value: str) -> str:
+        if not regex.match(str(value)):
+            raise ConfigError(key, f"expected {what}, got {value!r}")
+        return str(value)
+
+    return convert
+
+
+def _image(key: str, value: str) -> str:
+    tag = value.rsplit("/", 1)[-1]
+    if "@sha256:" not in value and (":" not in tag or tag.endswith(":latest")):
+        raise ConfigError(key, f"expected an image pinned by tag or digest (not latest), got {value!r}")
+    return value
+
+
+def _services(key: str, value: str) -> tuple[str, ...]:
+    try:
+        items = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        raise ConfigError(key, f"expected a list of service names, got {value!r}") from None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(key, f"expected a list of service names, got {value!r}")
+    unknown = sorted(set(items) - set(SERVICES))
+    if unknown:
+        raise ConfigError(key, f"unknown service {unknown[0]!r}; known: {', '.join(SERVICES)}")
+    for service in items:
+        missing = [r for r in REQUIRES.get(service, ()) if r not in items]
+        if missing:
+            raise ConfigError(key, f"{service!r} needs {missing[0]!r} in the list too")
+    return tuple(s for s in SERVICES if s in items)
+
+
+def parse(raw: Mapping[str, str]) -> StackConfig:
+    """Validate raw Pulumi config (keys without the ``mlstack:`` prefix, values as Pulumi passes them: strings,
+    JSON for lists) into a ``StackConfig``.
+
+    Raises:
+        ConfigError: naming the first key that is unknown, missing, mistyped or out of range.
+    """
+    reader = _Reader(raw)
+    cluster = cast(ClusterKind, reader.get("cluster", DEFAULTS["cluster"], _choice(CLUSTERS)))
+    profile_name = reader.get("profile", DEFAULTS["profile"], _choice(tuple(PROFILES)))
+    services: tuple[str, ...] = reader.get("services", tuple(SERVICES), _services)
+    domain = reader.get("ingressDomain", DEFAULTS["ingressDomain"], _pattern(_DNS_NAME, "a lower-case DNS name"))
+    kind = gke = None
+    if cluster == "kind":
+        kind = KindSettings(
+            name=reader.get(
+                "kindClusterName", DEFAULTS["kindClusterName"], _pattern(_DNS_NAME, "a lower-case DNS label")
+            ),
+            node_image=reader.get("kindNodeImage", DEFAULTS["kindNodeImage"], _image),
+            http_port=reader.get("kindHttpPort", DEFAULTS["kindHttpPort"], _integer(1024, 65535)),
+        )
+    else:
+        gke = GkeSettings(
+            project=reader.required("gcpProject", _pattern(_GCP_PROJECT, "a GCP project id"), "for cluster gke"),
+            region=reader.get(
+                "gcpRegion", DEFAULTS["gcpRegion"], _pattern(re.compile(r"^[a-z]+-[a-z]+\d$"), "a region")
+            ),
+            machine_type=reader.get("gkeMachineType", DEFAULTS["gkeMachineType"], _string),
+            node_count=reader.get("gkeNodeCount", DEFAULTS["gkeNodeCount"], _integer(1, 50)),
+            kubernetes_version=reader.get("kubernetesVersion", DEFAULTS["kubernetesVersion"], _string),
+        )
+    for key in sorted(raw):
+        if key not in DEFAULTS:
+            raise ConfigError(key, f"unknown key; known keys: {', '.join(sorted(DEFAULTS))}")
+    for key in sorted(set(raw) - reader.used):
+        # The engine passes every declared key's default; only a value set for the other cluster kind is a mistake.
+        if not _is_default(key, raw[key]):
+            raise ConfigError(key, f"does not apply to cluster {cluster!r}")
+    return StackConfig(
+        cluster=cluster, profile=PROFILES[profile_name], services=services, ingress_domain=domain, kind=kind, gke=gke
+    )
+
+
+_ALL_KEYS = tuple(DEFAULTS)
+
+
+def raw_config() -> dict[str, str]:
+    """This project's keys from the running Pulumi program's config, without the namespace prefix."""
+    from pulumi.runtime import config as runtime_config
+
+    merged: dict[str, Any] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{NAMESPACE}:"
+    return {k[len(prefix) :]: str(v) for k, v in merged.items() if k.startswith(prefix)}
+
+
+def load() -> StackConfig:
+    """The running stack's validated config (call before registering any resource)."""
+    return parse(raw_config())

@@ -1,0 +1,118 @@
+"""What every platform service component shares: its args, its namespace, child options and chart helper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.profiles import Profile
+from infra.services import objects
+from infra.versions import HelmChart, Kustomization
+
+WORKLOADS_NAMESPACE = "mlstack"
+"""Where the use-case components' workloads run: Flink jobs, RayJobs, InferenceServices."""
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    """Arguments every platform service takes."""
+
+    provider: k8s.Provider
+    """Kubernetes provider of the target cluster."""
+    profile: Profile
+    """Resource profile (requests, limits, replicas, storage)."""
+    namespace: str
+    """Namespace the service's own resources go to (created by the component unless upstream creates it)."""
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Resources that must exist first (operators and CRDs of other services, e.g. cert-manager)."""
+    clients: Sequence[str] = field(default_factory=tuple)
+    """Namespaces whose pods may reach this service (NetworkPolicies allow exactly these, plus its own)."""
+
+
+class PlatformService(pulumi.ComponentResource):
+    """Base of the platform's components: creates the namespace and hands out child options.
+
+    Subclasses set ``kind``, build their resources in ``__init__`` and end with ``self.done(outputs)``.
+    """
+
+    kind = "Service"
+    endpoints: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self,
+        name: str,
+        args: ServiceArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        create_namespace: bool = True,
+        namespace_labels: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"mlstack:platform:{self.kind}", name, None, opts)
+        self.name = name
+        self.args = args
+        self.endpoints = {}
+        self.namespace: pulumi.Resource | None = None
+        if create_namespace:
+            self.namespace = self.register(
+                "namespace", objects.namespace(args.namespace, namespace_labels), depends_on=list(args.depends_on)
+            )
+
+    def options(self, depends_on: Sequence[pulumi.Resource] = (), **kwargs: Any) -> pulumi.ResourceOptions:
+        """Options for a child: parented here, on the cluster's provider, after the namespace and ``depends_on``."""
+        deps = [*([self.namespace] if self.namespace is not None else []), *depends_on]
+        return pulumi.ResourceOptions(parent=self, provider=self.args.provider, depends_on=deps, **kwargs)
+
+    def register(
+        self, role: str, manifest: objects.Manifest, depends_on: Sequence[pulumi.Resource] = (), **kwargs: Any
+    ) -> pulumi.CustomResource:
+        """Register a manifest as the child ``<name>-<role>``."""
+        if role == "namespace":  # the namespace itself cannot depend on itself
+            opts = pulumi.ResourceOptions(parent=self, provider=self.args.provider, depends_on=list(depends_on))
+        else:
+            opts = self.options(depends_on, **kwargs)
+        return objects.register(f"{self.name}-{role}", manifest, opts)
+
+    def chart(
+        self,
+        role: str,
+        chart: HelmChart,
+        values: dict[str, Any],
+        depends_on: Sequence[pulumi.Resource] = (),
+        namespace: str | None = None,
+    ) -> k8s.helm.v4.Chart:
+        """An upstream chart at its pinned version, fetched at deploy time."""
+        return k8s.helm.v4.Chart(
+            f"{self.name}-{role}",
+            k8s.helm.v4.ChartArgs(
+                chart=chart.chart,
+                # A chart archive URL names its version itself; helm takes --version only for repo and OCI charts.
+                version=None if chart.chart.startswith("https://") else chart.version,
+                repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
+                namespace=namespace or self.args.namespace,
+                values=values,
+            ),
+            opts=self.options(depends_on),
+        )
+
+    def kustomization(
+        self, role: str, source: Kustomization, depends_on: Sequence[pulumi.Resource] = ()
+    ) -> k8s.kustomize.v2.Directory:
+        """An upstream kustomization at its pinned tag, fetched at deploy time."""
+        return k8s.kustomize.v2.Directory(
+            f"{self.name}-{role}",
+            k8s.kustomize.v2.DirectoryArgs(directory=source.url),
+            opts=self.options(depends_on),
+        )
+
+    def done(self, endpoints: dict[str, pulumi.Input[str]]) -> None:
+        self.endpoints = {k: pulumi.Output.from_input(v) for k, v in endpoints.items()}
+        self.register_outputs(dict(self.endpoints))
+
+
+def port_forward(namespace: str, service: str, local: int, remote: int, path: str = "") -> str:
+    """How a user reaches a cluster-internal UI from their machine."""
+    return f"kubectl -n {namespace} port-forward svc/{service} {local}:{remote}  ->  http://127.0.0.1:{local}{path}"

@@ -1,0 +1,92 @@
+"""Wires the platform services in dependency order on one cluster.
+
+Order: the workloads namespace (the Flink operator watches it) and cert-manager first; the Flink operator and
+KServe after cert-manager (their webhooks need its certificates); every custom resource after the operator that
+defines it (inside each component). Services that do not depend on each other deploy in parallel.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.config import StackConfig
+from infra.services.base import WORKLOADS_NAMESPACE, PlatformService, ServiceArgs
+from infra.services.cert_manager import CertManager
+from infra.services.feast import FeatureStore
+from infra.services.flink import FlinkOperator
+from infra.services.kafka import Kafka
+from infra.services.kserve import KServe
+from infra.services.kubeflow import KubeflowPipelines
+from infra.services.kuberay import KubeRay
+from infra.services.mlflow import Mlflow
+from infra.services.prometheus import Prometheus
+from infra.services.workloads import Workloads
+
+NAMESPACES = {
+    "workloads": WORKLOADS_NAMESPACE,
+    "cert-manager": "cert-manager",
+    "kafka": "kafka",
+    "flink": "flink",
+    "feast": "feast",
+    "mlflow": "mlflow",
+    "kubeflow-pipelines": "kubeflow",
+    "kuberay": "ray-system",
+    "kserve": "kserve",
+    "prometheus": "monitoring",
+}
+# Namespaces whose pods call each data service: the components' jobs and servers, and KFP's pipeline pods.
+CLIENTS = (WORKLOADS_NAMESPACE, "kubeflow")
+KFP_PIPELINE_RUNNER = ("kubeflow", "pipeline-runner")
+
+
+class Platform(pulumi.ComponentResource):
+    """Every enabled platform service, in order; ``services`` maps service name -> component."""
+
+    def __init__(
+        self, name: str, config: StackConfig, provider: k8s.Provider, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlstack:platform:Platform", name, None, opts)
+        self.services: dict[str, PlatformService] = {}
+        child = pulumi.ResourceOptions(parent=self)
+
+        def args(service: str, *depends: pulumi.Resource, clients: tuple[str, ...] = ()) -> ServiceArgs:
+            return ServiceArgs(provider, config.profile, NAMESPACES[service], tuple(depends), clients)
+
+        on = config.enabled
+        workloads = Workloads(
+            "workloads",
+            args("workloads"),
+            pipeline_runner=KFP_PIPELINE_RUNNER if on("kubeflow-pipelines") else None,
+            opts=child,
+        )
+        self.services["workloads"] = workloads
+        cert_manager: list[pulumi.Resource] = []
+        if on("cert-manager"):
+            cm = CertManager("cert-manager", args("cert-manager"), child)
+            self.services["cert-manager"] = cm
+            cert_manager = [cm.release]
+        if on("kafka"):
+            self.services["kafka"] = Kafka("kafka", args("kafka", clients=CLIENTS), child)
+        if on("flink"):
+            assert workloads.namespace is not None
+            self.services["flink"] = FlinkOperator("flink", args("flink", *cert_manager, workloads.namespace), child)
+        if on("feast"):
+            self.services["feast"] = FeatureStore("feast", args("feast", clients=CLIENTS), child)
+        if on("mlflow"):
+            self.services["mlflow"] = Mlflow("mlflow", args("mlflow", clients=CLIENTS), child)
+        if on("kubeflow-pipelines"):
+            self.services["kubeflow-pipelines"] = KubeflowPipelines("kubeflow", args("kubeflow-pipelines"), child)
+        if on("kuberay"):
+            self.services["kuberay"] = KubeRay("kuberay", args("kuberay"), child)
+        if on("kserve"):
+            self.services["kserve"] = KServe(
+                "kserve",
+                args("kserve", *cert_manager),
+                domain=config.ingress_domain,
+                node_port_ingress=config.cluster == "kind",
+                opts=child,
+            )
+        if on("prometheus"):
+            self.services["prometheus"] = Prometheus("prometheus", args("prometheus"), child)
+        self.register_outputs({name: svc.endpoints for name, svc in self.services.items()})

@@ -1,0 +1,93 @@
+"""Every upstream piece the platform deploys, pinned by version and address in this one module.
+
+Charts and manifests are fetched by the Kubernetes provider at deploy time; nothing upstream is copied into the
+repository. Images of the project's own workloads (Postgres, Redis, the Feast feature server, the S3-compatible
+store) are pinned here too, by tag, so a policy test can refuse ``latest`` and a reviewer sees one diff per bump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """An upstream Helm chart at a pinned version."""
+
+    chart: str
+    """Chart name in ``repo``, or a full ``oci://`` / ``https://...tgz`` reference when ``repo`` is empty."""
+    version: str
+    """Exact chart version; never a range."""
+    repo: str = ""
+    """Helm repository URL (empty for OCI or direct archive references)."""
+
+    @property
+    def source(self) -> str:
+        """Where the chart comes from, for outputs and docs."""
+        return f"{self.repo}/{self.chart}" if self.repo else self.chart
+
+
+@dataclass(frozen=True)
+class Kustomization:
+    """An upstream kustomization in a git repository, at a pinned tag."""
+
+    url: str
+    """Directory URL of the kustomization (``https://github.com/<org>/<repo>/tree/<ref>/<path>``)."""
+    version: str
+    """The git tag in ``url``."""
+
+
+CERT_MANAGER = HelmChart("cert-manager", "v1.19.1", "https://charts.jetstack.io")
+STRIMZI = HelmChart("strimzi-kafka-operator", "0.49.1", "https://strimzi.io/charts/")
+KAFKA_VERSION = "4.1.1"  # supported by Strimzi 0.49.x (4.0.0-4.1.1)
+FLINK_OPERATOR = HelmChart(
+    "flink-kubernetes-operator",
+    "1.13.0",
+    "https://archive.apache.org/dist/flink/flink-kubernetes-operator-1.13.0/",
+)
+KUBERAY_OPERATOR = HelmChart("kuberay-operator", "1.4.2", "https://ray-project.github.io/kuberay-helm/")
+KNATIVE_VERSION = "v1.19.0"
+KNATIVE_OPERATOR = HelmChart(
+    f"https://github.com/knative/operator/releases/download/knative-{KNATIVE_VERSION}/"
+    f"knative-operator-{KNATIVE_VERSION}.tgz",
+    KNATIVE_VERSION.lstrip("v"),
+)
+KSERVE_CRD = HelmChart("oci://ghcr.io/kserve/charts/kserve-crd", "v0.16.0")
+KSERVE = HelmChart("oci://ghcr.io/kserve/charts/kserve", "v0.16.0")
+PROMETHEUS = HelmChart("prometheus", "27.45.0", "https://prometheus-community.github.io/helm-charts")
+
+KFP_VERSION = "2.14.3"
+KFP_CLUSTER_RESOURCES = Kustomization(
+    f"https://github.com/kubeflow/pipelines/tree/{KFP_VERSION}/manifests/kustomize/cluster-scoped-resources",
+    KFP_VERSION,
+)
+KFP_PLATFORM_AGNOSTIC = Kustomization(
+    f"https://github.com/kubeflow/pipelines/tree/{KFP_VERSION}/manifests/kustomize/env/platform-agnostic",
+    KFP_VERSION,
+)
+
+# Images of the workloads this project defines itself (not those upstream charts pick).
+POSTGRES_IMAGE = "docker.io/library/postgres:17.6-alpine"
+POSTGRES_UID = 70  # the alpine image's postgres user
+REDIS_IMAGE = "docker.io/library/redis:8.2.1-alpine"
+REDIS_UID = 999
+FEAST_VERSION = "0.67.0"  # matches requirements/main.txt, so the cluster reads what `feast apply` wrote
+FEAST_SERVER_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
+FEAST_UID = 10001
+
+KIND_NODE_IMAGE = "kindest/node:v1.34.0"
+GKE_KUBERNETES_VERSION = "1.34"
+
+# The project's own chart (charts/mlflow); its images are pinned in its values.yaml and checked by the tests.
+MLFLOW_CHART_PATH = "charts/mlflow"
+
+UPSTREAM_CHARTS: dict[str, HelmChart] = {
+    "cert-manager": CERT_MANAGER,
+    "strimzi": STRIMZI,
+    "flink-operator": FLINK_OPERATOR,
+    "kuberay-operator": KUBERAY_OPERATOR,
+    "knative-operator": KNATIVE_OPERATOR,
+    "kserve-crd": KSERVE_CRD,
+    "kserve": KSERVE,
+    "prometheus": PROMETHEUS,
+}

@@ -1,0 +1,298 @@
+"""The whole Pulumi program under ``pulumi.runtime.Mocks``, for every stack file (kind/laptop, gke/full).
+
+Proves: each platform service is registered, in its namespace, with its pinned version, on the cluster's provider;
+custom resources depend on the operators (and CRDs) that define them; generated passwords only travel as secrets;
+the laptop and full profiles size workloads differently; a bad config fails before any resource is registered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra import mocks, versions
+from infra.config import SERVICES, ConfigError
+from infra.services.platform import NAMESPACES
+from tests.unit.test_infra_config import stack_config
+
+STACKS = ("kind", "gke")
+CHART = "kubernetes:helm.sh/v4:Chart"
+PASSWORD_CHAR = "p"  # the mocks' generated passwords are runs of this letter (length >= 20)
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def run(request: pytest.FixtureRequest) -> mocks.Run:
+    return mocks.run(stack_config(request.param), stack_name=request.param)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, mocks.Run]:
+    return {stack: mocks.run(stack_config(stack), stack_name=stack) for stack in STACKS}
+
+
+COMPONENTS = {
+    "cert-manager": "CertManager",
+    "kafka": "Kafka",
+    "flink": "FlinkOperator",
+    "feast": "FeatureStore",
+    "mlflow": "Mlflow",
+    "kubeflow-pipelines": "KubeflowPipelines",
+    "kuberay": "KubeRay",
+    "kserve": "KServe",
+    "prometheus": "Prometheus",
+}
+PINNED_CHARTS = {
+    "cert-manager-chart": (versions.CERT_MANAGER, "cert-manager"),
+    "kafka-operator": (versions.STRIMZI, "kafka"),
+    "flink-operator": (versions.FLINK_OPERATOR, "flink"),
+    "kuberay-operator": (versions.KUBERAY_OPERATOR, "ray-system"),
+    "kserve-knative-operator": (versions.KNATIVE_OPERATOR, "kserve"),
+    "kserve-crds": (versions.KSERVE_CRD, "kserve"),
+    "kserve-controller": (versions.KSERVE, "kserve"),
+    "prometheus-server": (versions.PROMETHEUS, "monitoring"),
+}
+
+
+def test_every_service_is_one_component(run: mocks.Run) -> None:
+    for service in SERVICES:
+        registered = run.of_type(f"mlstack:platform:{COMPONENTS[service]}")
+        assert len(registered) == 1, service
+    assert sorted(run.stack.platform.services) == sorted([*SERVICES, "workloads"])
+
+
+def test_upstream_charts_pinned_in_their_namespaces(run: mocks.Run) -> None:
+    charts = {r.name: r for r in run.of_type(CHART)}
+    for name, (chart, namespace) in PINNED_CHARTS.items():
+        inputs = charts[name].inputs
+        assert inputs["chart"] == chart.chart, name
+        if chart.chart.startswith("https://"):
+            assert f"-v{chart.version}.tgz" in chart.chart and "version" not in inputs, name
+        else:
+            assert inputs["version"] == chart.version, name
+        assert inputs["namespace"] == namespace, name
+        assert chart.version[0].isdigit() or chart.version.startswith("v"), name
+        if chart.repo:
+            assert inputs["repositoryOpts"]["repo"] == chart.repo, name
+    kfp = {r.name: r.inputs["directory"] for r in run.of_type("kubernetes:kustomize/v2:Directory")}
+    assert kfp == {
+        "kubeflow-cluster-resources": versions.KFP_CLUSTER_RESOURCES.url,
+        "kubeflow-platform-agnostic": versions.KFP_PLATFORM_AGNOSTIC.url,
+    }
+    assert all(f"/tree/{versions.KFP_VERSION}/" in url for url in kfp.values())
+
+
+def test_own_objects_live_in_their_service_namespace(run: mocks.Run) -> None:
+    namespaces = {r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:core/v1:Namespace")}
+    expected = set(NAMESPACES.values()) - {"kubeflow"}  # KFP's own kustomization creates its namespace
+    assert expected | {"knative-serving"} == namespaces
+    by_prefix = {"feast-": "feast", "mlflow-": "mlflow", "kafka-": "kafka", "workloads-": "mlstack"}
+    for r in run.registrations:
+        if not r.typ.startswith("kubernetes:") or r.typ in (CHART, "kubernetes:core/v1:Namespace"):
+            continue
+        metadata = r.inputs.get("metadata")
+        if metadata is None:
+            continue
+        prefix = next((p for p in by_prefix if r.name.startswith(p)), None)
+        if prefix:
+            assert metadata["namespace"] == by_prefix[prefix], r.name
+    assert run.named("mlflow-chart").inputs["namespace"] == "mlflow"
+
+
+def test_everything_kubernetes_uses_the_cluster_provider(run: mocks.Run) -> None:
+    provider_urn = next(r.urn for r in run.registrations if r.typ == "pulumi:providers:kubernetes")
+    for r in run.registrations:
+        if r.typ.startswith("kubernetes:"):
+            assert r.provider.startswith(provider_urn + "::"), r.name
+
+
+def _depends(run: mocks.Run, dependent: str, *on: str) -> None:
+    deps = set(run.named(dependent).dependencies)
+    for name in on:
+        assert run.named(name).urn in deps, f"{dependent} does not depend on {name}"
+
+
+def test_custom_resources_depend_on_their_operators(run: mocks.Run) -> None:
+    _depends(run, "kafka-node-pool", "kafka-operator")
+    _depends(run, "kafka-cluster", "kafka-operator", "kafka-node-pool")
+    _depends(run, "kserve-knative-serving", "kserve-knative-operator", "kserve-knative-namespace")
+    _depends(run, "kserve-controller", "kserve-crds", "kserve-knative-serving", "cert-manager-chart")
+    _depends(run, "flink-operator", "cert-manager-chart", "workloads-namespace")
+    _depends(run, "kubeflow-platform-agnostic", "kubeflow-cluster-resources")
+    _depends(run, "feast-server", "feast-postgres", "feast-redis", "feast-repo")
+    _depends(run, "mlflow-chart", "mlflow-credentials", "mlflow-namespace")
+    for custom in ("kafka-cluster", "kserve-knative-serving"):  # dependents wait until the operator reports Ready
+        assert run.named(custom).inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Ready"
+    platform = run.named("platform")
+    cluster = next(r for r in run.registrations if r.typ in (mocks.KIND_TYPE, "gcp:container/nodePool:NodePool"))
+    assert cluster.urn in platform.dependencies
+
+
+def _plain_strings(value: Any, path: str, secret_paths: set[str]) -> list[tuple[str, str]]:
+    if any(path == s or path.startswith(s + ".") or path.startswith(s + "[") for s in secret_paths):
+        return []
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in _plain_strings(v, f"{path}.{k}" if path else k, secret_paths)]
+    if isinstance(value, list):
+        return [x for i, v in enumerate(value) for x in _plain_strings(v, f"{path}[{i}]", secret_paths)]
+    return [(path, value)] if isinstance(value, str) else []
+
+
+def test_generated_passwords_travel_only_as_secrets(run: mocks.Run) -> None:
+    passwords = run.of_type(mocks.PASSWORD_TYPE)
+    assert {p.name for p in passwords} >= {"feast-db-password", "mlflow-db-password", "mlflow-s3-secret-key"}
+    secrets = run.of_type("kubernetes:core/v1:Secret")
+    assert {s.inputs["metadata"]["name"] for s in secrets} == {"feast-credentials", "mlflow-credentials"}
+    generated = {p.inputs["result"] for p in passwords}
+    for s in secrets:
+        assert "stringData" in s.secret_paths, s.name
+        for key, value in s.inputs["stringData"].items():
+            if key.endswith(".json"):  # SeaweedFS's identity file, built from the generated key pair
+                assert all(p.inputs["result"] in value for p in passwords if "s3" in p.name), key
+            else:
+                assert value in generated, f"{s.name}[{key}] is not a generated password"
+    leaked = [
+        (r.name, path)
+        for r in run.registrations
+        if r.typ != mocks.PASSWORD_TYPE
+        for path, text in _plain_strings(r.inputs, "", r.secret_paths)
+        if PASSWORD_CHAR * 20 in text
+    ]
+    assert leaked == []
+    assert "kubeconfig" in run.secret_outputs
+    assert run.secret_outputs == {"kubeconfig"}  # endpoints and UI hints are not secret, so they stay readable
+
+
+def test_outputs_give_users_endpoints_and_uis(run: mocks.Run) -> None:
+    out = run.outputs
+    assert out["mlflowTrackingUri"] == "http://mlflow.mlflow.svc.cluster.local:5000"
+    assert out["kafkaBootstrap"] == "mlstack-kafka-bootstrap.kafka.svc.cluster.local:9092"
+    assert out["kubeflowPipelinesApi"] == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+    assert out["feastServer"] == "http://feast-server.feast.svc.cluster.local:6566"
+    assert out["prometheusUrl"] == "http://prometheus-server.monitoring.svc.cluster.local"
+    for ui in ("mlflowUi", "kubeflowPipelinesUi", "prometheusUi"):
+        assert out[ui].startswith("kubectl -n ") and "http://127.0.0.1:" in out[ui]
+    assert out["kserveDeploymentMode"] == "Serverless"
+
+
+def _spec(run: mocks.Run, name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = run.named(name).inputs["spec"]
+    return spec
+
+
+def test_laptop_and_full_profiles_differ_as_intended(runs: dict[str, mocks.Run]) -> None:
+    laptop, full = runs["kind"], runs["gke"]
+    assert laptop.outputs["profile"] == "laptop" and full.outputs["profile"] == "full"
+    assert _spec(laptop, "kafka-node-pool")["replicas"] == 1
+    assert _spec(full, "kafka-node-pool")["replicas"] == 3
+    assert _spec(laptop, "kafka-cluster")["kafka"]["config"]["default.replication.factor"] == 1
+    assert _spec(full, "kafka-cluster")["kafka"]["config"]["min.insync.replicas"] == 2
+    assert _spec(laptop, "feast-server")["replicas"] == 1 and _spec(full, "feast-server")["replicas"] == 2
+    small = _spec(laptop, "feast-server")["template"]["spec"]["containers"][0]["resources"]
+    big = _spec(full, "feast-server")["template"]["spec"]["containers"][0]["resources"]
+    assert small != big
+    assert laptop.named("mlflow-chart").inputs["values"]["server"]["replicas"] == 1
+    assert full.named("mlflow-chart").inputs["values"]["server"]["replicas"] == 2
+    kourier_laptop = _spec(laptop, "kserve-knative-serving")["ingress"]["kourier"]
+    kourier_full = _spec(full, "kserve-knative-serving")["ingress"]["kourier"]
+    assert kourier_laptop == {"enabled": True, "service-type": "ClusterIP"}
+    assert kourier_full == {"enabled": True, "service-type": "LoadBalancer"}
+    host = _spec(laptop, "kserve-kourier-host")  # kind maps this node port to the host's kindHttpPort
+    assert host["type"] == "NodePort" and host["ports"][0]["nodePort"] == 31080
+    assert not [r for r in full.registrations if r.name == "kserve-kourier-host"]
+
+
+def test_kind_cluster_and_gke_cluster(runs: dict[str, mocks.Run]) -> None:
+    kind = runs["kind"].of_type(mocks.KIND_TYPE)
+    assert len(kind) == 1 and kind[0].inputs["node_image"] == versions.KIND_NODE_IMAGE
+    assert runs["kind"].outputs["ingressUrl"] == "http://127.0.0.1:8080"
+    gke = runs["gke"]
+    assert not gke.of_type(mocks.KIND_TYPE)
+    cluster = gke.of_type("gcp:container/cluster:Cluster")[0].inputs
+    assert cluster["removeDefaultNodePool"] is True and cluster["networkPolicy"]["enabled"] is True
+    pool = gke.of_type("gcp:container/nodePool:NodePool")[0].inputs
+    assert pool["nodeCount"] == 2 and pool["nodeConfig"]["workloadMetadataConfig"]["mode"] == "GKE_METADATA"
+
+
+def test_bad_config_fails_before_any_resource_naming_the_key() -> None:
+    monitor = mocks.RecordingMonitor(mocks.PlatformMocks())
+    with pytest.raises(ConfigError, match=r"^mlstack:profil: unknown key"):
+        mocks.run({"profil": "laptop"}, monitor=monitor)
+    assert monitor.registrations == []
+
+
+def test_service_subset_registers_only_those_services() -> None:
+    run = mocks.run({"services": json.dumps(["cert-manager", "kserve", "prometheus"])})
+    kinds = {r.typ.rsplit(":", 1)[1] for r in run.registrations if r.typ.startswith("mlstack:platform:")}
+    assert kinds == {"Platform", "Workloads", "CertManager", "KServe", "Prometheus"}
+
+
+def test_workload_rbac_is_least_privilege(run: mocks.Run) -> None:
+    roles = {
+        r.inputs["metadata"]["name"]: r.inputs["rules"]
+        for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    }
+    assert set(roles) == {"mlstack-canary", "mlstack-trainer"}
+    for rules in roles.values():
+        for rule in rules:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+            assert not {"secrets", "roles", "rolebindings"} & set(rule["resources"])
+    assert roles["mlstack-canary"] == [
+        {
+            "apiGroups": ["serving.kserve.io"],
+            "resources": ["inferenceservices"],
+            "verbs": ["get", "list", "watch", "patch"],
+        }
+    ]
+    assert not run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    accounts = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type("kubernetes:core/v1:ServiceAccount")}
+    assert accounts["mlstack-workload"]["automountServiceAccountToken"] is False
+    binding = run.named("workloads-mlstack-trainer-binding").inputs
+    assert {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"} in binding["subjects"]
+
+
+def test_network_policies_admit_only_clients(run: mocks.Run) -> None:
+    policies = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    for name in ("allow-postgres", "allow-redis", "allow-server"):
+        peers = policies[name]["ingress"][0]["from"]
+        allowed = peers[1]["namespaceSelector"]["matchExpressions"][0]["values"]
+        assert allowed == ["kubeflow", "mlstack"], name
+    kafka = run.named("kafka-cluster").inputs["spec"]["kafka"]["listeners"]
+    for listener in kafka:
+        names = {
+            p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in listener["networkPolicyPeers"]
+        }
+        assert names == {"kafka", "kubeflow", "mlstack"}
+    assert run.named("mlflow-chart").inputs["values"]["networkPolicy"] == {
+        "enabled": True,
+        "clientNamespaces": ["kubeflow", "mlstack"],
+    }
+
+
+def test_main_program_file_runs_the_same_stack() -> None:
+    """``infra/__main__.py`` (what ``pulumi`` runs for ``main: infra/``) reads the config and builds the stack."""
+    import runpy
+    from pathlib import Path
+
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import mocks as pulumi_mocks
+
+    runtime_config.set_all_config({f"mlstack:{k}": v for k, v in stack_config("kind").items()}, [])
+    monitor = mocks.RecordingMonitor(mocks.PlatformMocks())
+    pulumi_mocks.set_mocks(monitor.mocks, project="mlstack", stack="kind", preview=False, monitor=monitor)
+    main = Path(__file__).resolve().parents[2] / "infra" / "__main__.py"
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def program() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
+    program()
+    types = {r.typ for r in monitor.registrations}
+    assert {"mlstack:platform:Platform", mocks.KIND_TYPE, "kubernetes:helm.sh/v4:Chart"} <= types
+    assert len(monitor.registrations) == len(mocks.run(stack_config("kind")).registrations)
