@@ -81,6 +81,30 @@ class DemoResult:
     urls: dict[str, str] = field(default_factory=dict)
     example_request: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (written beside the report as JSON, for scripts and tests)."""
+        return {
+            "component": self.component,
+            "seed": self.seed,
+            "phases_s": self.phases,
+            "events_sent": self.events_sent,
+            "live_events": self.live_events,
+            "produce_rate": self.produce_rate,
+            "processed_rate": self.processed_rate,
+            "dead_letters": self.status.dead_letters if self.status else None,
+            "pusher": self.pusher,
+            "online_sample": self.online_sample,
+            "champion_version": self.champion_version,
+            "champion_reused": self.champion_reused,
+            "trainings": {label: run.decision for label, run in self.trainings.items()},
+            "challenger_version": self.challenger_version,
+            "verdict": self.verdict,
+            "canary": self.canary,
+            "latency_ms": self.latency_ms,
+            "report": str(self.report) if self.report else None,
+            "urls": self.urls,
+        }
+
     @property
     def verdict(self) -> str:
         if self.canary:
@@ -346,6 +370,10 @@ def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSetting
         indent(f"saved {result.report}")
     else:
         step(7, "no canary: the gate kept the challenger out of the registry (see its reason above)")
+    summary = settings.state_dir / "reports" / f"{component.name}-demo.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    indent(f"summary saved as {summary}")
     return result
 
 

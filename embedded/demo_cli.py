@@ -12,6 +12,8 @@ from rich.table import Table
 from embedded.demo import DemoOptions, DemoResult, run_demo
 from embedded.services import EmbeddedServices
 from embedded.settings import EmbeddedSettings
+from serving.rollout.analysis import AnalysisConfig
+from serving.rollout.rollout import RolloutConfig
 
 console = Console(width=None if sys.stdout.isatty() else 180)
 
@@ -95,9 +97,29 @@ def demo(
     component: Annotated[str, typer.Option(help="Use case to run (a package in components/).")] = "fraud",
     events: Annotated[int, typer.Option(help="Synthetic events streamed before training.")] = 20_000,
     seed: Annotated[int | None, typer.Option(help="Seed of the events (default: a new one, printed).")] = None,
+    trials: Annotated[int, typer.Option(help="Search trials of the first model.")] = 2,
+    challenger_trials: Annotated[int, typer.Option(help="Search trials of the challenger.")] = 6,
+    rate: Annotated[float, typer.Option(help="Requests per second during the canary.")] = 40.0,
+    schedule: Annotated[str, typer.Option(help="Canary shares in percent, rising to 100.")] = "10,25,50,100",
+    min_requests: Annotated[int, typer.Option(help="Requests per version before a window is judged.")] = 100,
 ) -> None:
     """The whole lifecycle on the embedded default; Ctrl-C stops everything it started."""
-    options = DemoOptions(component=component, events=events, seed=seed)
+    try:
+        rollout = RolloutConfig(
+            schedule=tuple(int(share) for share in schedule.split(",")),
+            analysis=AnalysisConfig(min_requests=min_requests),
+        )
+    except ValueError as error:
+        raise typer.BadParameter(f"--schedule {schedule!r}: {error}") from None
+    options = DemoOptions(
+        component=component,
+        events=events,
+        seed=seed,
+        champion_trials=trials,
+        challenger_trials=challenger_trials,
+        traffic_rate=rate,
+        rollout=rollout,
+    )
     try:
         result = run_demo(options, progress=lambda line: console.print(line, highlight=False))
     except KeyboardInterrupt:

@@ -16,7 +16,14 @@ TIERS = ("unit", "manifests", "local", "render", "kind")
 
 # The local tier's modules in lifecycle order: later stages reuse what earlier session fixtures built (a streamed
 # component, a trained model), and the streaming tests reset the stream they share, so they must come first.
-LOCAL_ORDER = ("test_embedded_services", "test_streaming", "test_training", "test_serving")
+LOCAL_ORDER = (
+    "test_embedded_services",
+    "test_streaming",
+    "test_training",
+    "test_serving",
+    "test_demo",
+    "test_scaffold_lifecycle",
+)
 
 
 def _lifecycle_position(item: pytest.Item) -> tuple[int, int]:

@@ -59,6 +59,16 @@ def score_champion(component: Component, name: str, x: pd.DataFrame, y: np.ndarr
     return component.model.metric.score(y, component.model.predict(champion, x[columns]))
 
 
+MODEL_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle")
+
+
+def model_requirements() -> list[str]:
+    """The packages a logged model needs to load, pinned to this environment's versions."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in MODEL_PACKAGES]
+
+
 def gate(
     component: Component,
     score: float,
@@ -134,6 +144,8 @@ def evaluate_and_register(
             input_example=example,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
             pyfunc_predict_fn=predict_fn,
+            # Stated, not inferred: inference loads the model in a subprocess to watch its imports (~15 s).
+            pip_requirements=model_requirements(),
         )
         mlflow.set_tags(
             {"mlstack.gate": "passed" if decision.passed else "rejected", "mlstack.gate_reason": decision.reason}

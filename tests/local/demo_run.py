@@ -4,6 +4,8 @@ phases as `make demo`, with fewer events and trials and a shorter canary schedul
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 from mlflow import MlflowClient
 
@@ -47,16 +49,20 @@ def stop_component(embedded: EmbeddedServices, name: str) -> None:
 
 
 def assert_lifecycle(embedded: EmbeddedServices, result: DemoResult) -> None:
+    assert_summary(embedded, result.to_dict())
+
+
+def assert_summary(embedded: EmbeddedServices, summary: dict[str, Any]) -> None:
     """Features arrived online, a champion is registered, the canary reached a verdict, and the report exists."""
-    assert result.status is not None and result.status.dead_letters == 0
-    assert result.online_sample, "no online features read back"
-    values = [v for row in result.online_sample for k, v in row.items() if "__" in k]
-    assert any(isinstance(v, int | float) and not math.isnan(v) for v in values), result.online_sample
-    assert result.pusher.get("live_windows", 0) > 0, "live windows reached Feast while the later phases ran"
+    assert summary["dead_letters"] == 0
+    assert summary["online_sample"], "no online features read back"
+    values = [v for row in summary["online_sample"] for k, v in row.items() if "__" in k]
+    assert any(isinstance(v, int | float) and not math.isnan(v) for v in values), summary["online_sample"]
+    assert summary["pusher"].get("live_windows", 0) > 0, "live windows reached Feast while the later phases ran"
     client = MlflowClient(embedded.settings.mlflow_url)
-    champion = str(client.get_model_version_by_alias(result.component, CHAMPION).version)
-    assert result.canary.get("outcome") in {"promoted", "rolled back"}, result.verdict
-    expected = result.challenger_version if result.canary["outcome"] == "promoted" else result.champion_version
-    assert champion == expected
-    assert result.report is not None and result.report.stat().st_size > 10_000
-    assert all(figures["requests"] > 0 for figures in result.latency_ms.values())
+    champion = str(client.get_model_version_by_alias(summary["component"], CHAMPION).version)
+    outcome = summary["canary"].get("outcome")
+    assert outcome in {"promoted", "rolled back"}, summary["verdict"]
+    assert champion == (summary["challenger_version"] if outcome == "promoted" else summary["champion_version"])
+    assert summary["report"] and Path(summary["report"]).stat().st_size > 10_000
+    assert all(figures["requests"] > 0 for figures in summary["latency_ms"].values())

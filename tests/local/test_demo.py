@@ -1,21 +1,107 @@
-"""The main job end to end for both domains, on the shared services: streaming into Feast, the training
-pipeline, a served champion, a challenger's canary with a verdict and a report; then a second run on the
-leftovers, and an interrupted one that cleans up."""
+"""The main job end to end for both domains: streaming into Feast, the training pipeline, a served champion, a
+challenger's canary with a verdict and a report. Fraud runs in process on the shared services; demand runs as a
+person runs it (the CLI in its own state folder), is interrupted with Ctrl-C, and is run again on its leftovers."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from contract.registry import load
+import psutil
+
+from embedded.paths import REPO_ROOT
 from embedded.services import EmbeddedServices
-from tests.local.demo_run import assert_lifecycle, small_demo
+from embedded.supervisor_daemon import SupervisorDaemon
+from tests.conftest import isolated_settings
+from tests.local.demo_run import assert_lifecycle, assert_summary, small_demo
+
+DEMAND_DEMO = [
+    *("--component", "demand", "--events", "12000", "--seed", "7", "--trials", "2", "--challenger-trials", "4"),
+    *("--rate", "25", "--schedule", "20,50,100", "--min-requests", "30"),
+]
 
 
-@pytest.mark.parametrize("name", ["demand", "fraud"])
-def test_demo_runs_the_whole_lifecycle(embedded: EmbeddedServices, name: str) -> None:
-    result = small_demo(embedded, name)
-    assert_lifecycle(embedded, result)
-    trained = result.trainings["challenger"].decision
-    if load(name).model.baseline is not None:
-        assert trained["holdout_score"] < trained["baseline_score"], "the forecast beats the naive baseline"
-    assert set(result.phases) >= {"services up", "backlog into Feast", "first model", "canary"}
+def test_fraud_demo_runs_the_whole_lifecycle(embedded: EmbeddedServices) -> None:
+    assert_lifecycle(embedded, small_demo(embedded, "fraud"))
+
+
+def _started_by(state_dir: Path) -> list[psutil.Process]:
+    """Every process the demo started, directly or under its supervisor: they inherit its state folder."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("MLSTACK_STATE_DIR") == str(state_dir) and process.pid != os.getpid():
+                found.append(process)
+        except psutil.Error:
+            continue
+    return [p for p in found if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _demo(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "embedded", "demo", *DEMAND_DEMO],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so Ctrl-C reaches all of it, as from a terminal
+        # A CI job started in the background may have SIGINT ignored, which the child would inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def test_demand_demo_interrupted_cleans_up_and_a_second_run_on_the_leftovers_succeeds(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path / "state")
+    env = {
+        **os.environ,
+        "MLSTACK_STATE_DIR": str(settings.state_dir),
+        "MLSTACK_KAFKA_PORT": str(settings.kafka_port),
+        "MLSTACK_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "MLSTACK_MLFLOW_PORT": str(settings.mlflow_port),
+        "MLSTACK_REDIS_PORT": str(settings.redis_port),
+    }
+    first = _demo(env)
+    assert first.stdout is not None
+    try:
+        seen = []
+        for line in first.stdout:  # Ctrl-C while the challenger trains: champion served, stream and Ray running
+            seen.append(line)
+            if line.startswith("[6/8]"):
+                break
+        assert seen and seen[-1].startswith("[6/8]"), "".join(seen[-30:])
+        time.sleep(15)
+        assert len(_started_by(settings.state_dir)) >= 8  # services, Flink, pusher, archive, server, proxy, KFP
+        os.killpg(first.pid, signal.SIGINT)
+        rest, _ = first.communicate(timeout=180)
+        assert first.returncode != 0
+        assert "interrupted: stopping everything the demo started" in rest, rest[-3000:]
+        time.sleep(2)
+        assert _started_by(settings.state_dir) == [], [p.cmdline()[:3] for p in _started_by(settings.state_dir)]
+        assert not SupervisorDaemon(settings.state_dir).running()
+
+        second = subprocess.run(
+            [sys.executable, "-m", "embedded", "demo", *DEMAND_DEMO],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
+        assert "is already champion (an earlier demo)" in second.stdout
+        summary = json.loads((settings.state_dir / "reports" / "demand-demo.json").read_text())
+        assert_summary(EmbeddedServices(settings), summary)
+        assert summary["champion_reused"] and "champion" not in summary["trainings"]
+        challenger = summary["trainings"]["challenger"]
+        assert challenger["holdout_score"] < challenger["baseline_score"], "the forecast beats the naive baseline"
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        EmbeddedServices(settings).down(progress=print)
+    assert _started_by(settings.state_dir) == []

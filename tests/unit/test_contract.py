@@ -102,7 +102,7 @@ def test_both_domains_are_discovered() -> None:
     [
         (ResourceHints(serving=Workload("half", "1Gi")), "resources.serving.cpu 'half' is not a CPU quantity"),
         (ResourceHints(training=Workload("1", "2GB")), "resources.training.memory '2GB' is not a memory quantity"),
-        (ResourceHints(streaming=Workload("1", "1Gi", replicas=0)), "resources.streaming.replicas must be a positive integer"),
+        (ResourceHints(streaming=Workload("1", "1Gi", replicas=0)), "streaming.replicas must be a positive integer"),
     ],
 )
 def test_bad_resource_hints_are_named(resources: ResourceHints, message: str) -> None:
