@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 COMPONENT ?= fraud
 EVENTS ?= 20000
 
-.PHONY: train pipeline-compile serve canary stream-start stream-produce stream-status stream-stop help setup demo test test-unit test-local lint format lock services-up services-down services-status \
+.PHONY: component train pipeline-compile serve canary stream-start stream-produce stream-status stream-stop help setup demo test test-unit test-local lint format lock services-up services-down services-status \
 	services-reset bench clean
 
 help: ## Show this help
@@ -19,13 +19,21 @@ help: ## Show this help
 setup: ## Install environments, engines and Debian packages (idempotent; a second run is a no-op)
 	@$(PYTHON) -m embedded.install
 
-demo: setup ## Run the main job on the embedded default (COMPONENT=fraud): services, streaming features into Feast
-	@$(MLSTACK) demo --component $(COMPONENT) --events $(EVENTS)
+.PHONY: tools
+tools: ## Build the pinned Pulumi CLI + Kubernetes provider from Go modules into .cache/tools (cached; also run by setup)
+	@$(PYTHON) -m embedded.pulumi_toolchain
 
-test: setup lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
+demo: setup ## The whole lifecycle of COMPONENT (default fraud) on the embedded default, left running to explore
+	@$(MLSTACK) demo --component $(COMPONENT) --events $(EVENTS) $(if $(SEED),--seed $(SEED))
+
+component: setup ## Scaffold a new use-case component: make component NAME=<name> (package + its own tests)
+	@if [ -z "$(NAME)" ]; then echo "usage: make component NAME=<name>  (lower case, e.g. churn)"; exit 2; fi
+	@$(MLSTACK) component new $(NAME)
+
+test: setup policy-tools lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup ## Only the fast tiers (unit, manifests)
+test-unit: setup policy-tools ## Only the fast tiers (unit, manifests)
 	@$(PY) -m pytest -m "unit or manifests" $(PYTEST_ARGS)
 
 test-local: setup ## Only the tier with real local engines
@@ -85,3 +93,35 @@ stream-status: ## Flink job state, lag and dead letters of COMPONENT
 
 stream-stop: ## Stop the Flink job and Feast pusher of COMPONENT (checkpoints are kept)
 	@$(MLSTACK) stream stop $(COMPONENT)
+
+# -- cluster mode (issue 7): Pulumi stacks Pulumi.<STACK>.yaml -------------------------------------------------------
+.PHONY: policy-tools preview up down profile-budget preflight
+STACK ?= kind
+
+policy-tools: ## Build helm + kube-score from Go modules into .cache/tools for the manifest tier (cached; never fails)
+	@if [ -x $(PY) ]; then $(PY) -m infra.tools; else $(PYTHON) -m infra.tools; fi
+
+preview: setup ## Preview the platform on STACK (kind|gke): what `make up` would create
+	@$(PY) -m infra.deploy preview --stack $(STACK)
+
+up: setup ## Stand up the cluster and platform of STACK (kind: preflight first; needs pulumi, docker, kind)
+	@$(PY) -m infra.deploy up --stack $(STACK)
+
+down: ## Destroy STACK's platform and cluster
+	@$(PY) -m infra.deploy down --stack $(STACK)
+
+profile-budget: ## Print the laptop profile's total requests against its budget (PROFILE=full for the other)
+	@$(PY) -m infra.profiles $(or $(PROFILE),laptop)
+
+preflight: ## Check this machine can hold the kind stack (docker, kind, memory, CPU, inotify, port, architecture)
+	@$(PY) -m infra.cluster.preflight
+
+.PHONY: images images-build test-kind
+images: ## Print the project's image references (content-derived tags; REGISTRY= to prefix)
+	@$(PY) -m infra.images tags $(if $(REGISTRY),--registry $(REGISTRY))
+
+images-build: ## Build the project's images; KIND=<cluster> loads them into kind, REGISTRY=<r> pushes them
+	@$(PY) -m infra.images build $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(KIND),--kind-cluster $(KIND))
+
+test-kind: setup ## The kind tier: the whole product on a kind cluster (needs docker, kind, kubectl, pulumi)
+	@$(PY) -m pytest -m kind -rs $(PYTEST_ARGS)

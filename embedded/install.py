@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from embedded import pulumi_toolchain
 from embedded.paths import (
     CACHE_DIR,
     FLINK_JARS,
@@ -183,6 +184,8 @@ STEPS: list[tuple[str, Callable[[], str]]] = [
     ("Kafka broker jars", kafka_jars),
     ("Flink Kafka SQL connector", flink_jars),
     ("streaming job functions (Java, built with Maven)", flink_functions),
+    # Never fails setup: where Go is missing or the build fails, the render tier skips and says why.
+    ("Pulumi CLI + Kubernetes provider from Go modules (render tier)", pulumi_toolchain.setup_step),
 ]
 
 

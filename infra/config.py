@@ -38,6 +38,13 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "kserve": ("cert-manager",),  # KServe's webhooks likewise
 }
 
+IMAGE_MODES = ("build", "prebuilt")
+COMPONENT_SERVICES = ("kafka", "flink", "feast", "mlflow", "kubeflow-pipelines", "kserve")
+"""Platform services every use-case component deploys onto (topics, Flink job, features, pipeline, model)."""
+_COMPONENT_REF = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)(@(?P<version>[1-9][0-9]*))?$")
+_CRON = re.compile(r"^(@(hourly|daily|weekly|monthly)|([0-9*/,-]+ ){4,5}[0-9*/,?A-Z-]+)$")
+_REGISTRY = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
+
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 _GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 
@@ -55,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
     "gkeMachineType": "e2-standard-8",
     "gkeNodeCount": 1,
     "kubernetesVersion": versions.GKE_KUBERNETES_VERSION,
+    "components": [],
+    "images": "build",
+    "imageRegistry": "",
+    "trainingSchedule": "",
 }
 """Every key and its default; Pulumi.yaml declares the same defaults (the engine passes them for unset keys)."""
 
@@ -106,6 +117,17 @@ class GkeSettings:
 
 
 @dataclass(frozen=True)
+class ComponentRef:
+    """A use-case component the stack deploys (``mlstack:components`` entry ``name`` or ``name@version``)."""
+
+    name: str
+    """Component name (a package under ``components/`` or an installed ``mlstack.components`` entry point)."""
+    version: str = ""
+    """Registered model version the InferenceService starts on; empty: the ``champion`` alias at server start.
+    After creation the rollout (``kubectl canary``) owns the served version."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The validated stack configuration."""
 
@@ -121,6 +143,15 @@ class StackConfig:
     """Set when ``cluster`` is ``kind``."""
     gke: GkeSettings | None = None
     """Set when ``cluster`` is ``gke``."""
+    components: tuple[ComponentRef, ...] = ()
+    """Use-case components deployed on the platform (topics, Flink job, features, pipeline, model server)."""
+    images: str = "build"
+    """``build``: the program builds the project's images and loads (kind) or pushes them; ``prebuilt``: it only
+    references their content tags."""
+    image_registry: str = ""
+    """Registry the images are pushed to and pulled from; empty on kind (images are loaded into the nodes)."""
+    training_schedule: str = ""
+    """Cron expression of a recurring training run per component; empty: none."""
 
     def enabled(self, service: str) -> bool:
         return service in self.services
@@ -210,6 +241,29 @@ def _services(key: str, value: str) -> tuple[str, ...]:
     return tuple(s for s in SERVICES if s in items)
 
 
+def _components(key: str, value: str) -> tuple[ComponentRef, ...]:
+    try:
+        items = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        raise ConfigError(key, f"expected a list of component names, got {value!r}") from None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(key, f"expected a list of component names, got {value!r}")
+    from contract.registry import available
+
+    known = available()
+    refs: list[ComponentRef] = []
+    for item in items:
+        match = _COMPONENT_REF.match(item)
+        if not match:
+            raise ConfigError(key, f"expected <name> or <name>@<version>, got {item!r}")
+        if match["name"] not in known:
+            raise ConfigError(key, f"unknown component {match['name']!r}; available: {', '.join(known)}")
+        if any(r.name == match["name"] for r in refs):
+            raise ConfigError(key, f"component {match['name']!r} is listed twice")
+        refs.append(ComponentRef(match["name"], match["version"] or ""))
+    return tuple(refs)
+
+
 def parse(raw: Mapping[str, str]) -> StackConfig:
     """Validate raw Pulumi config (keys without the ``mlstack:`` prefix, values as Pulumi passes them: strings,
     JSON for lists) into a ``StackConfig``.
@@ -222,6 +276,18 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
     profile_name = reader.get("profile", DEFAULTS["profile"], _choice(tuple(PROFILES)))
     services: tuple[str, ...] = reader.get("services", tuple(SERVICES), _services)
     domain = reader.get("ingressDomain", DEFAULTS["ingressDomain"], _pattern(_DNS_NAME, "a lower-case DNS name"))
+    components: tuple[ComponentRef, ...] = reader.get("components", (), _components)
+    images = reader.get("images", DEFAULTS["images"], _choice(IMAGE_MODES))
+    registry = reader.get("imageRegistry", "", lambda k, v: v if v == "" else _pattern(_REGISTRY, "a registry")(k, v))
+    schedule = reader.get(
+        "trainingSchedule", "", lambda k, v: v if v == "" else _pattern(_CRON, "a cron expression")(k, v)
+    )
+    if components:
+        missing = [s for s in COMPONENT_SERVICES if s not in services]
+        if missing:
+            raise ConfigError("components", f"components need the {missing[0]!r} service in mlstack:services")
+        if cluster != "kind" and images == "build" and not registry:
+            raise ConfigError("imageRegistry", f"required to push the project's images on cluster {cluster!r}")
     kind = gke = None
     if cluster == "kind":
         kind = KindSettings(
@@ -249,7 +315,16 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
         if not _is_default(key, raw[key]):
             raise ConfigError(key, f"does not apply to cluster {cluster!r}")
     return StackConfig(
-        cluster=cluster, profile=PROFILES[profile_name], services=services, ingress_domain=domain, kind=kind, gke=gke
+        cluster=cluster,
+        profile=PROFILES[profile_name],
+        services=services,
+        ingress_domain=domain,
+        kind=kind,
+        gke=gke,
+        components=components,
+        images=images,
+        image_registry=registry,
+        training_schedule=schedule,
     )
 
 

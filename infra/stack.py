@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.cluster.base import Cluster
+from infra.components import UseCase, deploy
 from infra.config import StackConfig
 from infra.services import Platform
 
@@ -17,6 +18,7 @@ class Stack:
 
     cluster: Cluster
     platform: Platform
+    use_cases: dict[str, UseCase]
     outputs: dict[str, pulumi.Output[object]]
 
 
@@ -34,6 +36,7 @@ def build(config: StackConfig, stack_name: str) -> Stack:
     platform = Platform(
         "platform", config, cluster.provider, pulumi.ResourceOptions(depends_on=list(cluster.resources))
     )
+    use_cases = deploy(config, platform, cluster.provider, list(cluster.resources))
     outputs: dict[str, pulumi.Output[object]] = {
         "cluster": pulumi.Output.from_input(config.cluster),
         "profile": pulumi.Output.from_input(config.profile.name),
@@ -43,7 +46,10 @@ def build(config: StackConfig, stack_name: str) -> Stack:
     for service, component in platform.services.items():
         for key, value in component.endpoints.items():
             outputs[_camel(f"{service}_{key}")] = pulumi.Output.from_input(value)
-    return Stack(cluster=cluster, platform=platform, outputs=outputs)
+    for name, use_case in use_cases.items():
+        for key, value in use_case.endpoints.items():
+            outputs[_camel(f"{name}_{key}")] = value
+    return Stack(cluster=cluster, platform=platform, use_cases=use_cases, outputs=outputs)
 
 
 def _camel(name: str) -> str:

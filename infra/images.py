@@ -1,0 +1,198 @@
+"""The project's own images (streaming job, serving runtime, pipeline steps): content-derived tags, the commands
+that build them and put them where the cluster pulls from, and the Pulumi resource that runs those commands.
+
+A tag is the first 16 hex digits of a SHA-256 over every file of the image's build context (path and bytes), so
+an unchanged context yields the same tag and Pulumi sees no change: nothing is rebuilt or reloaded. On kind the
+image is loaded into the cluster's nodes (``kind load docker-image``); on a cloud stack it is pushed to
+``imageRegistry``.
+
+Why a Python dynamic provider and not ``pulumi-docker-build``: that provider's plugin is a Go binary downloaded at
+deploy time from GitHub releases, which the development machines cannot reach; the dynamic provider needs no plugin
+and runs the same ``docker build`` a contributor would. ``mlstack:images: prebuilt`` skips building altogether and
+references the content tags (CI or ``python -m infra.images build`` built them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.dynamic
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGES_DIR = REPO_ROOT / "images"
+TAG_LENGTH = 16
+# Never part of a build context: caches, local state, virtualenvs, build output, VCS metadata.
+EXCLUDED_PARTS = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "target", ".venv", ".git"}
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One of the project's images."""
+
+    name: str
+    """Short name; the repository is ``mlstack-<name>``."""
+    sources: tuple[str, ...]
+    """Repository-relative files and folders the Dockerfile copies (its build context, besides itself)."""
+
+    @property
+    def dockerfile(self) -> Path:
+        return IMAGES_DIR / self.name / "Dockerfile"
+
+    @property
+    def repository(self) -> str:
+        return f"mlstack-{self.name}"
+
+
+_PYTHON_CODE = ("contract", "components", "pipelines", "serving")
+IMAGES: dict[str, ImageSpec] = {
+    "streaming": ImageSpec(
+        "streaming",
+        ("requirements/streaming.txt", "contract", "pipelines/streaming", "pipelines/__init__.py"),
+    ),
+    "serving": ImageSpec("serving", ("requirements/main.txt", *_PYTHON_CODE)),
+    "pipeline": ImageSpec("pipeline", ("requirements/main.txt", *_PYTHON_CODE)),
+}
+
+
+def context_files(spec: ImageSpec, root: Path = REPO_ROOT) -> list[Path]:
+    """Every file the image's build depends on, sorted: its Dockerfile (and ignore file) and its sources."""
+
+    def walk(path: Path) -> Iterator[Path]:
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            for child in sorted(path.rglob("*")):
+                relative = child.relative_to(root).parts
+                if child.is_file() and not EXCLUDED_PARTS.intersection(relative) and child.suffix != ".pyc":
+                    yield child
+
+    dockerfile = root / spec.dockerfile.relative_to(REPO_ROOT)
+    files = [dockerfile, *[p for p in [dockerfile.with_name("Dockerfile.dockerignore")] if p.exists()]]
+    for source in spec.sources:
+        files.extend(walk(root / source))
+    return sorted(set(files))
+
+
+def content_tag(spec: ImageSpec, root: Path = REPO_ROOT) -> str:
+    """The image's tag: a digest of its build context, stable across machines and checkouts."""
+    digest = hashlib.sha256()
+    for path in context_files(spec, root):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:TAG_LENGTH]
+
+
+def reference(spec: ImageSpec, registry: str = "", root: Path = REPO_ROOT) -> str:
+    """``[<registry>/]mlstack-<name>:<content tag>``."""
+    prefix = f"{registry.rstrip('/')}/" if registry else ""
+    return f"{prefix}{spec.repository}:{content_tag(spec, root)}"
+
+
+def build_command(spec: ImageSpec, ref: str) -> list[str]:
+    """``docker buildx build --load`` with the repository root as context.
+
+    BuildKit explicitly (buildx): it reads ``<Dockerfile>.dockerignore`` (so the context is only what the image
+    copies) and verifies ``ADD --checksum``; the legacy builder would send the whole repository and ignore both.
+    """
+    return ["docker", "buildx", "build", "--load", "--file", str(spec.dockerfile), "--tag", ref, str(REPO_ROOT)]
+
+
+def publish_commands(ref: str, kind_cluster: str | None) -> list[list[str]]:
+    """Make ``ref`` pullable by the cluster: load it into kind's nodes, or push it to the registry."""
+    if kind_cluster is not None:
+        return [["kind", "load", "docker-image", ref, "--name", kind_cluster]]
+    return [["docker", "push", ref]]
+
+
+def commands(spec: ImageSpec, ref: str, kind_cluster: str | None) -> list[list[str]]:
+    return [build_command(spec, ref), *publish_commands(ref, kind_cluster)]
+
+
+def _run(cmds: Sequence[Sequence[str]]) -> None:
+    for cmd in cmds:
+        try:
+            result = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"{cmd[0]} not found: install it (images need docker; loading them needs kind)"
+            ) from None
+        if result.returncode != 0:
+            tail = " / ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+            raise RuntimeError(f"`{' '.join(cmd)}` failed ({result.returncode}): {tail}")
+
+
+class _ImageProvider(pulumi.dynamic.ResourceProvider):
+    """Builds and publishes on create; a new content tag (a changed context) replaces; same tag: no-op."""
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        _run(props["commands"])
+        return pulumi.dynamic.CreateResult(id_=str(props["ref"]), outs=dict(props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
+        changed = olds.get("ref") != news.get("ref")
+        return pulumi.dynamic.DiffResult(
+            changes=changed, replaces=["ref"] if changed else [], delete_before_replace=False
+        )
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        # Images stay in the node's or registry's store; the cluster's garbage collection owns them.
+        return None
+
+
+class ProjectImage(pulumi.dynamic.Resource):
+    """One of the project's images, built and published when its content tag is new; ``ref`` is what pods use."""
+
+    ref: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        spec: ImageSpec,
+        ref: str,
+        kind_cluster: str | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"ref": ref, "image": spec.name, "commands": commands(spec, ref, kind_cluster)}
+        super().__init__(_ImageProvider(), name, props, opts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m infra.images tags|build [--registry R] [--kind-cluster C]``: print or build the images."""
+    parser = argparse.ArgumentParser(prog="python -m infra.images", description=main.__doc__)
+    parser.add_argument("command", choices=["tags", "build"])
+    parser.add_argument("--registry", default="")
+    parser.add_argument("--kind-cluster", default=None, help="load into this kind cluster instead of pushing")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    args = parser.parse_args(argv)
+    for spec in IMAGES.values():
+        ref = reference(spec, args.registry)
+        if args.command == "tags":
+            print(f"{spec.name}: {ref}")
+            continue
+        cmds = (
+            commands(spec, ref, args.kind_cluster)
+            if (args.registry or args.kind_cluster)
+            else [build_command(spec, ref)]
+        )
+        for cmd in cmds:
+            print("+ " + " ".join(cmd), flush=True)
+        if not args.dry_run:
+            try:
+                _run(cmds)
+            except RuntimeError as error:
+                print(error, file=sys.stderr)
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The render tier: one render cycle (preview, up, up again, destroy) per session, shared by its checks.
+
+The cycle runs in a child process (see ``render_stack``); its report and a copy of the rendered manifests stay in the
+session's temp folder. The tier skips, with the reason, where ``make tools`` could not build the toolchain (no Go, say);
+where the toolchain is there and the engine fails, the tests fail with the engine's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from embedded.paths import REPO_ROOT
+from embedded.pulumi_toolchain import Toolchain, locate, wait_for_build
+
+BUILD_WAIT_S = 3600  # a cold build on 2 cores under load took about 29 minutes
+CYCLE_TIMEOUT = 1200  # seconds; the whole platform renders in well under this on 2 cores
+_SUMMARY: list[str] = []
+
+
+@dataclass(frozen=True)
+class RenderRun:
+    report: dict[str, Any]
+    snapshot: Path
+    """What ``pulumi up`` rendered (``0-crd/``, ``1-manifest/``), copied before ``destroy``."""
+    output: str
+
+
+@pytest.fixture(scope="session")
+def toolchain() -> Toolchain:
+    # `make setup` builds the toolchain in the background while the other tiers run; this tier runs last.
+    wait_for_build(timeout_s=BUILD_WAIT_S)
+    found = locate()
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
+
+
+@pytest.fixture(scope="session")
+def render_run(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> RenderRun:
+    work = tmp_path_factory.mktemp("render")
+    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "render-tier-test")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.render.render_stack", str(work)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CYCLE_TIMEOUT,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        tail = "\n".join(output.strip().splitlines()[-40:])
+        pytest.fail(f"the render cycle failed (exit {result.returncode}):\n{tail}", pytrace=False)
+    report = json.loads((work / "report.json").read_text())
+    _SUMMARY[:] = summary_lines(report, toolchain)
+    return RenderRun(report=report, snapshot=work / "snapshot", output=output)
+
+
+def summary_lines(report: dict[str, Any], toolchain: Toolchain) -> list[str]:
+    kinds = ", ".join(f"{kind} {count}" for kind, count in report["kinds"].items())
+    lines = [
+        f"program: {report['program']}",
+        f"engine: pulumi {report['cli']}; kubernetes provider {report['provider']}",
+        f"preview {report['preview_seconds']}s, render (up) {report['up_seconds']}s, second up "
+        f"{report['second_up_seconds']}s, destroy {report['destroy_seconds']}s",
+        f"rendered {sum(report['kinds'].values())} objects in {len(report['rendered_files'])} files: {kinds}",
+        "left out by render mode: " + ("; ".join(report["left_out"]) or "nothing"),
+    ]
+    if toolchain.provider_is_ambient:
+        lines.append(
+            f"note: provider {toolchain.provider_version} stands in for the {toolchain.wanted_provider_version} "
+            "the SDK asks for (the only provider/v4 build the module proxy serves)"
+        )
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _SUMMARY:
+        terminalreporter.section("render tier (real Pulumi engine)")
+        for line in _SUMMARY:
+            terminalreporter.write_line(line)

@@ -1,0 +1,423 @@
+"""Per-component resources under ``pulumi.runtime.Mocks``: a component in ``mlstack:components`` yields exactly its
+resources (topics, Flink job, Feast repo + apply Job + pusher, pipeline upload, InferenceService) wired to the
+platform's outputs and waiting on the platform pieces they use; removing it removes them; two components do not
+collide; the config key fails naming itself; images get content tags and the right build/load commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+from infra import images, mocks
+from infra.components import pipeline_upload
+from infra.config import ConfigError, parse
+from tests.unit.test_infra_config import stack_config
+
+UPSTREAM_OR_BUILD = ("kubernetes:helm.sh/v4:Chart", "kubernetes:kustomize/v2:Directory")
+ROLES = {
+    ("mlstack:components:UseCase", ""),
+    ("kubernetes:core/v1:Secret", "credentials"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "clients-no-ingress"),
+    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-events"),
+    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-features"),
+    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-dead-letter"),
+    ("kubernetes:core/v1:ConfigMap", "streaming-spec"),
+    ("kubernetes:core/v1:PersistentVolumeClaim", "flink-state"),
+    ("kubernetes:flink.apache.org/v1beta1:FlinkDeployment", "flink"),
+    ("kubernetes:core/v1:ConfigMap", "feast-repo"),
+    ("kubernetes:batch/v1:Job", "feast-apply"),
+    ("kubernetes:apps/v1:Deployment", "feature-pusher"),
+    ("kubernetes:core/v1:ConfigMap", "pipeline"),
+    ("kubernetes:core/v1:Secret", "pipeline-credentials"),
+    ("kubernetes:core/v1:ConfigMap", "pipeline-feast-repo"),
+    ("kubernetes:batch/v1:Job", "pipeline-upload"),
+    ("kubernetes:serving.kserve.io/v1beta1:InferenceService", "isvc"),
+}
+
+
+def _with(components: list[str], stack: str = "kind", **extra: str) -> dict[str, str]:
+    return {**stack_config(stack), "components": json.dumps(components), **extra}
+
+
+@pytest.fixture(scope="module")
+def bare() -> mocks.Run:
+    return mocks.run(stack_config("kind"))
+
+
+@pytest.fixture(scope="module")
+def both() -> mocks.Run:
+    return mocks.run(_with(["fraud", "demand@3"]))
+
+
+@pytest.fixture(scope="module")
+def fraud_only() -> mocks.Run:
+    return mocks.run(_with(["fraud"]))
+
+
+def _owned(run: mocks.Run, component: str) -> list[mocks.Registration]:
+    root = run.named(component)
+    return [root, *(r for r in run.registrations if r.parent == root.urn)]
+
+
+def _roles(run: mocks.Run, component: str) -> set[tuple[str, str]]:
+    return {(r.typ, r.name.removeprefix(component).removeprefix("-")) for r in _owned(run, component)}
+
+
+def test_a_component_yields_exactly_its_resources(both: mocks.Run) -> None:
+    assert _roles(both, "fraud") == ROLES
+    assert _roles(both, "demand") == ROLES
+    assert sorted(r.name for r in both.of_type("mlstack:components:UseCase")) == ["demand", "fraud"]
+
+
+def test_removing_a_component_removes_its_resources(bare: mocks.Run, fraud_only: mocks.Run, both: mocks.Run) -> None:
+    def names(run: mocks.Run) -> Counter[tuple[str, str]]:
+        return Counter((r.typ, r.name) for r in run.registrations)
+
+    assert not bare.of_type("mlstack:components:UseCase")
+    assert not [r for r in bare.registrations if r.typ.startswith("pulumi-python:dynamic:Resource")]
+    added = names(fraud_only) - names(bare)
+    images_built = {("pulumi-python:dynamic:Resource", f"image-{n}") for n in images.IMAGES}
+    assert set(added) == {(t, f"fraud-{role}" if role else "fraud") for t, role in ROLES} | images_built
+    assert names(bare) - names(fraud_only) == Counter()  # the platform itself is unchanged
+    demand = set(names(both) - names(fraud_only))
+    assert all(name.startswith("demand") for _, name in demand)
+
+
+def _kubernetes_objects(run: mocks.Run) -> list[mocks.Registration]:
+    return [r for r in run.registrations if r.typ.startswith("kubernetes:") and r.typ not in UPSTREAM_OR_BUILD]
+
+
+def test_two_components_do_not_collide(both: mocks.Run) -> None:
+    keys = Counter(
+        (r.typ, r.inputs["metadata"].get("namespace", ""), r.inputs["metadata"]["name"])
+        for r in _kubernetes_objects(both)
+        if "metadata" in r.inputs
+    )
+    assert [k for k, n in keys.items() if n > 1] == []
+    topics = [r.inputs["spec"]["topicName"] for r in both.of_type("kubernetes:kafka.strimzi.io/v1:KafkaTopic")]
+    assert sorted(topics) == sorted(
+        f"{c}.{t}" for c in ("fraud", "demand") for t in ("events", "features", "events.dlq")
+    )
+    for component in ("fraud", "demand"):
+        for r in _owned(both, component)[1:]:
+            metadata = r.inputs["metadata"]
+            assert metadata["name"].startswith(component), r.name
+            if r.typ.endswith(":KafkaTopic"):
+                continue
+            assert metadata["labels"]["mlstack.io/component"] == component, r.name
+
+
+def _depends(run: mocks.Run, dependent: str, *on: str) -> None:
+    deps = set(run.named(dependent).dependencies)
+    missing = [name for name in on if run.named(name).urn not in deps]
+    assert missing == [], f"{dependent} does not depend on {missing}"
+
+
+def test_each_part_waits_for_the_platform_pieces_it_uses(fraud_only: mocks.Run) -> None:
+    run = fraud_only
+    for topic in ("events", "features", "dead-letter"):
+        _depends(run, f"fraud-topic-{topic}", "kafka-cluster")
+    _depends(
+        run,
+        "fraud-flink",
+        "flink-operator",
+        "fraud-topic-events",
+        "fraud-topic-features",
+        "fraud-streaming-spec",
+        "fraud-flink-state",
+        "image-streaming",
+    )
+    _depends(run, "fraud-feast-apply", "feast-postgres", "feast-redis", "feast-server", "fraud-credentials")
+    _depends(run, "fraud-feast-apply", "fraud-feast-repo", "image-pipeline")
+    _depends(run, "fraud-feature-pusher", "fraud-feast-apply", "fraud-topic-features")
+    _depends(run, "fraud-pipeline-upload", "kubeflow-platform-agnostic", "fraud-pipeline", "fraud-feast-apply")
+    _depends(run, "fraud-pipeline-credentials", "kubeflow-platform-agnostic")
+    _depends(run, "fraud-pipeline", "fraud-pipeline-credentials", "fraud-pipeline-feast-repo")
+    _depends(run, "fraud-isvc", "kserve-controller", "mlflow-chart", "fraud-feast-apply", "image-serving")
+    provider = next(r.urn for r in run.registrations if r.typ == "pulumi:providers:kubernetes")
+    for r in _owned(run, "fraud")[1:]:
+        assert r.provider.startswith(provider + "::"), r.name
+
+
+def test_wired_to_platform_outputs(fraud_only: mocks.Run) -> None:
+    run, out = fraud_only, fraud_only.outputs
+    flink = run.named("fraud-flink").inputs["spec"]
+    args = flink["job"]["args"]
+    assert args[args.index("--bootstrap") + 1] == out["kafkaBootstrap"]
+    assert flink["podTemplate"]["spec"]["volumes"][0]["configMap"]["name"] == "fraud-streaming-spec"
+    spec = json.loads(run.named("fraud-streaming-spec").inputs["data"]["spec.json"])
+    assert spec["component"] == "fraud" and spec["topics"]["events"] == "fraud.events"
+    assert flink["job"]["parallelism"] == spec["partitions"] or flink["job"]["parallelism"] >= 1
+    for topic in run.of_type("kubernetes:kafka.strimzi.io/v1:KafkaTopic"):
+        assert topic.inputs["metadata"]["namespace"] == "kafka"
+        assert topic.inputs["metadata"]["labels"]["strimzi.io/cluster"] == "mlstack"
+        assert topic.inputs["spec"]["partitions"] == spec["partitions"]
+    isvc = run.named("fraud-isvc").inputs
+    server_args = isvc["spec"]["predictor"]["containers"][0]["args"]
+    assert server_args[server_args.index("--mlflow-uri") + 1] == out["mlflowTrackingUri"]
+    assert isvc["metadata"]["namespace"] == out["workloadsNamespace"]
+    repo = yaml.safe_load(run.named("fraud-feast-repo").inputs["data"]["feature_store.yaml"])
+    assert repo["project"] == "fraud"
+    assert repo["registry"]["path"].endswith(out["feastRegistry"].split("@", 1)[1])
+    assert repo["online_store"]["connection_string"].startswith(out["feastOnlineStore"] + ",password=${")
+    upload = run.named("fraud-pipeline-upload").inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert upload[upload.index("--host") + 1] == out["kubeflowPipelinesApi"]
+    assert "--schedule" not in upload
+    assert out["fraudInferenceService"] == "mlstack/fraud"
+
+
+def test_credentials_are_the_platforms_generated_secrets(fraud_only: mocks.Run) -> None:
+    secret = fraud_only.named("fraud-credentials")
+    assert "stringData" in secret.secret_paths
+    generated = {p.name: p.inputs["result"] for p in fraud_only.of_type(mocks.PASSWORD_TYPE)}
+    assert secret.inputs["stringData"] == {
+        "feast-db-password": generated["feast-db-password"],
+        "redis-password": generated["feast-redis-password"],
+        "s3-access-key": generated["mlflow-s3-access-key"],
+        "s3-secret-key": generated["mlflow-s3-secret-key"],
+    }
+    for name in ("fraud-feast-repo", "fraud-pipeline", "fraud-streaming-spec"):
+        text = json.dumps(fraud_only.named(name).inputs)
+        assert not any(value in text for value in generated.values()), name
+
+
+def test_images_are_content_tagged_and_used_by_every_pod(fraud_only: mocks.Run) -> None:
+    refs = {name: images.reference(spec) for name, spec in images.IMAGES.items()}
+    assert fraud_only.named("fraud-flink").inputs["spec"]["image"] == refs["streaming"]
+    isvc = fraud_only.named("fraud-isvc").inputs["spec"]["predictor"]["containers"][0]
+    assert isvc["image"] == refs["serving"]
+    job = fraud_only.named("fraud-feast-apply").inputs["spec"]["template"]["spec"]["containers"][0]
+    assert job["image"] == refs["pipeline"]
+    package = fraud_only.named("fraud-pipeline").inputs["data"]["pipeline.yaml"]
+    executors = next(yaml.safe_load_all(package))["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {refs["pipeline"]}
+    built = {r.name: r.inputs for r in fraud_only.registrations if r.name.startswith("image-")}
+    assert built["image-serving"]["ref"] == refs["serving"]
+    assert built["image-serving"]["commands"][-1] == [
+        "kind",
+        "load",
+        "docker-image",
+        refs["serving"],
+        "--name",
+        "mlstack",
+    ]
+
+
+def test_pipeline_steps_get_the_repo_and_credentials_in_kfps_namespace(fraud_only: mocks.Run) -> None:
+    spec, platform = yaml.safe_load_all(fraud_only.named("fraud-pipeline").inputs["data"]["pipeline.yaml"])
+    executors = spec["deploymentSpec"]["executors"]
+    configs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(configs) == set(executors) == {"exec-training-set", "exec-search", "exec-register"}
+    names = ("fraud-pipeline-credentials", "fraud-pipeline-feast-repo")
+    copies = {name: fraud_only.named(name).inputs["metadata"] for name in names}
+    assert {m["namespace"] for m in copies.values()} == {"kubeflow"}
+    for name, config in configs.items():
+        (volume,) = config["configMapAsVolume"]
+        assert volume["configMapName"] == copies["fraud-pipeline-feast-repo"]["name"] == "fraud-feast-repo"
+        assert volume["mountPath"] == "/opt/mlstack/feast"
+        (secret,) = config["secretAsEnv"]
+        assert secret["secretName"] == copies["fraud-pipeline-credentials"]["name"] == "fraud-credentials"
+        assert {e["envVar"] for e in secret["keyToEnv"]} >= {"FEAST_DB_PASSWORD", "REDIS_PASSWORD"}
+        env = {e["name"]: e["value"] for e in executors[name]["container"]["env"]}
+        assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://mlflow-s3.mlflow.svc.cluster.local:8333", name
+    step_repo = fraud_only.named("fraud-pipeline-feast-repo").inputs["data"]
+    assert step_repo == fraud_only.named("fraud-feast-repo").inputs["data"]
+    assert "stringData" in fraud_only.named("fraud-pipeline-credentials").secret_paths
+
+
+def test_prebuilt_images_and_a_schedule() -> None:
+    run = mocks.run(_with(["fraud"], images="prebuilt", trainingSchedule="0 0 3 * * *"))
+    assert not [r for r in run.registrations if r.name.startswith("image-")]
+    upload = run.named("fraud-pipeline-upload").inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert upload[upload.index("--schedule") + 1] == "0 0 3 * * *"
+
+
+def test_cloud_stack_pushes_to_its_registry() -> None:
+    registry = "europe-west4-docker.pkg.dev/mlstack-demo/mlstack"
+    run = mocks.run(_with(["fraud"], stack="gke", imageRegistry=registry), stack_name="gke")
+    built = {r.name: r.inputs for r in run.registrations if r.name.startswith("image-")}
+    ref = built["image-serving"]["ref"]
+    assert ref.startswith(registry + "/mlstack-serving:")
+    assert built["image-serving"]["commands"][-1] == ["docker", "push", ref]
+    assert run.named("fraud-topic-events").inputs["spec"]["replicas"] == 3  # the full profile's replication
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "message"),
+    [
+        ({"components": '["churn"]'}, "components", "unknown component 'churn'; available: "),
+        ({"components": '["fraud", "fraud@2"]'}, "components", "listed twice"),
+        ({"components": '["fraud@v2"]'}, "components", "<name> or <name>@<version>"),
+        ({"components": "fraud"}, "components", "list of component names"),
+        ({"components": '["fraud"]', "services": '["kafka"]'}, "components", "need the 'flink' service"),
+        ({"images": "pull"}, "images", "expected one of build, prebuilt"),
+        ({"trainingSchedule": "every day"}, "trainingSchedule", "cron expression"),
+        ({"imageRegistry": "https://x"}, "imageRegistry", "a registry"),
+    ],
+)
+def test_bad_component_config_names_the_key(raw: dict[str, str], key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^mlstack:{key}: ") as caught:
+        parse(raw)
+    assert message in str(caught.value)
+
+
+def test_cloud_build_without_registry_fails_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"^mlstack:imageRegistry: required"):
+        parse({**stack_config("gke"), "components": '["fraud"]'})
+    bad = mocks.RecordingMonitor(mocks.PlatformMocks())
+    with pytest.raises(ConfigError):
+        mocks.run(_with(["nope"]), monitor=bad)
+    assert bad.registrations == []  # before any resource
+
+
+def _tree(tmp: Path) -> Path:
+    for source in ("images/serving", "requirements/main.txt", "contract", "components", "pipelines", "serving"):
+        src = images.REPO_ROOT / source
+        dst = tmp / source
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "target"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    return tmp
+
+
+def test_content_tag_changes_only_with_the_build_context(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    spec = images.IMAGES["serving"]
+    tag = images.content_tag(spec, root)
+    assert tag == images.content_tag(spec, images.REPO_ROOT) and len(tag) == images.TAG_LENGTH
+    (root / "serving" / "__pycache__").mkdir(exist_ok=True)
+    (root / "serving" / "__pycache__" / "x.pyc").write_bytes(b"cache")
+    (root / "README.md").write_text("not in the context")
+    assert images.content_tag(spec, root) == tag
+    (root / "serving" / "server.py").write_text((root / "serving" / "server.py").read_text() + "\n# changed\n")
+    changed = images.content_tag(spec, root)
+    assert changed != tag
+    assert images.reference(spec, "reg.example/team", root) == f"reg.example/team/mlstack-serving:{changed}"
+
+
+def test_build_and_load_commands() -> None:
+    spec = images.IMAGES["streaming"]
+    ref = images.reference(spec)
+    build, load = images.commands(spec, ref, "mlstack")
+    assert build[:4] == ["docker", "buildx", "build", "--load"] and build[build.index("--file") + 1].endswith(
+        "images/streaming/Dockerfile"
+    )
+    assert build[build.index("--tag") + 1] == ref and build[-1] == str(images.REPO_ROOT)
+    assert load == ["kind", "load", "docker-image", ref, "--name", "mlstack"]
+    assert images.commands(spec, "r/x:1", None)[-1] == ["docker", "push", "r/x:1"]
+
+
+def test_image_provider_rebuilds_only_for_a_new_tag() -> None:
+    provider = images._ImageProvider()
+    same = provider.diff("id", {"ref": "mlstack-serving:abc"}, {"ref": "mlstack-serving:abc"})
+    new = provider.diff("id", {"ref": "mlstack-serving:abc"}, {"ref": "mlstack-serving:def"})
+    assert same.changes is False and new.changes is True and new.replaces == ["ref"]
+
+
+def test_pipeline_upload_version_is_named_by_content() -> None:
+    a = pipeline_upload.version_name("mlstack-training-fraud", b"one")
+    assert a == pipeline_upload.version_name("mlstack-training-fraud", b"one")
+    assert a != pipeline_upload.version_name("mlstack-training-fraud", b"two")
+    flags = ["--host", "h", "--package", "p", "--component", "fraud", "--mlflow-uri", "m", "--feast-repo", "f"]
+    args = pipeline_upload.parse([*flags, "--offline-root", "o"])
+    assert args.schedule == "" and args.component == "fraud"
+
+
+class _OptionsMonitor(mocks.RecordingMonitor):
+    """Also records each registration's ``ignoreChanges`` and ``replaceOnChanges`` options."""
+
+    def __init__(self) -> None:
+        super().__init__(mocks.PlatformMocks())
+        self.options: dict[str, tuple[list[str], list[str]]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.options[request.name] = (list(request.ignoreChanges), list(request.replaceOnChanges))
+        return super().RegisterResource(request)
+
+
+def test_pulumi_never_undoes_a_rollout_and_jobs_rerun_on_change() -> None:
+    monitor = _OptionsMonitor()
+    mocks.run(_with(["fraud"]), monitor=monitor)
+    ignored, _ = monitor.options["fraud-isvc"]
+    # kubectl canary patches these (serving/rollout/cluster_backend.py); everything else stays Pulumi's.
+    assert set(ignored) == {
+        "metadata.annotations",
+        "spec.predictor.canaryTrafficPercent",
+        "spec.predictor.containers[0].args",
+    }
+    assert monitor.options["fraud-flink"] == ([], [])
+    for job in ("fraud-feast-apply", "fraud-pipeline-upload"):
+        assert monitor.options[job][1] == ["*"], job
+
+
+class _FakeKfp:
+    """The part of ``kfp.Client`` the uploader calls, with server state in memory."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.pipelines: dict[str, str] = {}
+        self.versions: dict[str, list[SimpleNamespace]] = {}
+        self.recurring: list[SimpleNamespace] = []
+
+    def list_experiments(self, page_size: int) -> None:
+        return None
+
+    def get_pipeline_id(self, name: str) -> str | None:
+        return self.pipelines.get(name)
+
+    def upload_pipeline(self, path: str, pipeline_name: str) -> SimpleNamespace:
+        self.pipelines[pipeline_name] = f"id-{pipeline_name}"
+        self.versions[f"id-{pipeline_name}"] = [SimpleNamespace(display_name=pipeline_name, pipeline_version_id="v0")]
+        return SimpleNamespace(pipeline_id=f"id-{pipeline_name}")
+
+    def list_pipeline_versions(self, pipeline_id: str, page_size: int) -> SimpleNamespace:
+        return SimpleNamespace(pipeline_versions=list(self.versions[pipeline_id]))
+
+    def upload_pipeline_version(self, path: str, pipeline_version_name: str, pipeline_id: str) -> SimpleNamespace:
+        version = SimpleNamespace(display_name=pipeline_version_name, pipeline_version_id=f"v{len(self.versions)}")
+        self.versions[pipeline_id].append(version)
+        return version
+
+    def create_experiment(self, name: str) -> SimpleNamespace:
+        return SimpleNamespace(experiment_id="exp")
+
+    def list_recurring_runs(self, experiment_id: str) -> SimpleNamespace:
+        return SimpleNamespace(recurring_runs=list(self.recurring))
+
+    def delete_recurring_run(self, recurring_run_id: str) -> None:
+        self.recurring = [r for r in self.recurring if r.recurring_run_id != recurring_run_id]
+
+    def create_recurring_run(self, **kwargs: Any) -> None:
+        self.recurring.append(SimpleNamespace(display_name=kwargs["job_name"], recurring_run_id="r", **kwargs))
+
+
+def test_pipeline_upload_is_idempotent_and_keeps_one_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = _FakeKfp("http://kfp")
+    monkeypatch.setitem(sys.modules, "kfp", SimpleNamespace(Client=lambda host: server))
+    package = tmp_path / "pipeline.yaml"
+    package.write_text("pipelineInfo: {name: mlstack-training}\n")
+    argv = ["--host", "http://kfp", "--package", str(package), "--component", "fraud", "--mlflow-uri", "m"]
+    argv += ["--feast-repo", "/opt/mlstack/feast", "--offline-root", "s3://b/fraud", "--schedule", "0 0 3 * * *"]
+    for _ in range(2):  # the Job re-runs (a retry, or `pulumi up` replacing it): nothing new is uploaded
+        assert pipeline_upload.main(argv) == 0
+    versions = [v.display_name for v in server.versions["id-mlstack-training-fraud"]]
+    content_named = pipeline_upload.version_name("mlstack-training-fraud", package.read_bytes())
+    assert versions.count(content_named) == 1
+    (schedule,) = server.recurring
+    assert schedule.cron_expression == "0 0 3 * * *" and schedule.params["component"] == "fraud"
+    assert schedule.version_id == next(
+        v.pipeline_version_id for v in server.versions["id-mlstack-training-fraud"] if v.display_name == content_named
+    )
+    package.write_text("pipelineInfo: {name: mlstack-training, changed: true}\n")
+    assert pipeline_upload.main(argv) == 0
+    assert len(server.versions["id-mlstack-training-fraud"]) == 3 and len(server.recurring) == 1
