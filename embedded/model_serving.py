@@ -169,6 +169,8 @@ class EmbeddedServing:
         daemon = self.services.daemon
         daemon.register(self.proxy_program, (haproxy, "-db", "-f", str(config)), {}, 10, self.root)
         if not daemon.is_running(self.proxy_program):
+            # A socket left by an earlier HAProxy would pass the wait below before the new one listens.
+            self._socket_path().unlink(missing_ok=True)
             daemon.start(self.proxy_program)
             began = time.monotonic()
             while not self._socket_path().exists():

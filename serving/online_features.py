@@ -4,6 +4,7 @@ present, so it is treated as absent (NaN) exactly as the training set's point-in
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,33 +23,42 @@ class OnlineFeatures:
         self.component = component
         self.store = store
         self.refs = component.feature_refs()
+        self.keys = component.entity_keys()
         groups = {g.name: g for g in component.streaming.groups}
-        self.views = {
+        views = {
             name: (groups[name].entity, groups[name].window.size_s + groups[name].window.slide_s)
             for name in component.feature_groups()
         }
+        # (ref, column, its timestamp column, entity key, TTL): resolved once, not on every request.
+        self.columns = [
+            (ref, ref.replace(":", "__"), f"{ref.replace(':', '__')}__ts", *views[ref.split(":", 1)[0]])
+            for ref in self.refs
+        ]
 
-    def lookup(self, rows: pd.DataFrame, now: datetime | None = None) -> pd.DataFrame:
-        """``rows`` with every feature column (``<view>__<feature>``) joined; NaN where absent or expired."""
-        keys = self.component.entity_keys()
-        entity_rows = rows[keys].to_dict("records")
+    def lookup(self, request: Mapping[str, Sequence[Any]], now: datetime | None = None) -> pd.DataFrame:
+        """The request's columns (``{field: [value per row]}``, or a DataFrame) with every feature column
+        (``<view>__<feature>``) joined; NaN where absent or expired.
+
+        This runs on every request, so it stays in plain lists and numpy and builds one DataFrame at the end: a
+        pandas frame per step (records, per-feature Series, a concat) cost several times the Feast read itself.
+        """
+        keys = self.keys
+        key_values = [list(request[key]) for key in keys]
+        entity_rows = [dict(zip(keys, values, strict=True)) for values in zip(*key_values, strict=True)]
         response = self.store.get_online_features(features=self.refs, entity_rows=entity_rows, full_feature_names=True)
         values = response.to_dict(include_event_timestamps=True)
         now_s = (now or datetime.now(tz=UTC)).timestamp()
-        columns: dict[str, np.ndarray] = {}
-        seen = {key: np.zeros(len(rows), dtype=bool) for key in keys}
-        for ref in self.refs:
-            view = ref.split(":", 1)[0]
-            entity, ttl_s = self.views[view]
-            column = ref.replace(":", "__")
-            stamps = np.asarray(values[f"{column}__ts"], dtype="float64")  # epoch seconds; 0 when absent
+        joined: dict[str, Any] = {name: list(column) for name, column in request.items()}
+        seen = {key: np.zeros(len(entity_rows), dtype=bool) for key in keys}
+        for _ref, column, stamp_column, entity, ttl_s in self.columns:
+            stamps = np.asarray(values[stamp_column], dtype="float64")  # epoch seconds; 0 when absent
             seen[entity] |= stamps > 0
             fresh = (stamps > 0) & (now_s - stamps <= ttl_s)
-            columns[column] = np.where(fresh, pd.to_numeric(pd.Series(values[column]), errors="coerce"), np.nan)
-        # One concat, not a column insert per feature: this runs for every request.
-        joined = pd.concat([rows, pd.DataFrame(columns, index=rows.index)], axis=1)
+            # Feast returns numbers or None (absent): as float64, None is NaN.
+            joined[column] = np.where(fresh, np.asarray(values[column], dtype="float64"), np.nan)
         for key, found in seen.items():
             if not found.all():
-                unknown = rows[key][~found].astype(str).unique().tolist()
+                asked = key_values[keys.index(key)]
+                unknown = list(dict.fromkeys(str(v) for v, hit in zip(asked, found, strict=True) if not hit))
                 raise UnknownEntity(f"unknown {key} {', '.join(unknown[:5])}: no features in the online store")
-        return joined
+        return pd.DataFrame(joined, copy=False)

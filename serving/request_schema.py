@@ -7,12 +7,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from contract import Component
 
 MAX_INSTANCES = 1000
 MAX_STRING = 256
+
+
+#: Validated request rows by column: ``{field: [value per row]}``, entity keys first. Columns, not a DataFrame:
+#: the online lookup adds the feature columns and builds the one frame the model's ``prepare`` gets.
+Columns = dict[str, list[Any]]
 
 
 class BadRequest(ValueError):
@@ -52,13 +55,13 @@ class RequestSchema:
             return int(value)
         return float(value)
 
-    def rows(self, instances: Any) -> pd.DataFrame:
+    def rows(self, instances: Any) -> Columns:
         """V1 ``instances``: a list of objects, one per prediction."""
         if not isinstance(instances, list) or not instances:
             raise BadRequest('the request must hold "instances": a non-empty list of objects')
         if len(instances) > MAX_INSTANCES:
             raise BadRequest(f"the request holds {len(instances)} instances; the limit is {MAX_INSTANCES}")
-        rows = []
+        columns: Columns = {name: [] for name in self.fields}
         for index, instance in enumerate(instances):
             where = f"instance {index}"
             if not isinstance(instance, dict):
@@ -69,10 +72,11 @@ class RequestSchema:
             extra = sorted(set(instance) - set(self.fields))
             if extra:
                 raise BadRequest(f"{where}: unknown field {', '.join(extra)} (expected {', '.join(self.fields)})")
-            rows.append({name: self.check_value(name, instance[name], where) for name in self.fields})
-        return pd.DataFrame(rows, columns=list(self.fields))
+            for name, column in columns.items():
+                column.append(self.check_value(name, instance[name], where))
+        return columns
 
-    def columns(self, inputs: dict[str, list[Any]]) -> pd.DataFrame:
+    def columns(self, inputs: dict[str, list[Any]]) -> Columns:
         """V2 (Open Inference Protocol): one input tensor per field, all of the same length."""
         missing = [name for name in self.fields if name not in inputs]
         if missing:
@@ -86,8 +90,7 @@ class RequestSchema:
         count = next(iter(lengths.values()))
         if count == 0 or count > MAX_INSTANCES:
             raise BadRequest(f"inputs hold {count} rows; between 1 and {MAX_INSTANCES} are accepted")
-        data = {
+        return {
             name: [self.check_value(name, value, f"input {name}[{i}]") for i, value in enumerate(inputs[name])]
             for name in self.fields
         }
-        return pd.DataFrame(data, columns=list(self.fields))

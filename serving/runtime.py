@@ -17,8 +17,9 @@ from kserve.errors import InvalidInput
 
 from contract import Component
 from serving import metrics
+from serving.batcher import RequestBatcher
 from serving.online_features import OnlineFeatures, UnknownEntity
-from serving.request_schema import BadRequest, RequestSchema
+from serving.request_schema import BadRequest, Columns, RequestSchema
 
 
 class ComponentModel(Model):  # type: ignore[misc]
@@ -32,10 +33,17 @@ class ComponentModel(Model):  # type: ignore[misc]
         self.store = store
         self.schema = RequestSchema.of(component)
         self.features = OnlineFeatures(component, store)
-        self.labels = {"component": component.name, "version": version}
-        self.histogram = metrics.PROBABILITIES if component.model.task == "classification" else metrics.ESTIMATES
+        labels = {"component": component.name, "version": version}
+        # Each metric's child for this version, bound once: ``labels()`` is a dict lookup under a lock per call.
+        histogram = metrics.PROBABILITIES if component.model.task == "classification" else metrics.ESTIMATES
+        self.predictions = histogram.labels(**labels)
+        self.requests = metrics.REQUESTS.labels(**labels)
+        self.bad_requests = metrics.ERRORS.labels(**labels, kind="bad request")
+        self.server_errors = metrics.ERRORS.labels(**labels, kind="server")
+        self.latency = metrics.LATENCY.labels(**labels)
         self.estimator: Any = None
         self.columns: list[str] = []
+        self.batcher = RequestBatcher(self._score_batch)
 
     def load(self) -> bool:
         import mlflow.sklearn
@@ -60,28 +68,28 @@ class ComponentModel(Model):  # type: ignore[misc]
             except Exception as error:  # requests will show it, and a canary analysis will catch it
                 logging.getLogger(__name__).warning("warm-up prediction failed: %s", error)
         keys = self.component.entity_keys()
-        dummy = pd.DataFrame([{key: "warm-up" if self.schema.fields[key] == "string" else 0 for key in keys}])
+        dummy = {key: ["warm-up" if self.schema.fields[key] == "string" else 0] for key in keys}
         with contextlib.suppress(UnknownEntity):
             self.features.lookup(dummy)
 
     async def __call__(self, body: Any, headers: dict[str, str] | None = None, verb: Any = None) -> Any:
         began = time.perf_counter()
-        metrics.REQUESTS.labels(**self.labels).inc()
+        self.requests.inc()
         try:
             if verb is None:
                 return await super().__call__(body, headers)
             return await super().__call__(body, headers, verb)
         except InvalidInput:
-            metrics.ERRORS.labels(**self.labels, kind="bad request").inc()
+            self.bad_requests.inc()
             raise
         except Exception:
-            metrics.ERRORS.labels(**self.labels, kind="server").inc()
+            self.server_errors.inc()
             raise
         finally:
-            metrics.LATENCY.labels(**self.labels).observe(time.perf_counter() - began)
+            self.latency.observe(time.perf_counter() - began)
 
     def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        """Validated request rows, as a DataFrame (V1) or kept with the request for the V2 response."""
+        """Validated request columns, with the V2 request kept for its response (``None`` for V1)."""
         try:
             if isinstance(payload, InferRequest):
                 inputs = {i.name: list(np.asarray(i.data, dtype=object).ravel()) for i in payload.inputs}
@@ -97,23 +105,51 @@ class ComponentModel(Model):  # type: ignore[misc]
         except BadRequest as error:
             raise InvalidInput(str(error)) from None
 
-    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        request, rows = payload
-        try:
-            joined = self.features.lookup(rows)
-        except UnknownEntity as error:
-            raise InvalidInput(str(error)) from None
-        model = self.component.model
-        x = model.prepare(joined)
-        scores = model.predict(self.estimator, x[self.columns] if self.columns else x)
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        request, columns = payload
+        scores = await self.batcher(columns)
         for score in scores:
-            self.histogram.labels(**self.labels).observe(float(score))
+            self.predictions.observe(score)
         if request is None:
-            return {"predictions": [float(s) for s in scores], "model_version": self.version}
-        output = InferOutput(name="score", shape=[len(scores)], datatype="FP64", data=[float(s) for s in scores])
+            return {"predictions": scores, "model_version": self.version}
+        output = InferOutput(name="score", shape=[len(scores)], datatype="FP64", data=scores)
         return InferResponse(
             model_name=self.name,
             infer_outputs=[output],
             response_id=request.id or str(uuid.uuid4()),
             parameters={"model_version": self.version},
         )
+
+    def score(self, columns: Columns) -> list[float]:
+        """Features, ``prepare`` and the model for validated request columns."""
+        joined = self.features.lookup(columns)
+        model = self.component.model
+        x = model.prepare(joined)
+        if self.columns and list(x.columns) != self.columns:  # selecting copies the frame: only when it must
+            x = x[self.columns]
+        return [float(score) for score in model.predict(self.estimator, x)]
+
+    def _score_batch(self, batch: list[Columns]) -> list[list[float] | Exception]:
+        """One outcome per request: their rows scored together, or one by one when that fails."""
+        if len(batch) > 1:
+            merged = {name: [value for columns in batch for value in columns[name]] for name in batch[0]}
+            try:
+                scores = self.score(merged)
+            except Exception:
+                pass  # scored again one by one below: each request gets its own answer (a 4xx, or the error)
+            else:
+                outcomes: list[list[float] | Exception] = []
+                for columns in batch:
+                    count = len(next(iter(columns.values())))
+                    outcomes.append(scores[:count])
+                    scores = scores[count:]
+                return outcomes
+        outcomes = []
+        for columns in batch:
+            try:
+                outcomes.append(self.score(columns))
+            except UnknownEntity as error:
+                outcomes.append(InvalidInput(str(error)))
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes

@@ -43,9 +43,9 @@ def examples(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Counts per window (no window within the TTL means no orders), rates per minute and how they compare:
-    a rising short-term rate against the hour says demand is climbing."""
-    x = pd.DataFrame(index=frame.index)
+    """Counts per window (no window within the TTL means no orders) as rates per minute, and each against the
+    zone's recent level: a short-term rate above the hour's says demand is climbing."""
+    x: dict[str, Any] = {}  # columns first, one DataFrame at the end (cheaper per served request)
     for view, minutes in VIEWS:
         x[f"{view}_per_min"] = frame[f"{view}__event_count"].astype("float64").fillna(0.0) / minutes
     x["basket_15m_avg"] = frame["zone_15m__basket_value_avg"].astype("float64")
@@ -53,7 +53,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     x[SCALE] = HORIZON_S / 60 * (x["zone_15m_per_min"] + x["zone_1h_per_min"]) / 2 + 1.0
     for view, _ in VIEWS:
         x[f"{view}_vs_scale"] = x[f"{view}_per_min"] * (HORIZON_S / 60) / x[SCALE]
-    return x
+    return pd.DataFrame(x, index=frame.index)
 
 
 class LevelRelativeRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]

@@ -26,9 +26,11 @@ def examples(events: pd.DataFrame) -> pd.DataFrame:
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """The transaction's amount and channel, its card's and merchant's windows, and the amount against them."""
-    x = pd.DataFrame(index=frame.index)
-    x["amount"] = frame["amount"].astype("float64")
-    x["online"] = (frame["channel"] == "online").astype("float64")
+    # Columns first, one DataFrame at the end: inserting them one by one costs milliseconds per served request.
+    x: dict[str, Any] = {
+        "amount": frame["amount"].astype("float64"),
+        "online": (frame["channel"] == "online").astype("float64"),
+    }
     for group in GROUPS:
         # No window within the view's TTL means no activity: counts and sums are zero; averages stay unknown.
         x[f"{group}_count"] = frame[f"{group}__event_count"].astype("float64").fillna(0.0)
@@ -37,7 +39,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         x[f"{group}_max"] = frame[f"{group}__amount_max"].astype("float64")
     x["amount_vs_card_1h_avg"] = x["amount"] / x["card_1h_avg"]
     x["amount_vs_card_10m_max"] = x["amount"] / x["card_10m_max"]
-    return x
+    return pd.DataFrame(x, index=frame.index)
 
 
 def fit(params: Mapping[str, Any], x: pd.DataFrame, y: np.ndarray, seed: int) -> Iterator[Any]:
