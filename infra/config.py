@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "images": "build",
     "imageRegistry": "",
     "trainingSchedule": "",
+    "renderYamlToDirectory": "",
 }
 """Every key and its default; Pulumi.yaml declares the same defaults (the engine passes them for unset keys)."""
 
@@ -152,6 +153,9 @@ class StackConfig:
     """Registry the images are pushed to and pulled from; empty on kind (images are loaded into the nodes)."""
     training_schedule: str = ""
     """Cron expression of a recurring training run per component; empty: none."""
+    render_dir: str = ""
+    """Render mode: no cluster; the Kubernetes provider writes every object as YAML into this folder, and what
+    cannot render offline (upstream charts and kustomizations fetched at deploy time) is left out and listed."""
 
     def enabled(self, service: str) -> bool:
         return service in self.services
@@ -282,6 +286,7 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
     schedule = reader.get(
         "trainingSchedule", "", lambda k, v: v if v == "" else _pattern(_CRON, "a cron expression")(k, v)
     )
+    render_dir = reader.get("renderYamlToDirectory", "", lambda k, v: v.strip())
     if components:
         missing = [s for s in COMPONENT_SERVICES if s not in services]
         if missing:
@@ -325,6 +330,7 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
         images=images,
         image_registry=registry,
         training_schedule=schedule,
+        render_dir=render_dir,
     )
 
 

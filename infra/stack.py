@@ -24,7 +24,11 @@ class Stack:
 
 def build(config: StackConfig, stack_name: str) -> Stack:
     """Provision the cluster and the platform described by ``config``."""
-    if config.kind is not None:
+    if config.render_dir:
+        from infra.cluster.render import render_cluster
+
+        cluster = render_cluster(config.render_dir)
+    elif config.kind is not None:
         from infra.cluster.kind import kind_cluster
 
         cluster = kind_cluster(config.kind)
@@ -43,6 +47,8 @@ def build(config: StackConfig, stack_name: str) -> Stack:
         "kubeconfig": pulumi.Output.secret(cluster.kubeconfig),
         "ingressUrl": pulumi.Output.from_input(cluster.ingress_url),
     }
+    if platform.left_out is not None:
+        outputs["renderLeftOut"] = pulumi.Output.from_input(platform.left_out)
     for service, component in platform.services.items():
         for key, value in component.endpoints.items():
             outputs[_camel(f"{service}_{key}")] = pulumi.Output.from_input(value)

@@ -31,6 +31,9 @@ class ServiceArgs:
     """Resources that must exist first (operators and CRDs of other services, e.g. cert-manager)."""
     clients: Sequence[str] = field(default_factory=tuple)
     """Namespaces whose pods may reach this service (NetworkPolicies allow exactly these, plus its own)."""
+    left_out: list[str] | None = None
+    """Render mode (no cluster, no network): upstream charts and kustomizations are not fetched but listed here,
+    each replaced by an empty placeholder so what depends on it keeps its order. None outside render mode."""
 
 
 class PlatformService(pulumi.ComponentResource):
@@ -83,8 +86,10 @@ class PlatformService(pulumi.ComponentResource):
         values: dict[str, Any],
         depends_on: Sequence[pulumi.Resource] = (),
         namespace: str | None = None,
-    ) -> k8s.helm.v4.Chart:
+    ) -> pulumi.Resource:
         """An upstream chart at its pinned version, fetched at deploy time."""
+        if self.args.left_out is not None:
+            return self._left_out(role, f"helm chart {chart.chart} {chart.version}")
         return k8s.helm.v4.Chart(
             f"{self.name}-{role}",
             k8s.helm.v4.ChartArgs(
@@ -100,13 +105,20 @@ class PlatformService(pulumi.ComponentResource):
 
     def kustomization(
         self, role: str, source: Kustomization, depends_on: Sequence[pulumi.Resource] = ()
-    ) -> k8s.kustomize.v2.Directory:
+    ) -> pulumi.Resource:
         """An upstream kustomization at its pinned tag, fetched at deploy time."""
+        if self.args.left_out is not None:
+            return self._left_out(role, f"kustomization {source.url}")
         return k8s.kustomize.v2.Directory(
             f"{self.name}-{role}",
             k8s.kustomize.v2.DirectoryArgs(directory=source.url),
             opts=self.options(depends_on),
         )
+
+    def _left_out(self, role: str, what: str) -> pulumi.Resource:
+        assert self.args.left_out is not None
+        self.args.left_out.append(f"{self.name}-{role}: {what}")
+        return pulumi.ComponentResource("mlstack:render:LeftOut", f"{self.name}-{role}", None, self.options())
 
     def done(self, endpoints: dict[str, pulumi.Input[str]]) -> None:
         self.endpoints = {k: pulumi.Output.from_input(v) for k, v in endpoints.items()}

@@ -48,10 +48,14 @@ class Platform(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlstack:platform:Platform", name, None, opts)
         self.services: dict[str, PlatformService] = {}
+        self.left_out: list[str] | None = [] if config.render_dir else None
+        """Render mode: what was not fetched (upstream charts, kustomizations)."""
         child = pulumi.ResourceOptions(parent=self)
 
         def args(service: str, *depends: pulumi.Resource, clients: tuple[str, ...] = ()) -> ServiceArgs:
-            return ServiceArgs(provider, config.profile, NAMESPACES[service], tuple(depends), clients)
+            return ServiceArgs(
+                provider, config.profile, NAMESPACES[service], tuple(depends), clients, left_out=self.left_out
+            )
 
         on = config.enabled
         workloads = Workloads(

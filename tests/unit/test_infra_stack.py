@@ -296,3 +296,21 @@ def test_main_program_file_runs_the_same_stack() -> None:
     types = {r.typ for r in monitor.registrations}
     assert {"mlstack:platform:Platform", mocks.KIND_TYPE, "kubernetes:helm.sh/v4:Chart"} <= types
     assert len(monitor.registrations) == len(mocks.run(stack_config("kind")).registrations)
+
+
+def test_render_mode_has_no_cluster_and_lists_what_it_left_out() -> None:
+    """`mlstack:renderYamlToDirectory` (the render tier): the provider writes YAML, no kind cluster is created,
+    upstream charts and kustomizations are placeholders listed in `renderLeftOut`; our own chart and every other
+    object are kept."""
+    rendered = mocks.run({**stack_config("kind"), "renderYamlToDirectory": "/tmp/rendered"}, stack_name="kind")
+    normal = mocks.run(stack_config("kind"), stack_name="kind")
+    kind_cluster = "pulumi-python:dynamic/mlstack:KindCluster"
+    assert normal.of_type(kind_cluster) and not rendered.of_type(kind_cluster)
+    assert [r.name for r in rendered.of_type(CHART)] == ["mlflow-chart"], "only our own chart renders offline"
+    upstream = [r.name for r in normal.of_type(CHART) if r.name != "mlflow-chart"]
+    upstream += [r.name for r in normal.of_type("kubernetes:kustomize/v2:Directory")]
+    left_out = rendered.outputs["renderLeftOut"]
+    assert sorted(line.split(":")[0] for line in left_out) == sorted(upstream)
+    assert sorted(r.name for r in rendered.of_type("mlstack:render:LeftOut")) == sorted(upstream)
+    kept = {r.name for r in normal.registrations if r.typ.startswith("kubernetes:") and r.name not in upstream}
+    assert kept <= {r.name for r in rendered.registrations}
