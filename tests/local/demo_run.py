@@ -3,6 +3,7 @@ phases as `make demo`, with fewer events and trials and a shorter canary schedul
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from embedded.model_serving import EmbeddedServing
 from embedded.services import EmbeddedServices
 from embedded.streaming import EmbeddedStreaming
 from serving.rollout.analysis import AnalysisConfig
-from serving.rollout.rollout import CHAMPION, RolloutConfig
+from serving.rollout.rollout import CHALLENGER, CHAMPION, RolloutConfig
 
 TEST_ROLLOUT = RolloutConfig(
     schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, max_p99_ratio=2.0, p99_slack_s=0.05)
@@ -34,10 +35,22 @@ def small_demo(embedded: EmbeddedServices, name: str, events: int = 12_000) -> D
         canary_timeout_s=240.0,
         rollout=TEST_ROLLOUT,
     )
+    forget_aliases(embedded, name)
     try:
         return run_demo(options, progress=print, settings=embedded.settings)
     finally:
         stop_component(embedded, name)
+
+
+def forget_aliases(embedded: EmbeddedServices, name: str) -> None:
+    """Earlier tests of the session may have left a champion (trained on more data than the demo streams): drop the
+    aliases, so the demo starts as on a fresh registry and trains its own first model. Versions stay."""
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(embedded.settings.mlflow_url)
+    for alias in (CHAMPION, CHALLENGER):
+        with contextlib.suppress(MlflowException):  # no such model or alias yet
+            client.delete_registered_model_alias(name, alias)
 
 
 def stop_component(embedded: EmbeddedServices, name: str) -> None:
