@@ -45,6 +45,17 @@ def isolated_settings(state_dir: Path) -> EmbeddedSettings:
     return EmbeddedSettings.on_free_ports(state_dir)
 
 
+def settings_env(s: EmbeddedSettings) -> dict[str, str]:
+    """The environment that points the `mlstack` CLI (EmbeddedSettings.from_env) at these settings."""
+    return {
+        "MLSTACK_STATE_DIR": str(s.state_dir),
+        "MLSTACK_KAFKA_PORT": str(s.kafka_port),
+        "MLSTACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
+        "MLSTACK_MLFLOW_PORT": str(s.mlflow_port),
+        "MLSTACK_REDIS_PORT": str(s.redis_port),
+    }
+
+
 @pytest.fixture(scope="session")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
     """One running service set (Kafka, Redis, MLflow) shared by the local tier; stopped at the end."""

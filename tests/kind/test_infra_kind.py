@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from infra import deploy
 from infra.cluster import preflight
+from tests.kind.kind_stack import kind_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 1200
@@ -27,40 +27,11 @@ def _missing() -> str | None:
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A throw-away kind stack: its own state folder, cluster name and host port; destroyed and removed afterwards."""
-    from pulumi import automation as auto
-
-    cli = deploy.pulumi_cli()
-    assert cli is not None
-    state = tmp_path_factory.mktemp("pulumi-state")
-    env = {**deploy.environment(cli, backend=state.as_uri()), "PULUMI_CONFIG_PASSPHRASE": "kind-tier"}
-    # The program runs inline (as `make up` runs it), so only the pulumi CLI is needed, not a language plugin.
-    workspace = auto.LocalWorkspaceOptions(
-        work_dir=str(tmp_path_factory.mktemp("workspace")),
-        env_vars=env,
-        pulumi_command=auto.PulumiCommand(str(cli.parent.parent)),
-    )
-    stack = auto.create_or_select_stack(
-        stack_name="kind-tier", project_name="mlstack", program=deploy.program, opts=workspace
-    )
-    for key, value in deploy.stack_settings("kind").items():
-        stack.set_config(f"mlstack:{key}", auto.ConfigValue(value=value))
-    stack.set_config("mlstack:kindClusterName", auto.ConfigValue(value="mlstack-kind-tier"))
-    stack.set_config("mlstack:kindHttpPort", auto.ConfigValue(value=str(_free_port())))
-    try:
+    with kind_stack(tmp_path_factory, "kind-tier") as stack:
         yield stack
-    finally:
-        stack.destroy(on_output=print)
-        stack.workspace.remove_stack("kind-tier")
 
 
 def _all_ready(api: Any, namespaces: list[str]) -> list[str]:

@@ -24,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from embedded.service_spec import free_port
 from infra import deploy, images
 from infra.cluster import preflight
 from infra.components import manifests
+from tests.kind.kind_stack import kind_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = "fraud"
@@ -45,40 +47,11 @@ def _missing() -> str | None:
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A throw-away kind stack with the fraud component; destroyed and removed afterwards."""
-    from pulumi import automation as auto
-
-    cli = deploy.pulumi_cli()
-    assert cli is not None
-    state = tmp_path_factory.mktemp("pulumi-state")
-    env = {**deploy.environment(cli, backend=state.as_uri()), "PULUMI_CONFIG_PASSPHRASE": "kind-tier"}
-    workspace = auto.LocalWorkspaceOptions(
-        work_dir=str(tmp_path_factory.mktemp("workspace")),
-        env_vars=env,
-        pulumi_command=auto.PulumiCommand(str(cli.parent.parent)),
-    )
-    stack = auto.create_or_select_stack(
-        stack_name="kind-lifecycle", project_name="mlstack", program=deploy.program, opts=workspace
-    )
-    for key, value in deploy.stack_settings("kind").items():
-        stack.set_config(f"mlstack:{key}", auto.ConfigValue(value=value))
-    stack.set_config("mlstack:kindClusterName", auto.ConfigValue(value="mlstack-lifecycle"))
-    stack.set_config("mlstack:kindHttpPort", auto.ConfigValue(value=str(_free_port())))
-    stack.set_config("mlstack:components", auto.ConfigValue(value=json.dumps([COMPONENT])))
-    try:
+    with kind_stack(tmp_path_factory, "lifecycle", {"components": json.dumps([COMPONENT])}) as stack:
         yield stack
-    finally:
-        stack.destroy(on_output=print)
-        stack.workspace.remove_stack("kind-lifecycle")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +84,7 @@ def _wait(what: str, check: Any, timeout_s: float = TIMEOUT_S, every_s: float = 
 
 @contextlib.contextmanager
 def _port_forward(kubeconfig: Path, namespace: str, service: str, remote: int) -> Iterator[str]:
-    local = _free_port()
+    local = free_port()
     proc = subprocess.Popen(
         [
             "kubectl",

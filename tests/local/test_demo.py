@@ -17,7 +17,7 @@ import psutil
 from embedded.paths import REPO_ROOT
 from embedded.services import EmbeddedServices
 from embedded.supervisor_daemon import SupervisorDaemon
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, settings_env
 from tests.local.demo_run import assert_lifecycle, assert_summary, small_demo
 
 DEMAND_DEMO = [
@@ -58,14 +58,7 @@ def _demo(env: dict[str, str]) -> subprocess.Popen[str]:
 
 def test_demand_demo_interrupted_cleans_up_and_a_second_run_on_the_leftovers_succeeds(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state")
-    env = {
-        **os.environ,
-        "MLSTACK_STATE_DIR": str(settings.state_dir),
-        "MLSTACK_KAFKA_PORT": str(settings.kafka_port),
-        "MLSTACK_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
-        "MLSTACK_MLFLOW_PORT": str(settings.mlflow_port),
-        "MLSTACK_REDIS_PORT": str(settings.redis_port),
-    }
+    env = {**os.environ, **settings_env(settings)}
     first = _demo(env)
     assert first.stdout is not None
     try:

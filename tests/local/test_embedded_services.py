@@ -23,9 +23,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from embedded.errors import EmbeddedError
 from embedded.paths import REPO_ROOT
 from embedded.services import EmbeddedServices
-from embedded.settings import EmbeddedSettings
 from embedded.supervisor_daemon import MARKER, SupervisorDaemon
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, settings_env
 
 
 def _marked(state_dir: Path) -> list[psutil.Process]:
@@ -51,16 +50,6 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-def _env(s: EmbeddedSettings) -> dict[str, str]:
-    return {
-        "MLSTACK_STATE_DIR": str(s.state_dir),
-        "MLSTACK_KAFKA_PORT": str(s.kafka_port),
-        "MLSTACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-        "MLSTACK_MLFLOW_PORT": str(s.mlflow_port),
-        "MLSTACK_REDIS_PORT": str(s.redis_port),
-    }
-
-
 def test_services_start_clean_report_healthy_and_stop_without_leftovers(tmp_path: Path) -> None:
     services = EmbeddedServices(isolated_settings(tmp_path / "state"))
     rows = services.up(progress=print)
@@ -72,7 +61,7 @@ def test_services_start_clean_report_healthy_and_stop_without_leftovers(tmp_path
         again = services.up(progress=print)
         assert [row.pid for row in again] == [row.pid for row in rows]
         # The CLI reports the same set as healthy.
-        status = _cli(["services", "status"], _env(services.settings))
+        status = _cli(["services", "status"], settings_env(services.settings))
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.count("healthy") == 3
     finally:
@@ -190,7 +179,7 @@ def test_leftovers_of_a_killed_supervisor_are_reaped_on_next_up(tmp_path: Path) 
 
 def test_ctrl_c_during_up_leaves_nothing_behind(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state")
-    env = _env(settings)
+    env = settings_env(settings)
     process = subprocess.Popen(
         [sys.executable, "-m", "embedded", "services", "up"],
         cwd=REPO_ROOT,
