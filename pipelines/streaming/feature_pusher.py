@@ -162,8 +162,14 @@ class FeaturePusher:
             # The history is written; committing later (or replaying these rows after a crash) is harmless.
             print(f"offset commit deferred: {error}", flush=True)
 
-    def run_once(self, max_records: int = 5000, timeout_s: float = 0.05) -> int:
-        """One poll -> push cycle; returns the number of records handled."""
+    def run_once(self, max_records: int = 20_000, timeout_s: float = 0.05) -> int:
+        """One poll -> push cycle; returns the number of records handled.
+
+        Live, a poll returns what arrived within ``timeout_s``; on a backlog, ``max_records`` at once: every push
+        has a fixed cost in Feast, and a bigger batch holds more windows per entity of which only the newest is
+        written online."""
+        import orjson
+
         messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
         records = []
         for message in messages:
@@ -176,7 +182,7 @@ class FeaturePusher:
                 continue
             value = message.value()
             if value is not None:
-                records.append(json.loads(value))
+                records.append(orjson.loads(value))
         if records:
             self.push(records)
         if time.monotonic() - self.last_flush >= self.flush_every_s and (records or self.pending_history):

@@ -22,7 +22,11 @@ from pipelines.streaming import sql
 
 
 def latest_checkpoint(checkpoints: str) -> str | None:
-    """The newest complete checkpoint (a ``chk-N`` folder with ``_metadata``) under a local checkpoint URI."""
+    """The newest complete checkpoint (a ``chk-N`` folder with ``_metadata``) under a local checkpoint URI.
+
+    None for object storage: on the cluster the operator restores the job from its HA metadata instead."""
+    if urlparse(checkpoints).scheme not in {"", "file"}:
+        return None
     root = Path(urlparse(checkpoints).path)
     complete = [meta.parent for meta in root.glob("*/chk-*/_metadata")]
     return str(max(complete, key=lambda p: p.stat().st_mtime)) if complete else None
@@ -51,6 +55,8 @@ def flink_config(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, st
         "pipeline.name": f"{spec['component']}-features",
         "parallelism.default": str(args.parallelism),
         "table.local-time-zone": "UTC",
+        # Operators in a chain hand rows on without a defensive copy (our SQL never holds on to an input row).
+        "pipeline.object-reuse": "true",
         # Watermarks (and so window results) move every 50 ms instead of 200 ms: freshness over overhead.
         "pipeline.auto-watermark-interval": "50 ms",
         "rest.port": str(args.rest_port),
