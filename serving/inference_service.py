@@ -14,9 +14,6 @@ from typing import Any
 from contract import Component
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
-STABLE_ANNOTATION = "mlstack.io/stable-version"
-CANARY_ANNOTATION = "mlstack.io/canary-version"
-ROLLOUT_ANNOTATION = "mlstack.io/rollout"
 HTTP_PORT = 8080
 
 
@@ -59,7 +56,6 @@ def inference_service(
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": str(HTTP_PORT),
                 "prometheus.io/path": "/metrics",
-                STABLE_ANNOTATION: version,
             },
         },
         "spec": {
@@ -83,6 +79,12 @@ def inference_service(
             }
         },
     }
+
+
+def served_version(isvc: dict[str, Any]) -> str:
+    """The ``--model-version`` the predictor runs (empty: the ``champion`` alias, resolved when it starts)."""
+    args = isvc["spec"]["predictor"]["containers"][0]["args"]
+    return str(args[args.index("--model-version") + 1])
 
 
 def with_version(isvc: dict[str, Any], version: str) -> list[dict[str, Any]]:

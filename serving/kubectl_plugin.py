@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
+from serving.rollout.rollout import CHAMPION, Rollout, RolloutConfig, RolloutError
 
 console = Console()
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -69,10 +69,16 @@ def rollout_for(component: str, config: RolloutConfig | None = None) -> Rollout:
     if not target.prometheus or not target.mlflow_uri:
         raise RolloutError("cluster mode needs --prometheus and --mlflow-uri (or their environment variables)")
     kube_config.load_kube_config()
+    registry = MlflowClient(target.mlflow_uri)
     backend = ClusterBackend(
-        client.CustomObjectsApi(), target.namespace, component, PrometheusReader(target.prometheus)
+        client.CustomObjectsApi(),
+        client.CoreV1Api(),
+        target.namespace,
+        component,
+        PrometheusReader(target.prometheus),
+        champion_version=lambda: str(registry.get_model_version_by_alias(component, CHAMPION).version),
     )
-    return Rollout(backend, MlflowClient(target.mlflow_uri), config)
+    return Rollout(backend, registry, config)
 
 
 def status_table(rollout: Rollout) -> Table:

@@ -98,7 +98,6 @@ def deploy(
                 version=ref.version,
                 kafka_namespace=platform.services["kafka"].args.namespace,
                 topic_replicas=config.profile.kafka_replication,
-                storage_gi=config.profile.storage_gi,
                 schedule=config.training_schedule,
                 pipeline_namespace=platform.services["kubeflow-pipelines"].args.namespace,
             ),

@@ -18,6 +18,7 @@ from contract import Component
 from contract.resources import Workload as Hint
 from infra.profiles import Workload
 from infra.services import objects
+from infra.services.mlflow import FEATURES_BUCKET
 from pipelines.features.feast_repo import FeastTarget, feature_store_yaml
 from serving.inference_service import inference_service
 
@@ -153,7 +154,7 @@ def feast_target(component: Component, endpoints: Endpoints) -> FeastTarget:
     return FeastTarget(
         registry=f"postgresql+psycopg://feast:${{FEAST_DB_PASSWORD}}@{endpoints.feast_db_host}:5432/feast",
         redis=f"{endpoints.feast_redis},password=${{REDIS_PASSWORD}}",
-        offline_root=f"s3://mlstack-features/{component.name}",
+        offline_root=f"s3://{FEATURES_BUCKET}/{component.name}",
     )
 
 

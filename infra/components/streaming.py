@@ -20,9 +20,11 @@ from infra.components.manifests import (
     mebibytes,
     millicores,
     object_meta,
+    secret_env,
     sized,
 )
 from infra.services import objects
+from infra.services.mlflow import FLINK_BUCKET
 
 TOPIC_API = "kafka.strimzi.io/v1"
 FLINK_API = "flink.apache.org/v1beta1"
@@ -83,6 +85,12 @@ def spec_config_map(component: Component, namespace: str) -> dict[str, Any]:
     }
 
 
+def state_root(component: Component) -> str:
+    """Where the job keeps checkpoints and HA metadata: the platform's object store, reachable from any node, so
+    a TaskManager rescheduled elsewhere (or a second one) restores from the same place."""
+    return f"s3://{FLINK_BUCKET}/{component.name}"
+
+
 def job_args(component: Component, bootstrap: str) -> list[str]:
     """PythonDriver arguments: the shared job template, then the job's own flags (``pipelines.streaming.job``)."""
     return [
@@ -95,7 +103,7 @@ def job_args(component: Component, bootstrap: str) -> list[str]:
         "--bootstrap",
         bootstrap,
         "--checkpoints",
-        f"file:///flink-data/checkpoints/{component.name}",
+        f"{state_root(component)}/checkpoints",
         "--jars",
         ";".join(JOB_JARS),
         "--parallelism",
@@ -105,28 +113,23 @@ def job_args(component: Component, bootstrap: str) -> list[str]:
     ]
 
 
-def flink_state_claim(component: Component, namespace: str, storage_gi: int) -> dict[str, Any]:
-    """Checkpoints survive job restarts and upgrades (the job restores from the newest one)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": object_meta(component, "flink-state", namespace),
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{storage_gi}Gi"}}},
-    }
+def flink_deployment(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
+    """The component's streaming job on the Flink Kubernetes Operator (application mode).
 
-
-def flink_deployment(component: Component, namespace: str, image: str, bootstrap: str) -> dict[str, Any]:
-    """The component's streaming job on the Flink Kubernetes Operator (application mode)."""
+    Kubernetes HA keeps the newest checkpoint's pointer in ConfigMaps, which the operator's ``last-state``
+    upgrades need; checkpoints and HA files go to the object store through Flink's S3 plugin (``images/streaming``
+    enables it), with the component's S3 key pair from its Secret."""
     hint = component.resources.streaming
     cpu, memory = millicores(hint.cpu), mebibytes(hint.memory)
     container = {
         "name": "flink-main-container",
-        "env": [{"name": "PYTHONPATH", "value": "/app"}],
-        "securityContext": objects.container_security(read_only_root=False),
-        "volumeMounts": [
-            {"name": "spec", "mountPath": SPEC_DIR, "readOnly": True},
-            {"name": "state", "mountPath": "/flink-data"},
+        "env": [
+            {"name": "PYTHONPATH", "value": "/app"},
+            secret_env(component, "AWS_ACCESS_KEY_ID", "s3-access-key"),
+            secret_env(component, "AWS_SECRET_ACCESS_KEY", "s3-secret-key"),
         ],
+        "securityContext": objects.container_security(read_only_root=False),
+        "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}],
     }
     return {
         "apiVersion": FLINK_API,
@@ -139,17 +142,18 @@ def flink_deployment(component: Component, namespace: str, image: str, bootstrap
             "serviceAccount": "flink",  # created in the watched namespace by the operator chart
             "flinkConfiguration": {
                 "taskmanager.numberOfTaskSlots": "1",
-                "state.checkpoints.dir": f"file:///flink-data/checkpoints/{component.name}",
+                "execution.checkpointing.dir": f"{state_root(component)}/checkpoints",
                 "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+                "high-availability.type": "kubernetes",
+                "high-availability.storageDir": f"{state_root(component)}/ha",
+                "s3.endpoint": endpoints.s3_endpoint,
+                "s3.path.style.access": "true",
             },
             "podTemplate": {
                 "spec": {
                     "securityContext": objects.pod_security(FLINK_UID),
                     "containers": [container],
-                    "volumes": [
-                        {"name": "spec", "configMap": {"name": f"{component.name}-streaming-spec"}},
-                        {"name": "state", "persistentVolumeClaim": {"claimName": f"{component.name}-flink-state"}},
-                    ],
+                    "volumes": [{"name": "spec", "configMap": {"name": f"{component.name}-streaming-spec"}}],
                 }
             },
             "jobManager": {"replicas": 1, "resource": {"cpu": 0.25, "memory": "1024m"}},
@@ -157,7 +161,7 @@ def flink_deployment(component: Component, namespace: str, image: str, bootstrap
             "job": {
                 "jarURI": FLINK_PYTHON_JAR,
                 "entryClass": PYTHON_DRIVER,
-                "args": job_args(component, bootstrap),
+                "args": job_args(component, endpoints.kafka_bootstrap),
                 "parallelism": hint.replicas,
                 "upgradeMode": "last-state",
                 "state": "running",

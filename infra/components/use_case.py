@@ -1,9 +1,9 @@
 """``UseCase``: everything one use-case component runs on the cluster, generated from its declarations.
 
 Children (all ``<component>-<role>``, parented here, on the cluster's provider): the credentials Secret it reads
-(copied from the platform's generated secrets), its Kafka topics, the streaming spec + checkpoint claim + Flink job,
-the Feast repo + ``feast apply`` Job + feature pusher, the compiled training pipeline + upload Job, and the
-InferenceService of its champion. Each waits for exactly the platform pieces it talks to.
+(copied from the platform's generated secrets), its Kafka topics, the streaming spec + Flink job (its state in the
+object store), the Feast repo + ``feast apply`` Job + feature pusher, the compiled training pipeline + upload Job,
+and the InferenceService of its champion. Each waits for exactly the platform pieces it talks to.
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ class UseCaseArgs:
     """Namespace the Strimzi topic operator watches."""
     topic_replicas: int = 1
     """Replication factor of the component's topics (the profile's)."""
-    storage_gi: int = 2
-    """Size of the Flink checkpoint claim."""
     schedule: str = ""
     """Cron expression for a recurring training run; empty: none."""
     pipeline_namespace: str = "kubeflow"
@@ -108,11 +106,10 @@ class UseCase(pulumi.ComponentResource):
         ]
         streaming_image = args.images["streaming"]
         spec = self._add("streaming-spec", streaming.spec_config_map(c, ns), p.namespace)
-        claim = self._add("flink-state", streaming.flink_state_claim(c, ns, args.storage_gi), p.namespace)
         self.flink = self._add(
             "flink",
-            streaming.flink_deployment(c, ns, streaming_image, ep.kafka_bootstrap),
-            [*p.flink, *self.topics, spec, claim, *args.image_resources],
+            streaming.flink_deployment(c, ns, streaming_image, ep),
+            [*p.flink, *self.topics, spec, self.credentials, *args.image_resources],
         )
 
         repo_manifest = manifests.feast_repo_config_map(c, ns, ep)
@@ -155,7 +152,6 @@ class UseCase(pulumi.ComponentResource):
             # After creation `kubectl canary` owns the served version and the traffic split; `pulumi up` must not
             # undo a rollout (the image and resources stay Pulumi's).
             ignore_changes=[
-                "metadata.annotations",
                 "spec.predictor.canaryTrafficPercent",
                 "spec.predictor.containers[0].args",
             ],
@@ -190,7 +186,6 @@ class UseCase(pulumi.ComponentResource):
 
 
 _TYPED: dict[tuple[str, str], type[pulumi.CustomResource]] = {
-    ("v1", "PersistentVolumeClaim"): k8s.core.v1.PersistentVolumeClaim,
     ("batch/v1", "Job"): k8s.batch.v1.Job,
 }
 

@@ -21,6 +21,10 @@ RELEASE = "mlflow"
 SECRET = "mlflow-credentials"
 PORT = 5000
 CHART = Path(__file__).resolve().parents[2] / versions.MLFLOW_CHART_PATH
+#: Buckets the chart creates beside MLflow's own: every component's offline feature history, and the Flink jobs'
+#: checkpoints and HA metadata (object storage, which any TaskManager on any node can reach).
+FEATURES_BUCKET = "mlstack-features"
+FLINK_BUCKET = "mlstack-flink"
 
 
 def s3_identities(access_key: str, secret_key: str) -> str:
@@ -40,7 +44,11 @@ def chart_values(profile: Profile, clients: list[str]) -> dict[str, Any]:
         "credentialsSecret": SECRET,
         "server": {"replicas": server.replicas, "resources": server.resources()},
         "postgres": {"resources": profile["mlflow.postgres"].resources(), "storage": f"{profile.storage_gi}Gi"},
-        "s3": {"resources": profile["mlflow.s3"].resources(), "storage": f"{profile.storage_gi}Gi"},
+        "s3": {
+            "resources": profile["mlflow.s3"].resources(),
+            "storage": f"{profile.storage_gi}Gi",
+            "extraBuckets": [FEATURES_BUCKET, FLINK_BUCKET],
+        },
         "networkPolicy": {"enabled": True, "clientNamespaces": sorted(clients)},
     }
 

@@ -1,24 +1,24 @@
-"""``TrafficBackend`` for a cluster: patches the component's InferenceService (``canaryTrafficPercent``) and reads
-each version's counters from Prometheus. The rollout's state lives in an annotation on the InferenceService,
-so any operator's ``kubectl canary status`` sees the same rollout."""
+"""``TrafficBackend`` for a cluster: patches the component's InferenceService (its served version and
+``canaryTrafficPercent``) and reads each version's counters from Prometheus.
+
+The rollout's bookkeeping (stable and canary version, the rollout state) lives in a ConfigMap
+``<component>-rollout`` beside the InferenceService, so any operator's ``kubectl canary status`` sees the same
+rollout. Not in annotations on the InferenceService: KServe copies those onto the Knative revision template, so
+every step's bookkeeping would start a new revision (new pods) under the canary.
+"""
 
 from __future__ import annotations
 
 import json
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
-from serving.inference_service import (
-    CANARY_ANNOTATION,
-    GROUP,
-    PLURAL,
-    ROLLOUT_ANNOTATION,
-    STABLE_ANNOTATION,
-    VERSION,
-    with_version,
-)
+from serving.inference_service import GROUP, PLURAL, VERSION, served_version, with_version
 from serving.rollout.analysis import Snapshot
+
+STABLE, CANARY, STATE = "stable-version", "canary-version", "rollout"
 
 
 class PrometheusReader:
@@ -57,12 +57,24 @@ class PrometheusReader:
 
 
 class ClusterBackend:
-    def __init__(self, api: Any, namespace: str, component: str, prometheus: PrometheusReader) -> None:
-        """``api``: a ``kubernetes.client.CustomObjectsApi``."""
+    def __init__(
+        self,
+        api: Any,
+        core: Any,
+        namespace: str,
+        component: str,
+        prometheus: PrometheusReader,
+        champion_version: Callable[[], str],
+    ) -> None:
+        """``api``: a ``kubernetes.client.CustomObjectsApi``; ``core``: a ``CoreV1Api``; ``champion_version``:
+        the registry's ``champion`` alias, for a service deployed on the alias before any rollout."""
         self.api = api
+        self.core = core
         self.namespace = namespace
         self.component = component
         self.prometheus = prometheus
+        self.champion_version = champion_version
+        self.config_map = f"{component}-rollout"
 
     def _get(self) -> dict[str, Any]:
         isvc: dict[str, Any] = self.api.get_namespaced_custom_object(
@@ -73,17 +85,49 @@ class ClusterBackend:
     def _patch(self, body: dict[str, Any]) -> None:
         self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.component, body)
 
+    def _books(self) -> dict[str, str]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            config_map = self.core.read_namespaced_config_map(self.config_map, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return {}
+            raise
+        data = config_map.data if hasattr(config_map, "data") else config_map.get("data")
+        return dict(data or {})
+
+    def _write(self, changes: dict[str, str | None]) -> None:
+        """Merge ``changes`` into the ConfigMap (None removes a key), creating it the first time."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.patch_namespaced_config_map(self.config_map, self.namespace, {"data": changes})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": self.config_map,
+                    "labels": {"app.kubernetes.io/part-of": "mlstack", "mlstack.io/component": self.component},
+                },
+                "data": {k: v for k, v in changes.items() if v is not None},
+            }
+            self.core.create_namespaced_config_map(self.namespace, body)
+
     def stable_version(self) -> str:
-        return str(self._get()["metadata"]["annotations"][STABLE_ANNOTATION])
+        """The last promoted version; before any promotion, the version the service was deployed with, or the
+        ``champion`` alias it resolved at start when deployed on the alias."""
+        return self._books().get(STABLE) or served_version(self._get()) or self.champion_version()
 
     def start_canary(self, version: str, share: int) -> None:
         """A new revision with ``version``; Knative routes ``share``% to it and the rest to the stable revision."""
-        isvc = self._get()
+        stable = self.stable_version()
+        self._write({STABLE: stable, CANARY: version})
         self._patch(
-            {
-                "metadata": {"annotations": {CANARY_ANNOTATION: version}},
-                "spec": {"predictor": {"canaryTrafficPercent": share, "containers": with_version(isvc, version)}},
-            }
+            {"spec": {"predictor": {"canaryTrafficPercent": share, "containers": with_version(self._get(), version)}}}
         )
 
     def set_share(self, share: int) -> None:
@@ -91,40 +135,32 @@ class ClusterBackend:
 
     def promote(self) -> None:
         """Removing ``canaryTrafficPercent`` sends all traffic to the latest (canary) revision."""
-        version = self._get()["metadata"]["annotations"][CANARY_ANNOTATION]
-        self._patch(
-            {
-                "metadata": {"annotations": {STABLE_ANNOTATION: version, CANARY_ANNOTATION: None}},
-                "spec": {"predictor": {"canaryTrafficPercent": None}},
-            }
-        )
+        version = self._books()[CANARY]
+        self._patch({"spec": {"predictor": {"canaryTrafficPercent": None}}})
+        self._write({STABLE: version, CANARY: None})
 
     def rollback(self) -> None:
         """0% pins the previous revision at once; then the spec returns to the stable version."""
         self.set_share(0)
-        isvc = self._get()
-        stable = isvc["metadata"]["annotations"][STABLE_ANNOTATION]
+        stable = self.stable_version()
         self._patch(
-            {
-                "metadata": {"annotations": {CANARY_ANNOTATION: None}},
-                "spec": {"predictor": {"canaryTrafficPercent": None, "containers": with_version(isvc, stable)}},
-            }
+            {"spec": {"predictor": {"canaryTrafficPercent": None, "containers": with_version(self._get(), stable)}}}
         )
+        self._write({CANARY: None})
 
     def snapshots(self) -> tuple[Snapshot, Snapshot]:
-        annotations = self._get()["metadata"]["annotations"]
-        stable = self.prometheus.snapshot(self.component, annotations[STABLE_ANNOTATION])
-        canary_version = annotations.get(CANARY_ANNOTATION)
+        books = self._books()
+        stable = self.prometheus.snapshot(self.component, books.get(STABLE) or self.stable_version())
+        canary_version = books.get(CANARY)
         canary = self.prometheus.snapshot(self.component, canary_version) if canary_version else Snapshot()
         return stable, canary
 
     def load_state(self) -> dict[str, object] | None:
-        text = self._get()["metadata"].get("annotations", {}).get(ROLLOUT_ANNOTATION)
+        text = self._books().get(STATE)
         if not text:
             return None
         state: dict[str, object] = json.loads(text)
         return state
 
     def save_state(self, state: dict[str, object] | None) -> None:
-        value = json.dumps(state) if state is not None else None
-        self._patch({"metadata": {"annotations": {ROLLOUT_ANNOTATION: value}}})
+        self._write({STATE: json.dumps(state) if state is not None else None})

@@ -162,6 +162,17 @@ def _isvc(cluster: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _rollout_books(cluster: dict[str, Any]) -> dict[str, str]:
+    """The rollout's ConfigMap (``serving.rollout.cluster_backend``)."""
+    return dict(cluster["core"].read_namespaced_config_map(f"{COMPONENT}-rollout", NAMESPACE).data or {})
+
+
+def _served_version(isvc: dict[str, Any]) -> str:
+    from serving.inference_service import served_version
+
+    return served_version(isvc)
+
+
 def _ready(obj: dict[str, Any]) -> bool:
     conditions = obj.get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
@@ -256,7 +267,8 @@ def test_component_lifecycle_on_kind(stack: Any, cluster: dict[str, Any]) -> Non
         assert "takes 10%" in started
         isvc = _isvc(cluster)
         assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
-        canary_version = isvc["metadata"]["annotations"]["mlstack.io/canary-version"]
+        canary_version = _rollout_books(cluster)["canary-version"]
+        assert _served_version(isvc) == canary_version
         _wait(
             "traffic split 90/10",
             lambda: (
@@ -268,7 +280,7 @@ def test_component_lifecycle_on_kind(stack: Any, cluster: dict[str, Any]) -> Non
         assert COMPONENT in _canary(cluster, prometheus, mlflow, "status", COMPONENT)
         _canary(cluster, prometheus, mlflow, "promote", COMPONENT)
     promoted = _isvc(cluster)
-    assert promoted["metadata"]["annotations"]["mlstack.io/stable-version"] == canary_version
+    assert _rollout_books(cluster)["stable-version"] == canary_version == _served_version(promoted)
     assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
     # The rollout owns the served version (ignoreChanges): `pulumi preview` must not want to undo it.
     preview = stack.preview()

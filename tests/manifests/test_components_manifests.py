@@ -92,7 +92,7 @@ def _of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def test_builtin_kinds_valid_against_kubernetes_schemas(component_objects: list[dict[str, Any]]) -> None:
     kinds = {o["kind"] for o in component_objects}
-    assert {"Secret", "ConfigMap", "PersistentVolumeClaim", "Job", "Deployment"} <= kinds
+    assert {"Secret", "ConfigMap", "Job", "Deployment"} <= kinds
     assert kinds >= CUSTOM
     checked = 0
     for obj in component_objects:
@@ -100,7 +100,7 @@ def test_builtin_kinds_valid_against_kubernetes_schemas(component_objects: list[
             continue
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         checked += 1
-    assert checked == 11 * len(COMPONENTS)  # 2 Secrets, 4 ConfigMaps, PVC, 2 Jobs, Deployment, NetworkPolicy
+    assert checked == 10 * len(COMPONENTS)  # 2 Secrets, 4 ConfigMaps, 2 Jobs, Deployment, NetworkPolicy
 
 
 def test_component_objects_pass_policy(component_objects: list[dict[str, Any]]) -> None:

@@ -155,3 +155,17 @@ def test_main_lock_has_the_cluster_drivers() -> None:
     lock = (images.REPO_ROOT / "requirements" / "main.txt").read_text()
     pinned = {line.split("==")[0].lower() for line in lock.splitlines() if "==" in line and not line.startswith(" ")}
     assert {"psycopg", "boto3", "s3fs"} <= pinned, {"psycopg", "boto3", "s3fs"} - pinned
+
+
+def test_streaming_image_has_the_file_system_its_checkpoints_use() -> None:
+    """The FlinkDeployment keeps checkpoints under ``s3://``: the image must enable Flink's S3 plugin, and copy
+    Flink from the base pinned by digest (its jars end up in the runtime image)."""
+    from contract.registry import load
+    from infra.components.streaming import state_root
+
+    assert state_root(load("fraud")).startswith("s3://")
+    stages = parse(images.IMAGES_DIR / "streaming" / "Dockerfile")
+    flink = next(s for s in stages if s.alias == "flink")
+    assert re.search(r"@sha256:[0-9a-f]{64}$", flink.base), flink.base
+    runs = " ".join(arg for stage in stages for keyword, arg in stage.instructions if keyword == "RUN")
+    assert re.search(r"/opt/flink/opt/flink-s3-fs-\w+-[\d.]+\.jar /opt/flink/plugins/s3-fs-\w+/", runs), runs

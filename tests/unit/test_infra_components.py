@@ -30,7 +30,6 @@ ROLES = {
     ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-features"),
     ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-dead-letter"),
     ("kubernetes:core/v1:ConfigMap", "streaming-spec"),
-    ("kubernetes:core/v1:PersistentVolumeClaim", "flink-state"),
     ("kubernetes:flink.apache.org/v1beta1:FlinkDeployment", "flink"),
     ("kubernetes:core/v1:ConfigMap", "feast-repo"),
     ("kubernetes:batch/v1:Job", "feast-apply"),
@@ -132,7 +131,7 @@ def test_each_part_waits_for_the_platform_pieces_it_uses(fraud_only: mocks.Run) 
         "fraud-topic-events",
         "fraud-topic-features",
         "fraud-streaming-spec",
-        "fraud-flink-state",
+        "fraud-credentials",
         "image-streaming",
     )
     _depends(run, "fraud-feast-apply", "feast-postgres", "feast-redis", "feast-server", "fraud-credentials")
@@ -172,6 +171,26 @@ def test_wired_to_platform_outputs(fraud_only: mocks.Run) -> None:
     assert upload[upload.index("--host") + 1] == out["kubeflowPipelinesApi"]
     assert "--schedule" not in upload
     assert out["fraudInferenceService"] == "mlstack/fraud"
+
+
+def test_flink_state_lives_in_a_bucket_the_platform_creates(fraud_only: mocks.Run) -> None:
+    """Checkpoints and HA metadata in object storage (any node's TaskManager reaches them; a ReadWriteOnce
+    volume would pin the job to one node), in a bucket the MLflow chart creates, like the features' history."""
+    run = fraud_only
+    flink = run.named("fraud-flink").inputs["spec"]
+    config, args = flink["flinkConfiguration"], flink["job"]["args"]
+    assert config["execution.checkpointing.dir"] == args[args.index("--checkpoints") + 1]
+    assert config["execution.checkpointing.dir"].startswith("s3://mlstack-flink/fraud/")
+    assert config["high-availability.type"] == "kubernetes"
+    assert config["high-availability.storageDir"].startswith("s3://mlstack-flink/fraud/")
+    pusher = run.named("fraud-feature-pusher").inputs["spec"]["template"]["spec"]["containers"][0]
+    assert config["s3.endpoint"] == {e["name"]: e.get("value") for e in pusher["env"]}["AWS_ENDPOINT_URL"]
+    env = {e["name"]: e for e in flink["podTemplate"]["spec"]["containers"][0]["env"]}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "fraud-credentials"
+    assert not run.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+    offline_root = pusher["args"][pusher["args"].index("--offline-root") + 1]
+    buckets = run.named("mlflow-chart").inputs["values"]["s3"]["extraBuckets"]
+    assert {"mlstack-flink", offline_root.removeprefix("s3://").split("/")[0]} <= set(buckets)
 
 
 def test_credentials_are_the_platforms_generated_secrets(fraud_only: mocks.Run) -> None:
@@ -351,7 +370,6 @@ def test_pulumi_never_undoes_a_rollout_and_jobs_rerun_on_change() -> None:
     ignored, _ = monitor.options["fraud-isvc"]
     # kubectl canary patches these (serving/rollout/cluster_backend.py); everything else stays Pulumi's.
     assert set(ignored) == {
-        "metadata.annotations",
         "spec.predictor.canaryTrafficPercent",
         "spec.predictor.containers[0].args",
     }

@@ -1,5 +1,5 @@
-"""Rollout decisions and the kubectl plugin's InferenceService patches, against a recording Kubernetes API,
-canned Prometheus counters and a real (in-process, SQLite) MLflow registry."""
+"""Rollout decisions and the kubectl plugin's InferenceService patches, against a recording Kubernetes API (custom
+objects and ConfigMaps), canned Prometheus counters and a real (in-process, SQLite) MLflow registry."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from contract.registry import load
 from serving import kubectl_plugin
-from serving.inference_service import CANARY_ANNOTATION, STABLE_ANNOTATION, inference_service
+from serving.inference_service import inference_service
 from serving.rollout.analysis import AnalysisConfig, Snapshot, analyse, psi
-from serving.rollout.cluster_backend import ClusterBackend, PrometheusReader
+from serving.rollout.cluster_backend import CANARY, STABLE, ClusterBackend, PrometheusReader
 from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
 
 LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, math.inf]
@@ -36,10 +36,40 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+class RecordingConfigMaps:
+    """``CoreV1Api``'s ConfigMap calls on one namespace, with the API server's 404 and merge-patch behaviour."""
+
+    def __init__(self) -> None:
+        self.maps: dict[str, dict[str, Any]] = {}
+
+    def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        if name not in self.maps:
+            raise ApiException(status=404, reason="Not Found")
+        return copy.deepcopy(self.maps[name])
+
+    def patch_namespaced_config_map(self, name: str, namespace: str, body: Any) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        if name not in self.maps:
+            raise ApiException(status=404, reason="Not Found")
+        self.maps[name] = merge_patch(self.maps[name], body)
+
+    def create_namespaced_config_map(self, namespace: str, body: Any) -> None:
+        assert body["metadata"]["name"] not in self.maps
+        self.maps[body["metadata"]["name"]] = copy.deepcopy(body)
+
+    def data(self, name: str = "fraud-rollout") -> dict[str, str]:
+        return dict(self.maps.get(name, {}).get("data", {}))
+
+
 class RecordingCustomObjects:
     def __init__(self, isvc: dict[str, Any]) -> None:
         self.isvc = isvc
         self.patches: list[dict[str, Any]] = []
+        self.core = RecordingConfigMaps()
+        """The same cluster's ConfigMaps (``CoreV1Api``)."""
 
     def get_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str) -> Any:
         assert (group, version, plural, name) == ("serving.kserve.io", "v1beta1", "inferenceservices", "fraud")
@@ -82,22 +112,29 @@ def registry(tmp_path: Path) -> MlflowClient:
     return client
 
 
-@pytest.fixture()
-def cluster(registry: MlflowClient) -> tuple[Rollout, RecordingCustomObjects, CannedPrometheus]:
+def _cluster(registry: MlflowClient, deployed_version: str) -> tuple[Rollout, RecordingCustomObjects, CannedPrometheus]:
     isvc = inference_service(
         load("fraud"),
         "mlstack",
         "registry.local/serving:abc",
-        "1",
+        deployed_version,
         "http://mlflow",
         "/feast/fraud",
         {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
     )
-    api = RecordingCustomObjects(isvc)
-    prometheus = CannedPrometheus()
-    backend = ClusterBackend(api, "mlstack", "fraud", prometheus)
+    api, prometheus = RecordingCustomObjects(isvc), CannedPrometheus()
+
+    def champion() -> str:
+        return str(registry.get_model_version_by_alias("fraud", "champion").version)
+
+    backend = ClusterBackend(api, api.core, "mlstack", "fraud", prometheus, champion)
     config = RolloutConfig(analysis=AnalysisConfig(min_requests=50))
     return Rollout(backend, registry, config), api, prometheus
+
+
+@pytest.fixture()
+def cluster(registry: MlflowClient) -> tuple[Rollout, RecordingCustomObjects, CannedPrometheus]:
+    return _cluster(registry, "1")
 
 
 def _version_arg(isvc: dict[str, Any]) -> str:
@@ -110,10 +147,22 @@ def test_start_patches_a_canary_revision_at_the_first_share(cluster: Any) -> Non
     rollout.start()
     assert api.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert _version_arg(api.isvc) == "2"
-    annotations = api.isvc["metadata"]["annotations"]
-    assert annotations[STABLE_ANNOTATION] == "1" and annotations[CANARY_ANNOTATION] == "2"
+    assert api.core.data()[STABLE] == "1" and api.core.data()[CANARY] == "2"
     with pytest.raises(RolloutError, match="already at 10%"):
         rollout.start()
+    # KServe copies InferenceService annotations onto the Knative revision: bookkeeping there would start a new
+    # revision at every step, so the rollout patches only the served version and the split.
+    assert all(set(patch) == {"spec"} for patch in api.patches), api.patches
+
+
+def test_a_service_deployed_on_the_alias_canaries_against_the_champion(registry: MlflowClient) -> None:
+    rollout, api, prometheus = _cluster(registry, "")
+    assert rollout.backend.stable_version() == "1"
+    state = rollout.start()
+    assert state["stable_version"] == "1" and _version_arg(api.isvc) == "2"
+    prometheus.counters = {"1": window(1000), "2": window(200, errors=30)}
+    action, _ = rollout.step()
+    assert action == "rolled back" and _version_arg(api.isvc) == "1", "rolled back to the champion it served"
 
 
 def test_passing_windows_step_up_then_promote_and_move_the_champion(cluster: Any, registry: MlflowClient) -> None:
@@ -127,8 +176,8 @@ def test_passing_windows_step_up_then_promote_and_move_the_champion(cluster: Any
         shares.append(api.isvc["spec"]["predictor"].get("canaryTrafficPercent"))
     assert shares == [25, 50, 100, None]  # promoted: the field is removed, the latest revision takes everything
     assert action == "promoted"
-    assert api.isvc["metadata"]["annotations"][STABLE_ANNOTATION] == "2"
-    assert CANARY_ANNOTATION not in api.isvc["metadata"]["annotations"]
+    assert api.core.data()[STABLE] == "2" and CANARY not in api.core.data()
+    assert rollout.backend.stable_version() == "2"
     assert str(registry.get_model_version_by_alias("fraud", "champion").version) == "2"
     assert registry.get_model_version("fraud", "2").tags["mlstack.replaced_version"] == "1"
 

@@ -46,6 +46,8 @@ def test_latest_checkpoint_picks_the_newest_complete_one(tmp_path: Path) -> None
         if complete:
             (folder / "_metadata").write_text("x")
     assert latest_checkpoint(f"file://{tmp_path}") == str(tmp_path / "b" / "chk-7")
+    # Object storage (the cluster): the operator restores from HA metadata, the job never looks locally.
+    assert latest_checkpoint(f"s3:/{tmp_path}") is None
 
 
 def test_feature_store_yaml_embedded_and_cluster() -> None:
