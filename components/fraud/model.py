@@ -24,22 +24,31 @@ def examples(events: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+WINDOW_AGGREGATES = ("event_count", "amount_sum", "amount_avg", "amount_max")
+FEATURES = (
+    "amount",
+    "online",
+    *(f"{group}_{short}" for group in GROUPS for short in ("count", "sum", "avg", "max")),
+    "amount_vs_card_1h_avg",
+    "amount_vs_card_10m_max",
+)
+
+
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """The transaction's amount and channel, its card's and merchant's windows, and the amount against them."""
-    # Columns first, one DataFrame at the end: inserting them one by one costs milliseconds per served request.
-    x: dict[str, Any] = {
-        "amount": frame["amount"].astype("float64"),
-        "online": (frame["channel"] == "online").astype("float64"),
-    }
-    for group in GROUPS:
-        # No window within the view's TTL means no activity: counts and sums are zero; averages stay unknown.
-        x[f"{group}_count"] = frame[f"{group}__event_count"].astype("float64").fillna(0.0)
-        x[f"{group}_sum"] = frame[f"{group}__amount_sum"].astype("float64").fillna(0.0)
-        x[f"{group}_avg"] = frame[f"{group}__amount_avg"].astype("float64")
-        x[f"{group}_max"] = frame[f"{group}__amount_max"].astype("float64")
-    x["amount_vs_card_1h_avg"] = x["amount"] / x["card_1h_avg"]
-    x["amount_vs_card_10m_max"] = x["amount"] / x["card_10m_max"]
-    return pd.DataFrame(x, index=frame.index)
+    # One float matrix in, one out: a served request is one row, where each pandas column operation (astype,
+    # fillna, division) costs tens of microseconds and together they cost more than the model.
+    windows = frame[[f"{group}__{name}" for group in GROUPS for name in WINDOW_AGGREGATES]]
+    w = windows.to_numpy(dtype="float64", na_value=np.nan).reshape(len(frame), len(GROUPS), len(WINDOW_AGGREGATES))
+    # No window within the view's TTL means no activity: counts and sums are zero; averages stay unknown.
+    w[:, :, :2] = np.nan_to_num(w[:, :, :2], nan=0.0)
+    amount = frame["amount"].to_numpy(dtype="float64", na_value=np.nan)
+    online = (frame["channel"].to_numpy() == "online").astype("float64")
+    card_10m_max, card_1h_avg = w[:, GROUPS.index("card_10m"), 3], w[:, GROUPS.index("card_1h"), 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.column_stack([amount / card_1h_avg, amount / card_10m_max])
+    x = np.column_stack([amount, online, w.reshape(len(frame), -1), ratios])
+    return pd.DataFrame(x, columns=list(FEATURES), index=frame.index)
 
 
 def fit(params: Mapping[str, Any], x: pd.DataFrame, y: np.ndarray, seed: int) -> Iterator[Any]:

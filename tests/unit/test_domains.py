@@ -3,6 +3,8 @@ the pandas reference of the streaming windows (the local tier checks the same th
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -56,3 +58,22 @@ def test_both_domains_differ_in_problem_type_and_metric_direction() -> None:
     assert (fraud.model.task, fraud.model.metric.direction) == ("classification", "max")
     assert (demand.model.task, demand.model.metric.direction) == ("regression", "min")
     assert demand.entity_keys() == ["zone_id"] and demand.model.request_fields == ()
+
+
+def test_fraud_prepare_reads_a_served_row_as_training_does() -> None:
+    """A request row (JSON types, absent windows as None): counts and sums of no activity are 0, averages and
+    maxima unknown, and the amount ratios follow; the columns are the training columns, in order."""
+    from components.fraud.model import FEATURES, GROUPS, prepare
+
+    row: dict[str, object] = {"amount": 120, "channel": "online"}
+    for group in GROUPS:
+        row |= {f"{group}__event_count": None, f"{group}__amount_sum": None}
+        row |= {f"{group}__amount_avg": None, f"{group}__amount_max": None}
+    row |= {"card_1h__event_count": 3, "card_1h__amount_sum": 120.0, "card_1h__amount_avg": 40.0}
+    x = prepare(pd.DataFrame([row]))
+    assert list(x.columns) == list(FEATURES) and (x.dtypes == "float64").all()
+    first = x.iloc[0]
+    assert first["amount"] == 120.0 and first["online"] == 1.0
+    assert first["card_10m_count"] == 0.0 and first["merchant_1h_sum"] == 0.0
+    assert math.isnan(first["card_10m_avg"]) and math.isnan(first["amount_vs_card_10m_max"])
+    assert first["card_1h_count"] == 3.0 and first["amount_vs_card_1h_avg"] == 3.0
