@@ -115,7 +115,7 @@ def feast_env(component: Component, s3_endpoint: str) -> list[dict[str, Any]]:
     ]
 
 
-CLIENT_ROLES = ("feature-pusher", "feast-apply", "pipeline-upload")
+CLIENT_ROLES = ("feature-pusher", "event-archive", "feast-apply", "pipeline-upload")
 """Pods of a component that only call out (Kafka, Feast, KFP) and accept no connections."""
 
 

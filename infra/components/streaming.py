@@ -170,13 +170,15 @@ def flink_deployment(component: Component, namespace: str, image: str, endpoints
     }
 
 
-def feature_pusher(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
-    """Consumes the job's window results and pushes them to Feast (online) and the offline history."""
-    selector = component_labels(component, "feature-pusher")
+def _worker(
+    component: Component, role: str, module: str, args: list[str], namespace: str, image: str, endpoints: Endpoints
+) -> dict[str, Any]:
+    """A one-replica consumer of the component's topics that writes to Feast and the object store."""
+    selector = component_labels(component, role)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_meta(component, "feature-pusher", namespace),
+        "metadata": object_meta(component, role, namespace),
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
@@ -188,20 +190,11 @@ def feature_pusher(component: Component, namespace: str, image: str, endpoints: 
                     "securityContext": objects.pod_security(APP_UID),
                     "containers": [
                         objects.container(
-                            "pusher",
+                            role.split("-")[-1],
                             image,
                             sized(component.resources.serving),
-                            command=["python", "-m", "pipelines.streaming.feature_pusher"],
-                            args=[
-                                "--component",
-                                component.name,
-                                "--repo",
-                                FEAST_DIR,
-                                "--bootstrap",
-                                endpoints.kafka_bootstrap,
-                                "--offline-root",
-                                feast_target(component, endpoints).offline_root,
-                            ],
+                            command=["python", "-m", module],
+                            args=["--component", component.name, "--bootstrap", endpoints.kafka_bootstrap, *args],
                             env=feast_env(component, endpoints.s3_endpoint),
                             mounts=[
                                 {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
@@ -214,3 +207,17 @@ def feature_pusher(component: Component, namespace: str, image: str, endpoints: 
             },
         },
     }
+
+
+def feature_pusher(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
+    """Consumes the job's window results and pushes them to Feast (online) and the offline history."""
+    root = feast_target(component, endpoints).offline_root
+    args = ["--repo", FEAST_DIR, "--offline-root", root]
+    return _worker(component, "feature-pusher", "pipelines.streaming.feature_pusher", args, namespace, image, endpoints)
+
+
+def event_archive(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
+    """Archives the raw events beside the feature history: training builds its labelled examples from them."""
+    root = feast_target(component, endpoints).offline_root
+    args = ["--offline-root", root]
+    return _worker(component, "event-archive", "pipelines.streaming.event_archive", args, namespace, image, endpoints)

@@ -2,8 +2,9 @@
 
 Children (all ``<component>-<role>``, parented here, on the cluster's provider): the credentials Secret it reads
 (copied from the platform's generated secrets), its Kafka topics, the streaming spec + Flink job (its state in the
-object store), the Feast repo + ``feast apply`` Job + feature pusher, the compiled training pipeline + upload Job,
-and the InferenceService of its champion. Each waits for exactly the platform pieces it talks to.
+object store), the Feast repo + ``feast apply`` Job + feature pusher + event archive, the compiled training
+pipeline + upload Job, and the InferenceService of its champion. Each waits for exactly the platform pieces it
+talks to.
 """
 
 from __future__ import annotations
@@ -125,6 +126,11 @@ class UseCase(pulumi.ComponentResource):
             "feature-pusher",
             streaming.feature_pusher(c, ns, pipeline_image, ep),
             [*self.topics, self.feast_apply],
+        )
+        self.archive = self._add(
+            "event-archive",
+            streaming.event_archive(c, ns, pipeline_image, ep),
+            [*self.topics, self.credentials, *args.image_resources],
         )
 
         # The pipeline's steps run in KFP's namespace: they read the same repo and credentials from copies there.

@@ -12,13 +12,15 @@ from infra.services.base import PlatformService, ServiceArgs
 
 # service account -> rules it needs (apiGroups, resources, verbs)
 ROLES: dict[str, list[dict[str, Any]]] = {
-    # kubectl-canary (serving/): reads InferenceService status and patches canaryTrafficPercent / the version.
+    # kubectl-canary (serving/): reads InferenceService status and patches canaryTrafficPercent / the version;
+    # keeps the rollout's bookkeeping in its ConfigMap (serving/rollout/cluster_backend.py).
     "mlstack-canary": [
         {
             "apiGroups": ["serving.kserve.io"],
             "resources": ["inferenceservices"],
             "verbs": ["get", "list", "watch", "patch"],
         },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
     ],
     # Training pipeline steps: submit a Ray Tune search as a RayJob and follow it.
     "mlstack-trainer": [

@@ -12,8 +12,6 @@ import argparse
 import json
 import signal
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +19,7 @@ import pandas as pd
 from contract import Component
 from contract.registry import load
 from contract.streaming import topics
+from pipelines.features.parts import read_parts, write_part
 
 ARCHIVE_FOLDER = "_events"  # feature group names cannot start with "_", so this never collides with a view
 PYTHON_TYPES: dict[str, tuple[type, ...]] = {
@@ -48,11 +47,10 @@ def conforms(component: Component, event: Any) -> bool:
 
 def read_events(offline_root: str) -> pd.DataFrame:
     """Every archived event once, in event-time order of arrival files; empty frame when nothing is archived."""
-    folder = Path(events_path(offline_root))
-    parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    parts = read_parts(events_path(offline_root))
     if not parts:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).drop_duplicates(ignore_index=True)
+    return pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
 
 
 class EventArchive:
@@ -62,7 +60,7 @@ class EventArchive:
         from confluent_kafka import Consumer
 
         self.component = component
-        self.folder = Path(events_path(offline_root))
+        self.folder = events_path(offline_root)
         self.flush_every_s = flush_every_s
         self.columns = [f.name for f in component.streaming.events.fields]
         self.consumer = Consumer(
@@ -100,9 +98,8 @@ class EventArchive:
 
     def flush(self) -> None:
         if self.pending:
-            self.folder.mkdir(parents=True, exist_ok=True)
             frame = pd.DataFrame(self.pending, columns=self.columns)
-            frame.to_parquet(self.folder / f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet", index=False)
+            write_part(frame, self.folder)
             self.archived += len(frame)
             self.pending = []
         from confluent_kafka import KafkaException

@@ -12,7 +12,6 @@ import argparse
 import json
 import signal
 import time
-import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from contract import Component
 from contract.registry import load
 from contract.streaming import topics
 from pipelines.features.feast_repo import history_path, push_source_name
+from pipelines.features.parts import write_part
 
 
 @dataclass
@@ -145,10 +145,8 @@ class FeaturePusher:
         for name, frames in self.pending_history.items():
             if not frames:
                 continue
-            folder = Path(history_path(self.offline_root, self.groups[name]))
-            folder.mkdir(parents=True, exist_ok=True)
             frame = pd.concat(frames, ignore_index=True)
-            frame.to_parquet(folder / f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet", index=False)
+            write_part(frame, history_path(self.offline_root, self.groups[name]))
             self.stats.rows_offline += len(frame)
         self.pending_history.clear()
         self.last_flush = time.monotonic()

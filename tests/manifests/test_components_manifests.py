@@ -100,7 +100,7 @@ def test_builtin_kinds_valid_against_kubernetes_schemas(component_objects: list[
             continue
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         checked += 1
-    assert checked == 10 * len(COMPONENTS)  # 2 Secrets, 4 ConfigMaps, 2 Jobs, Deployment, NetworkPolicy
+    assert checked == 11 * len(COMPONENTS)  # 2 Secrets, 4 ConfigMaps, 2 Jobs, 2 Deployments, NetworkPolicy
 
 
 def test_component_objects_pass_policy(component_objects: list[dict[str, Any]]) -> None:

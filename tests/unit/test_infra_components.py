@@ -34,6 +34,7 @@ ROLES = {
     ("kubernetes:core/v1:ConfigMap", "feast-repo"),
     ("kubernetes:batch/v1:Job", "feast-apply"),
     ("kubernetes:apps/v1:Deployment", "feature-pusher"),
+    ("kubernetes:apps/v1:Deployment", "event-archive"),
     ("kubernetes:core/v1:ConfigMap", "pipeline"),
     ("kubernetes:core/v1:Secret", "pipeline-credentials"),
     ("kubernetes:core/v1:ConfigMap", "pipeline-feast-repo"),
@@ -137,6 +138,7 @@ def test_each_part_waits_for_the_platform_pieces_it_uses(fraud_only: mocks.Run) 
     _depends(run, "fraud-feast-apply", "feast-postgres", "feast-redis", "feast-server", "fraud-credentials")
     _depends(run, "fraud-feast-apply", "fraud-feast-repo", "image-pipeline")
     _depends(run, "fraud-feature-pusher", "fraud-feast-apply", "fraud-topic-features")
+    _depends(run, "fraud-event-archive", "fraud-topic-events", "fraud-credentials", "image-pipeline")
     _depends(run, "fraud-pipeline-upload", "kubeflow-platform-agnostic", "fraud-pipeline", "fraud-feast-apply")
     _depends(run, "fraud-pipeline-credentials", "kubeflow-platform-agnostic")
     _depends(run, "fraud-pipeline", "fraud-pipeline-credentials", "fraud-pipeline-feast-repo")
@@ -189,6 +191,10 @@ def test_flink_state_lives_in_a_bucket_the_platform_creates(fraud_only: mocks.Ru
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "fraud-credentials"
     assert not run.of_type("kubernetes:core/v1:PersistentVolumeClaim")
     offline_root = pusher["args"][pusher["args"].index("--offline-root") + 1]
+    # Training reads the raw events beside the feature history: the archive writes them there.
+    archive = run.named("fraud-event-archive").inputs["spec"]["template"]["spec"]["containers"][0]
+    assert archive["args"][archive["args"].index("--offline-root") + 1] == offline_root
+    assert archive["command"] == ["python", "-m", "pipelines.streaming.event_archive"]
     buckets = run.named("mlflow-chart").inputs["values"]["s3"]["extraBuckets"]
     assert {"mlstack-flink", offline_root.removeprefix("s3://").split("/")[0]} <= set(buckets)
 

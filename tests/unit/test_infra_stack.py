@@ -243,7 +243,8 @@ def test_workload_rbac_is_least_privilege(run: mocks.Run) -> None:
             "apiGroups": ["serving.kserve.io"],
             "resources": ["inferenceservices"],
             "verbs": ["get", "list", "watch", "patch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
     ]
     assert not run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     accounts = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type("kubernetes:core/v1:ServiceAccount")}

@@ -1,0 +1,36 @@
+"""Parquet part files under a folder given as a local path or an object-store URL (``s3://``, ``gs://``): the
+embedded offline store is a local folder, the cluster's is the platform's object store, and fsspec reaches both
+(``pathlib`` would turn ``s3://bucket/x`` into a local folder ``s3:/bucket/x``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pandas as pd
+
+
+def write_part(frame: pd.DataFrame, folder: str) -> str:
+    """Write ``frame`` as a new ``part-<time>-<random>.parquet`` in ``folder``; returns its path."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(folder)
+    fs.makedirs(root, exist_ok=True)
+    path = f"{root.rstrip('/')}/part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+    with fs.open(path, "wb") as out:
+        frame.to_parquet(out, index=False)
+    return str(path)
+
+
+def read_parts(folder: str) -> list[pd.DataFrame]:
+    """Every part file in ``folder``, oldest first; none when the folder does not exist."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(folder)
+    if not fs.isdir(root):
+        return []
+    frames = []
+    for path in sorted(fs.glob(f"{root.rstrip('/')}/part-*.parquet")):
+        with fs.open(path, "rb") as part:
+            frames.append(pd.read_parquet(part))
+    return frames
