@@ -65,11 +65,14 @@ def assert_lifecycle(embedded: EmbeddedServices, result: DemoResult) -> None:
     assert_summary(embedded, result.to_dict())
 
 
-def assert_summary(embedded: EmbeddedServices, summary: dict[str, Any], canary_required: bool = True) -> None:
-    """Features arrived online, a champion is registered, the canary reached a verdict, and the report exists.
+def assert_summary(embedded: EmbeddedServices, summary: dict[str, Any]) -> None:
+    """Features arrived online, a champion is registered, and the challenger either passed the gate and its canary
+    reached a verdict with a report, or the gate compared it with the champion and kept it out.
 
-    Without ``canary_required`` a challenger that lost to the champion on the holdout is also a valid end: the
-    gate must then have compared the two and left the registry's champion alone."""
+    Which of the two happens is the models' business, not the lifecycle's: the demo's challenger learns from more
+    of the same stream than the champion, so it usually wins the holdout, but by a margin close to the holdout's
+    noise (fraud: ROC AUC -0.0018 in one CI run, +0.11 in another). A challenger that loses to the naive baseline
+    still fails here: the gate's reason then names the baseline, not the champion."""
     assert summary["dead_letters"] == 0
     assert summary["online_sample"], "no online features read back"
     values = [v for row in summary["online_sample"] for k, v in row.items() if "__" in k]
@@ -77,12 +80,12 @@ def assert_summary(embedded: EmbeddedServices, summary: dict[str, Any], canary_r
     assert summary["pusher"].get("live_windows", 0) > 0, "live windows reached Feast while the later phases ran"
     client = MlflowClient(embedded.settings.mlflow_url)
     champion = str(client.get_model_version_by_alias(summary["component"], CHAMPION).version)
+    decision = summary["trainings"]["challenger"]
     outcome = summary["canary"].get("outcome")
-    if not canary_required and outcome is None:
-        decision = summary["trainings"]["challenger"]
-        assert decision["passed"] is False and decision["champion_version"] == summary["champion_version"], decision
+    if not decision["passed"]:
+        assert decision["champion_version"] == summary["champion_version"], decision
         assert decision["champion_score"] is not None and "vs champion" in decision["reason"], decision
-        assert champion == summary["champion_version"] and not summary["challenger_version"]
+        assert champion == summary["champion_version"] and not summary["challenger_version"] and outcome is None
         return
     assert outcome in {"promoted", "rolled back"}, summary["verdict"]
     assert champion == (summary["challenger_version"] if outcome == "promoted" else summary["champion_version"])
