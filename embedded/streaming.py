@@ -23,7 +23,7 @@ from pipelines.features.feast_repo import FeastTarget, apply
 
 #: A small heap, and the throughput collector: G1's concurrent threads would compete with Kafka and the pusher
 #: for the machine's cores (about 1.2x the sustained events/s of G1 in benchmarks/streaming_throughput.py).
-FLINK_JVM_HEAP = "-Xmx1g -XX:+UseParallelGC"
+FLINK_JVM_ARGS = "-Xmx1g -XX:+UseParallelGC"
 JOB_START_TIMEOUT_S = 180
 
 
@@ -198,7 +198,7 @@ class EmbeddedStreaming:
             env = {
                 "PYTHONPATH": str(REPO_ROOT),
                 "JAVA_HOME": java_home,
-                "JVM_ARGS": FLINK_JVM_HEAP,
+                "JVM_ARGS": FLINK_JVM_ARGS,
                 "FLINK_LOG_DIR": str(self.settings.state_dir / "logs" / f"flink-{self.component.name}"),
             }
             daemon.register(self.job_program, command, env, 30, REPO_ROOT, restart_on_crash=True)

@@ -178,6 +178,18 @@ def feast_volume(component: Component) -> dict[str, Any]:
     return {"name": "feast", "configMap": {"name": f"{component.name}-feast-repo"}}
 
 
+def workload_pod(container: dict[str, Any], volumes: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A pod spec for the component's own code: the workload account with no API token, the app's user."""
+    return {
+        **extra,
+        "serviceAccountName": "mlstack-workload",
+        "automountServiceAccountToken": False,
+        "securityContext": objects.pod_security(APP_UID),
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
 def job_manifest(component: Component, role: str, namespace: str, suffix: str, pod: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
@@ -195,28 +207,21 @@ def feast_apply_job(
 ) -> dict[str, Any]:
     """``feast apply`` of the repo against the cluster registry; named by the repo's digest, so an edit re-runs."""
     suffix = digest(*sorted(f"{k}={v}" for k, v in repo["data"].items()), image)
-    pod = {
-        "restartPolicy": "OnFailure",
-        "serviceAccountName": "mlstack-workload",
-        "automountServiceAccountToken": False,
-        "securityContext": objects.pod_security(APP_UID),
-        "containers": [
-            objects.container(
-                "feast-apply",
-                image,
-                sized(component.resources.serving),
-                # Feast writes next to the repo; the ConfigMap is read-only, so it runs on a copy.
-                command=["sh", "-c"],
-                args=[f"cp {FEAST_DIR}/* /tmp/repo/ && feast --chdir /tmp/repo apply"],
-                env=feast_env(component, endpoints.s3_endpoint),
-                mounts=[
-                    {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
-                    {"name": "work", "mountPath": "/tmp/repo"},
-                ],
-            )
+    container = objects.container(
+        "feast-apply",
+        image,
+        sized(component.resources.serving),
+        # Feast writes next to the repo; the ConfigMap is read-only, so it runs on a copy.
+        command=["sh", "-c"],
+        args=[f"cp {FEAST_DIR}/* /tmp/repo/ && feast --chdir /tmp/repo apply"],
+        env=feast_env(component, endpoints.s3_endpoint),
+        mounts=[
+            {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
+            {"name": "work", "mountPath": "/tmp/repo"},
         ],
-        "volumes": [feast_volume(component), {"name": "work", "emptyDir": {}}],
-    }
+    )
+    volumes = [feast_volume(component), {"name": "work", "emptyDir": {}}]
+    pod = workload_pod(container, volumes, restartPolicy="OnFailure")
     return job_manifest(component, "feast-apply", namespace, suffix, pod)
 
 

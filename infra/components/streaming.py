@@ -10,7 +10,6 @@ from typing import Any
 from contract import Component
 from contract.streaming import topics
 from infra.components.manifests import (
-    APP_UID,
     FEAST_DIR,
     Endpoints,
     component_labels,
@@ -22,6 +21,7 @@ from infra.components.manifests import (
     object_meta,
     secret_env,
     sized,
+    workload_pod,
 )
 from infra.services import objects
 from infra.services.mlflow import FLINK_BUCKET
@@ -174,39 +174,20 @@ def _worker(
     component: Component, role: str, module: str, args: list[str], namespace: str, image: str, endpoints: Endpoints
 ) -> dict[str, Any]:
     """A one-replica consumer of the component's topics that writes to Feast and the object store."""
-    selector = component_labels(component, role)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": object_meta(component, role, namespace),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": selector},
-                "spec": {
-                    "serviceAccountName": "mlstack-workload",
-                    "automountServiceAccountToken": False,
-                    "securityContext": objects.pod_security(APP_UID),
-                    "containers": [
-                        objects.container(
-                            role.split("-")[-1],
-                            image,
-                            sized(component.resources.serving),
-                            command=["python", "-m", module],
-                            args=["--component", component.name, "--bootstrap", endpoints.kafka_bootstrap, *args],
-                            env=feast_env(component, endpoints.s3_endpoint),
-                            mounts=[
-                                {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                        )
-                    ],
-                    "volumes": [feast_volume(component), {"name": "tmp", "emptyDir": {}}],
-                },
-            },
-        },
-    }
+    container = objects.container(
+        role.split("-")[-1],
+        image,
+        sized(component.resources.serving),
+        command=["python", "-m", module],
+        args=["--component", component.name, "--bootstrap", endpoints.kafka_bootstrap, *args],
+        env=feast_env(component, endpoints.s3_endpoint),
+        mounts=[
+            {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    )
+    pod = workload_pod(container, [feast_volume(component), {"name": "tmp", "emptyDir": {}}])
+    return objects.deployment(f"{component.name}-{role}", namespace, component_labels(component, role), pod)
 
 
 def feature_pusher(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:

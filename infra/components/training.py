@@ -8,7 +8,6 @@ from typing import Any
 
 from contract import Component
 from infra.components.manifests import (
-    APP_UID,
     FEAST_DIR,
     Endpoints,
     credentials_secret,
@@ -18,6 +17,7 @@ from infra.components.manifests import (
     job_manifest,
     object_meta,
     sized,
+    workload_pod,
 )
 from infra.services import objects
 
@@ -95,28 +95,21 @@ def pipeline_upload_job(
     ]
     if schedule:
         args += ["--schedule", schedule]
-    pod = {
-        "restartPolicy": "OnFailure",
-        "serviceAccountName": "mlstack-workload",
-        "automountServiceAccountToken": False,
-        "securityContext": objects.pod_security(APP_UID),
-        "containers": [
-            objects.container(
-                "upload",
-                image,
-                sized(component.resources.serving),
-                command=["python"],
-                args=args,
-                env=[{"name": "HOME", "value": "/tmp"}],
-                mounts=[
-                    {"name": "pipeline", "mountPath": "/opt/mlstack/pipeline", "readOnly": True},
-                    {"name": "tmp", "mountPath": "/tmp"},
-                ],
-            )
+    container = objects.container(
+        "upload",
+        image,
+        sized(component.resources.serving),
+        command=["python"],
+        args=args,
+        env=[{"name": "HOME", "value": "/tmp"}],
+        mounts=[
+            {"name": "pipeline", "mountPath": "/opt/mlstack/pipeline", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
         ],
-        "volumes": [
-            {"name": "pipeline", "configMap": {"name": f"{component.name}-pipeline"}},
-            {"name": "tmp", "emptyDir": {}},
-        ],
-    }
+    )
+    volumes = [
+        {"name": "pipeline", "configMap": {"name": f"{component.name}-pipeline"}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    pod = workload_pod(container, volumes, restartPolicy="OnFailure")
     return job_manifest(component, "pipeline-upload", namespace, digest(package_yaml, schedule, image), pod)

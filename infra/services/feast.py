@@ -47,81 +47,58 @@ entity_key_serialization_version: 3
 
 
 def redis_deployment(namespace: str, workload: Workload) -> dict[str, Any]:
-    selector = objects.labels("feast-redis", "online-store")
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "feast-redis", "namespace": namespace, "labels": selector},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": selector},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": objects.pod_security(versions.REDIS_UID),
-                    "containers": [
-                        objects.container(
-                            "redis",
-                            versions.REDIS_IMAGE,
-                            workload,
-                            command=["redis-server"],
-                            args=["--requirepass", "$(REDIS_PASSWORD)", "--dir", "/data", "--appendonly", "yes"],
-                            env=[objects.secret_env("REDIS_PASSWORD", SECRET, "redis-password")],
-                            ports={"redis": REDIS_PORT},
-                            mounts=[{"name": "data", "mountPath": "/data"}],
-                            probe={"tcpSocket": {"port": REDIS_PORT}},
-                        )
-                    ],
-                    "volumes": [{"name": "data", "emptyDir": {}}],
-                },
-            },
-        },
+    pod = {
+        "automountServiceAccountToken": False,
+        "securityContext": objects.pod_security(versions.REDIS_UID),
+        "containers": [
+            objects.container(
+                "redis",
+                versions.REDIS_IMAGE,
+                workload,
+                command=["redis-server"],
+                args=["--requirepass", "$(REDIS_PASSWORD)", "--dir", "/data", "--appendonly", "yes"],
+                env=[objects.secret_env("REDIS_PASSWORD", SECRET, "redis-password")],
+                ports={"redis": REDIS_PORT},
+                mounts=[{"name": "data", "mountPath": "/data"}],
+                probe={"tcpSocket": {"port": REDIS_PORT}},
+            )
+        ],
+        "volumes": [{"name": "data", "emptyDir": {}}],
     }
+    return objects.deployment("feast-redis", namespace, objects.labels("feast-redis", "online-store"), pod)
 
 
 def server_deployment(namespace: str, workload: Workload) -> dict[str, Any]:
-    selector = objects.labels("feast-server", "feature-server")
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "feast-server", "namespace": namespace, "labels": selector},
-        "spec": {
-            "replicas": workload.replicas,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": selector},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": objects.pod_security(versions.FEAST_UID),
-                    "containers": [
-                        objects.container(
-                            "feature-server",
-                            versions.FEAST_SERVER_IMAGE,
-                            workload,
-                            command=["feast", "--chdir", "/feast", "serve", "--host", "0.0.0.0"],
-                            args=["--port", str(SERVER_PORT)],
-                            env=[
-                                objects.secret_env("FEAST_DB_PASSWORD", SECRET, "postgres-password"),
-                                objects.secret_env("REDIS_PASSWORD", SECRET, "redis-password"),
-                                {"name": "HOME", "value": "/tmp"},
-                            ],
-                            ports={"http": SERVER_PORT},
-                            mounts=[
-                                {"name": "repo", "mountPath": "/feast", "readOnly": True},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                            probe={"httpGet": {"path": "/health", "port": SERVER_PORT}},
-                        )
-                    ],
-                    "volumes": [
-                        {"name": "repo", "configMap": {"name": "feast-repo"}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
+    pod = {
+        "automountServiceAccountToken": False,
+        "securityContext": objects.pod_security(versions.FEAST_UID),
+        "containers": [
+            objects.container(
+                "feature-server",
+                versions.FEAST_SERVER_IMAGE,
+                workload,
+                command=["feast", "--chdir", "/feast", "serve", "--host", "0.0.0.0"],
+                args=["--port", str(SERVER_PORT)],
+                env=[
+                    objects.secret_env("FEAST_DB_PASSWORD", SECRET, "postgres-password"),
+                    objects.secret_env("REDIS_PASSWORD", SECRET, "redis-password"),
+                    {"name": "HOME", "value": "/tmp"},
+                ],
+                ports={"http": SERVER_PORT},
+                mounts=[
+                    {"name": "repo", "mountPath": "/feast", "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+                probe={"httpGet": {"path": "/health", "port": SERVER_PORT}},
+            )
+        ],
+        "volumes": [
+            {"name": "repo", "configMap": {"name": "feast-repo"}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
     }
+    labels = objects.labels("feast-server", "feature-server")
+    return objects.deployment("feast-server", namespace, labels, pod, workload.replicas)
 
 
 class FeatureStore(PlatformService):

@@ -67,6 +67,20 @@ def service(name: str, ns: str, selector: dict[str, str], ports: dict[str, int],
     }
 
 
+def deployment(name: str, ns: str, pod_labels: dict[str, str], pod: Manifest, replicas: int = 1) -> Manifest:
+    """A Deployment of ``pod`` (a pod spec) whose pods carry ``pod_labels``, which also select them."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": pod_labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": pod_labels},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod},
+        },
+    }
+
+
 def secret(name: str, ns: str, data: dict[str, Any]) -> Manifest:
     """A Secret whose values are (secret) Pulumi outputs, never literals."""
     return {

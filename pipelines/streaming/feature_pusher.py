@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from contract import Component
@@ -166,8 +167,6 @@ class FeaturePusher:
         Live, a poll returns what arrived within ``timeout_s``; on a backlog, ``max_records`` at once: every push
         has a fixed cost in Feast, and a bigger batch holds more windows per entity of which only the newest is
         written online."""
-        import orjson
-
         messages = self.consumer.consume(num_messages=max_records, timeout=timeout_s)
         records = []
         for message in messages:

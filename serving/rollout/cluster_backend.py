@@ -94,8 +94,7 @@ class ClusterBackend:
             if error.status == 404:
                 return {}
             raise
-        data = config_map.data if hasattr(config_map, "data") else config_map.get("data")
-        return dict(data or {})
+        return dict(config_map.data or {})
 
     def _write(self, changes: dict[str, str | None]) -> None:
         """Merge ``changes`` into the ConfigMap (None removes a key), creating it the first time."""
@@ -117,10 +116,13 @@ class ClusterBackend:
             }
             self.core.create_namespaced_config_map(self.namespace, body)
 
-    def stable_version(self) -> str:
+    def _stable(self, books: dict[str, str]) -> str:
         """The last promoted version; before any promotion, the version the service was deployed with, or the
         ``champion`` alias it resolved at start when deployed on the alias."""
-        return self._books().get(STABLE) or served_version(self._get()) or self.champion_version()
+        return books.get(STABLE) or served_version(self._get()) or self.champion_version()
+
+    def stable_version(self) -> str:
+        return self._stable(self._books())
 
     def start_canary(self, version: str, share: int) -> None:
         """A new revision with ``version``; Knative routes ``share``% to it and the rest to the stable revision."""
@@ -150,7 +152,7 @@ class ClusterBackend:
 
     def snapshots(self) -> tuple[Snapshot, Snapshot]:
         books = self._books()
-        stable = self.prometheus.snapshot(self.component, books.get(STABLE) or self.stable_version())
+        stable = self.prometheus.snapshot(self.component, self._stable(books))
         canary_version = books.get(CANARY)
         canary = self.prometheus.snapshot(self.component, canary_version) if canary_version else Snapshot()
         return stable, canary

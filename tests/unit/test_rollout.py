@@ -43,11 +43,12 @@ class RecordingConfigMaps:
         self.maps: dict[str, dict[str, Any]] = {}
 
     def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
+        from kubernetes.client import V1ConfigMap
         from kubernetes.client.exceptions import ApiException
 
         if name not in self.maps:
             raise ApiException(status=404, reason="Not Found")
-        return copy.deepcopy(self.maps[name])
+        return V1ConfigMap(data=copy.deepcopy(self.maps[name].get("data")))
 
     def patch_namespaced_config_map(self, name: str, namespace: str, body: Any) -> None:
         from kubernetes.client.exceptions import ApiException
