@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def run_local(params: PipelineParams, pipeline_root: Path, progress: Progress = 
         with warnings.catch_warnings():
             # The local runner warns that images and resource settings only matter in the cluster: we know.
             warnings.filterwarnings("ignore", module=r"kfp\.local\..*")
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _unbuffered_steps():
                 task = pipeline(**params.arguments())
     except RuntimeError as error:
         log.flush()
@@ -99,6 +100,21 @@ def run_local(params: PipelineParams, pipeline_root: Path, progress: Progress = 
         log_path.write_text(ANSI.sub("", log.text()))
     wall = time.monotonic() - began
     return PipelineRun(decision=json.loads(task.output), wall_s=wall, step_s=step_durations(log.text()))
+
+
+@contextlib.contextmanager
+def _unbuffered_steps() -> Iterator[None]:
+    """The runner's step subprocesses write to a pipe, which Python block-buffers: a step's trials would arrive
+    in one burst when it ends. Unbuffered, each line shows as it happens."""
+    before = os.environ.get("PYTHONUNBUFFERED")
+    os.environ["PYTHONUNBUFFERED"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONUNBUFFERED"]
+        else:
+            os.environ["PYTHONUNBUFFERED"] = before
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

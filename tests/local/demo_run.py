@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import psutil
 from mlflow import MlflowClient
 
 from contract.registry import load
@@ -37,9 +38,11 @@ def small_demo(embedded: EmbeddedServices, name: str, events: int = 12_000) -> D
     )
     forget_aliases(embedded, name)
     try:
-        return run_demo(options, progress=print, settings=embedded.settings)
+        result = run_demo(options, progress=print, settings=embedded.settings)
     finally:
-        stop_component(embedded, name)
+        left = stop_component(embedded, name)
+    assert left == [], f"{name}'s programs still running after stop: {left}"
+    return result
 
 
 def forget_aliases(embedded: EmbeddedServices, name: str) -> None:
@@ -53,12 +56,25 @@ def forget_aliases(embedded: EmbeddedServices, name: str) -> None:
             client.delete_registered_model_alias(name, alias)
 
 
-def stop_component(embedded: EmbeddedServices, name: str) -> None:
-    """What the demo leaves running for a person (streaming, model servers) stops here, so later tests get the
-    machine's two cores back; the shared services stay up."""
+def stop_component(embedded: EmbeddedServices, name: str) -> list[str]:
+    """What the demo leaves running for a person (streaming, model servers, proxy) stops here, so later tests get
+    the machine's two cores back; the shared services stay up. Returns the programs whose processes (or any of
+    their children) are still alive afterwards."""
     component = load(name)
-    EmbeddedServing(embedded, component).stop()
-    EmbeddedStreaming(embedded, component).stop()
+    serving, streaming = EmbeddedServing(embedded, component), EmbeddedStreaming(embedded, component)
+    programs = [serving.proxy_program, serving.program("a"), serving.program("b")]
+    programs += [streaming.job_program, streaming.pusher_program, streaming.archive_program]
+    started: dict[str, list[psutil.Process]] = {}
+    for program in programs:
+        info = embedded.daemon.info(program)
+        if info and info["pid"]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process = psutil.Process(info["pid"])
+                started[program] = [process, *process.children(recursive=True)]
+    serving.stop()
+    streaming.stop()
+    _, alive = psutil.wait_procs([p for processes in started.values() for p in processes], timeout=10)
+    return sorted({program for program, processes in started.items() if any(p in alive for p in processes)})
 
 
 def assert_lifecycle(embedded: EmbeddedServices, result: DemoResult) -> None:
