@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.model import ModelSpec, param_problem
+from contract.model import Metric, ModelSpec, param_problem
 from contract.resources import ResourceHints
-from contract.streaming import NAME, StreamingSpec
+from contract.streaming import (
+    EVENT_TYPES,
+    FUNCTIONS,
+    NAME,
+    Aggregate,
+    EventField,
+    EventSchema,
+    FeatureGroup,
+    StreamingSpec,
+    Window,
+    feast_entity,
+)
 
 Event = dict[str, Any]
 EventGenerator = Callable[[int, int, int], Iterator[Event]]
@@ -50,7 +61,7 @@ class Component:
         return [f"{g.name}:{f}" for g in self.streaming.groups if g.name in groups for f in g.feature_names()]
 
     def validate(self) -> Component:
-        """Raise ``ContractError`` naming the first broken rule; return self when the component is sound."""
+        """Raise ``ContractError`` naming the component and every broken rule; return self when it is sound."""
         problems = list(_problems(self))
         if problems:
             raise ContractError(f"component {self.name!r}: " + "; ".join(problems))
@@ -60,87 +71,191 @@ class Component:
 def _problems(component: Component) -> Iterator[str]:
     if not isinstance(component.name, str) or not NAME.match(component.name):
         yield f"name must match {NAME.pattern}"
+    if not callable(component.generate):
+        yield "generate must be callable (n_events, start_ms, seed) -> events"
     spec = component.streaming
     if not isinstance(spec, StreamingSpec):
         yield f"streaming must be a StreamingSpec, not {type(spec).__name__}"
         return
-    if not callable(component.generate):
-        yield "generate must be callable (n_events, start_ms, seed) -> events"
+    if not _is_int(spec.watermark_s) or spec.watermark_s < 0:
+        yield f"streaming.watermark_s must be a non-negative integer (seconds), not {spec.watermark_s!r}"
+    if not _is_int(spec.partitions) or spec.partitions < 1:
+        yield f"streaming.partitions must be a positive integer, not {spec.partitions!r}"
     events = spec.events
-    names = [f.name for f in events.fields]
-    if len(set(names)) != len(names):
-        yield "event fields repeat a name"
-    time_field = events.field(events.event_time)
-    if time_field is None or time_field.type != "long":
-        yield f"event_time {events.event_time!r} must be a declared long field (epoch milliseconds)"
-    if events.label and events.field(events.label) is None:
-        yield f"label {events.label!r} is not a declared event field"
-    if not spec.groups:
+    event_problems = list(_event_problems(events))
+    yield from event_problems
+    # Checks against the event fields need a readable schema; without one they would only repeat its problem.
+    known = events if not event_problems else None
+    groups = spec.groups if isinstance(spec.groups, tuple | list) else ()
+    if groups is not spec.groups:
+        yield f"streaming.groups must be a tuple of FeatureGroup, not {type(spec.groups).__name__}"
+    elif not groups:
         yield "streaming declares no feature groups"
-    groups = [g.name for g in spec.groups]
-    if len(set(groups)) != len(groups):
+    for group in groups:
+        if not isinstance(group, FeatureGroup):
+            yield f"streaming.groups holds a {type(group).__name__}, not a FeatureGroup"
+        else:
+            yield from _group_problems(group, known)
+    sound = [g for g in groups if isinstance(g, FeatureGroup)]
+    names = [g.name for g in sound]
+    if len(set(names)) != len(names):
         yield "feature group names repeat"
-    for group in spec.groups:
-        if not NAME.match(group.name):
-            yield f"feature group {group.name!r} must match {NAME.pattern}"
-        entity = events.field(group.entity)
-        if entity is None:
-            yield f"feature group {group.name!r}: entity key {group.entity!r} is not an event field"
-        elif entity.type not in {"string", "long"}:
-            yield f"feature group {group.name!r}: entity key {group.entity!r} must be string or long"
-        if group.window.size_s <= 0 or group.window.slide_s <= 0 or group.window.size_s % group.window.slide_s:
-            yield f"feature group {group.name!r}: window size must be a positive multiple of its slide"
-        for aggregate in group.aggregates:
-            if aggregate.function == "count":
-                if aggregate.field is not None:
-                    yield f"feature group {group.name!r}: count takes no field"
-                continue
-            field = events.field(aggregate.field or "")
-            if field is None:
-                yield f"feature group {group.name!r}: {aggregate.function} of undeclared field {aggregate.field!r}"
-            elif field.type not in NUMERIC:
-                yield (
-                    f"feature group {group.name!r}: {aggregate.function} needs a numeric field, "
-                    f"{field.name} is {field.type}"
-                )
-        features = group.feature_names()
-        if len(set(features)) != len(features):
-            yield f"feature group {group.name!r} declares the same aggregate twice"
+    yield from _feast_entity_problems(sound)
 
-    yield from _model_problems(component)
+    yield from _model_problems(component, known)
     if not isinstance(component.resources, ResourceHints):
         yield f"resources must be ResourceHints, not {type(component.resources).__name__}"
     else:
         yield from component.resources.problems()
 
 
-def _model_problems(component: Component) -> Iterator[str]:
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _event_problems(events: object) -> Iterator[str]:
+    if not isinstance(events, EventSchema):
+        yield f"streaming.events must be an EventSchema, not {type(events).__name__}"
+        return
+    fields = events.fields if isinstance(events.fields, tuple | list) else ()
+    if fields is not events.fields:
+        yield f"event fields must be a tuple of EventField, not {type(events.fields).__name__}"
+        return
+    broken = [f for f in fields if not isinstance(f, EventField)]
+    for item in broken:
+        yield f"event fields hold a {type(item).__name__}, not an EventField"
+    if broken:
+        return
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        yield "event fields repeat a name"
+    for item in fields:
+        if item.type not in EVENT_TYPES:
+            yield f"event field {item.name!r}: type {item.type!r} is not one of {', '.join(EVENT_TYPES)}"
+    time_field = events.field(events.event_time)
+    if time_field is None or time_field.type != "long":
+        yield f"event_time {events.event_time!r} must be a declared long field (epoch milliseconds)"
+    if events.label and events.field(events.label) is None:
+        yield f"label {events.label!r} is not a declared event field"
+
+
+def _group_problems(group: FeatureGroup, events: EventSchema | None) -> Iterator[str]:
+    """What is wrong with one feature group; ``events`` is None when the schema itself is broken."""
+    where = f"feature group {group.name!r}"
+    if not isinstance(group.name, str) or not NAME.match(group.name):
+        yield f"{where} must match {NAME.pattern}"
+    entity = events.field(group.entity) if events is not None else None
+    if events is not None and entity is None:
+        yield f"{where}: entity key {group.entity!r} is not an event field"
+    elif entity and entity.type not in {"string", "long"}:
+        yield f"{where}: entity key {group.entity!r} must be string or long"
+    window = group.window
+    if not isinstance(window, Window):
+        yield f"{where}: window must be a Window(size_s, slide_s), not {type(window).__name__}"
+    elif (
+        not (_is_int(window.size_s) and _is_int(window.slide_s))
+        or window.size_s <= 0
+        or window.slide_s <= 0
+        or window.size_s % window.slide_s
+    ):
+        yield f"{where}: window size must be a positive multiple of its slide"
+    aggregates = group.aggregates if isinstance(group.aggregates, tuple | list) else ()
+    if aggregates is not group.aggregates:
+        yield f"{where}: aggregates must be a tuple of Aggregate, not {type(group.aggregates).__name__}"
+        return
+    if not aggregates:
+        yield f"{where} declares no aggregates"
+    for aggregate in aggregates:
+        if not isinstance(aggregate, Aggregate):
+            yield f"{where}: aggregates hold a {type(aggregate).__name__}, not an Aggregate"
+            continue
+        if aggregate.function not in FUNCTIONS:
+            yield f"{where}: aggregate function {aggregate.function!r} is not one of {', '.join(FUNCTIONS)}"
+            continue
+        if aggregate.function == "count":
+            if aggregate.field is not None:
+                yield f"{where}: count takes no field"
+            continue
+        if events is None:
+            continue
+        field = events.field(aggregate.field or "")
+        if field is None:
+            yield f"{where}: {aggregate.function} of undeclared field {aggregate.field!r}"
+        elif field.type not in NUMERIC:
+            yield f"{where}: {aggregate.function} needs a numeric field, {field.name} is {field.type}"
+    if all(isinstance(a, Aggregate) for a in aggregates):
+        features = group.feature_names()
+        if len(set(features)) != len(features):
+            yield f"{where} declares the same aggregate twice"
+
+
+def _feast_entity_problems(groups: list[FeatureGroup]) -> Iterator[str]:
+    """Each distinct entity key becomes its own Feast entity (``feast_entity``); two keys must not share one."""
+    owner: dict[str, FeatureGroup] = {}
+    for group in groups:
+        if not isinstance(group.entity, str):
+            continue
+        entity = feast_entity(group.entity)
+        first = owner.setdefault(entity, group)
+        if first.entity != group.entity:
+            yield (
+                f"feature groups {first.name!r} (key {first.entity!r}) and {group.name!r} (key {group.entity!r}) "
+                f"both map to Feast entity {entity!r} (the key without '_id'); use one key for both or rename one"
+            )
+
+
+def _names(value: object, what: str) -> Iterator[str]:
+    """A tuple of names, not a lone string (which would be read one character at a time)."""
+    if isinstance(value, str) or not isinstance(value, tuple | list):
+        yield f"{what} must be a tuple of names, not {type(value).__name__} {value!r}"
+
+
+def _model_problems(component: Component, events: EventSchema | None) -> Iterator[str]:
     model = component.model
     if not isinstance(model, ModelSpec):
         yield f"model must be a ModelSpec, not {type(model).__name__}"
         return
-    events = component.streaming.events
     if model.task not in {"classification", "regression"}:
         yield f"model task must be classification or regression, not {model.task!r}"
     for name in ("examples", "prepare", "fit", "predict"):
         if not callable(getattr(model, name)):
             yield f"model.{name} must be callable"
-    for name in model.request_fields:
-        if events.field(name) is None:
-            yield f"request field {name!r} is not an event field"
-    if model.target in model.request_fields:
-        yield f"target {model.target!r} cannot also be a request field"
-    groups = {g.name for g in component.streaming.groups}
-    for group in model.feature_groups:
-        if group not in groups:
-            yield f"model reads feature group {group!r}, which streaming does not define"
-    if model.metric.direction not in {"max", "min"}:
-        yield f"metric {model.metric.name!r}: direction must be 'max' or 'min'"
-    if not model.search_space:
+    if model.baseline is not None and not callable(model.baseline):
+        yield f"model.baseline must be callable (joined frame -> predictions) or None, not {model.baseline!r}"
+    request_problems = list(_names(model.request_fields, "model.request_fields"))
+    yield from request_problems
+    if not request_problems:
+        for name in model.request_fields:
+            if events is not None and events.field(name) is None:
+                yield f"request field {name!r} is not an event field"
+        if model.target in model.request_fields:
+            yield f"target {model.target!r} cannot also be a request field"
+    group_problems = list(_names(model.feature_groups, "model.feature_groups"))
+    yield from group_problems
+    if not group_problems and isinstance(component.streaming, StreamingSpec):
+        groups = {g.name for g in component.streaming.groups if isinstance(g, FeatureGroup)}
+        for group in model.feature_groups:
+            if group not in groups:
+                yield f"model reads feature group {group!r}, which streaming does not define"
+    metric = model.metric
+    if not isinstance(metric, Metric):
+        yield f"model.metric must be a Metric(name, direction, score), not {type(metric).__name__} {metric!r}"
+    else:
+        if metric.direction not in {"max", "min"}:
+            yield f"metric {metric.name!r}: direction must be 'max' or 'min'"
+        if not callable(metric.score):
+            yield f"metric {metric.name!r}: score must be callable (y_true, y_predicted) -> float"
+    if not isinstance(model.search_space, Mapping):
+        yield (
+            "model.search_space must be a mapping of parameter name to Choice, Uniform, LogUniform or IntRange, "
+            f"not {type(model.search_space).__name__}"
+        )
+    elif not model.search_space:
         yield "model declares an empty search space"
-    for name, param in model.search_space.items():
-        problem = param_problem(name, param)
-        if problem:
-            yield problem
-    if not isinstance(model.max_stages, int) or model.max_stages < 1:
+    else:
+        for name, param in model.search_space.items():
+            problem = param_problem(name, param)
+            if problem:
+                yield problem
+    if not _is_int(model.max_stages) or model.max_stages < 1:
         yield "model.max_stages must be a positive integer"

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 EventType = Literal["string", "long", "double", "boolean"]
 Function = Literal["count", "sum", "avg", "min", "max"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+FUNCTIONS: tuple[str, ...] = get_args(Function)
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def feast_entity(key: str) -> str:
+    """The Feast entity a feature group's key becomes: the key without an ``_id`` suffix (``card_id`` -> ``card``),
+    as ``pipelines.features.feast_repo`` names it. Two different keys must not become the same entity."""
+    return key.removesuffix("_id")
 
 
 @dataclass(frozen=True)

@@ -110,11 +110,21 @@ def component_new(name: str) -> None:
 
 @component_app.command("list")
 def component_list() -> None:
-    """Every component the registry finds, validated."""
+    """Every component the registry finds, validated; an invalid one shows its error (and the exit status is 1)."""
+    from rich.markup import escape
+
+    from contract.component import ContractError
     from contract.registry import available, load
 
+    invalid = 0
     for name in available():
-        console.print(f"  {name}: {load(name).description}")
+        try:
+            console.print(f"  {name}: {escape(load(name).description)}", highlight=False)
+        except ContractError as error:
+            invalid += 1
+            console.print(f"  {name}: [red]invalid[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    if invalid:
+        raise typer.Exit(1)
 
 
 def _known_errors() -> tuple[type[Exception], ...]:

@@ -11,13 +11,34 @@ from typing import Any, cast
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
+from contract.resources import CPU, MEMORY, ResourceHints, Workload
+
 PIPELINE_NAME = "mlstack-training"
 DEFAULT_IMAGE = "mlstack-pipeline:dev"
 """Overridden by the Pulumi program with the content-derived tag of the image it built (see ``infra/``)."""
 
 
-def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
-    """The pipeline function, its components bound to ``image``."""
+def step_resources(hint: Workload) -> dict[str, str]:
+    """Requests and limits of a step from a component's ``resources.training`` hint: requests as hinted, limits
+    derived as the platform derives them for every hint (twice the CPU for bursts, 1.5 times the memory)."""
+    cpu, memory = str(hint.cpu), str(hint.memory)
+    if not CPU.match(cpu) or not MEMORY.match(memory):
+        raise ValueError(f"training hint {hint} is not a CPU and memory quantity")
+    millicores = int(cpu[:-1]) if cpu.endswith("m") else round(float(cpu) * 1000)
+    factor = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}[memory[-2:]]
+    mebibytes = max(1, int(int(memory[:-2]) * factor))
+    return {
+        "cpu_request": f"{millicores}m",
+        "cpu_limit": f"{millicores * 2}m",
+        "memory_request": f"{mebibytes}Mi",
+        "memory_limit": f"{mebibytes * 3 // 2}Mi",
+    }
+
+
+def build_pipeline(image: str = DEFAULT_IMAGE, training: Workload | None = None) -> Any:
+    """The pipeline function, its components bound to ``image`` and its search step sized by ``training`` (a
+    component's ``resources.training``; the contract's default hint when None)."""
+    sized = step_resources(training or ResourceHints().training)
 
     @dsl.component(base_image=image, install_kfp_package=False)
     def training_set(
@@ -132,8 +153,10 @@ def build_pipeline(image: str = DEFAULT_IMAGE) -> Any:
             seed=seed,
             ray_address=ray_address,
         ).set_display_name("ray tune search")
-        # In the cluster the search runs on KubeRay when ray_address is set; this task then only waits.
-        tuned.set_cpu_request("1").set_cpu_limit("2").set_memory_request("1G").set_memory_limit("3G")
+        # The component's training hint; in the cluster the search runs on KubeRay when ray_address is set, and
+        # this task then only waits.
+        tuned.set_cpu_request(sized["cpu_request"]).set_cpu_limit(sized["cpu_limit"])
+        tuned.set_memory_request(sized["memory_request"]).set_memory_limit(sized["memory_limit"])
         decided = register(
             component=component,
             mlflow_uri=mlflow_uri,

@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from components.fraud.component import STREAMING
-from contract import Aggregate, Component, EventField, FeatureGroup, ResourceHints, Window, Workload
+from contract import Aggregate, Component, EventField, EventSchema, FeatureGroup, ResourceHints, Window, Workload
 from contract.component import ContractError
 from contract.registry import available, load
+from contract.streaming import feast_entity
 from embedded.paths import REPO_ROOT
 
 
@@ -115,3 +117,79 @@ def test_a_model_reading_an_undefined_feature_group_is_named() -> None:
     model = dataclasses.replace(fraud.model, feature_groups=("card_10m", "card_1d"))
     with pytest.raises(ContractError, match="model reads feature group 'card_1d', which streaming does not define"):
         _with(model=model).validate()
+
+
+def _group(**changes: object) -> FeatureGroup:
+    return dataclasses.replace(STREAMING.groups[0], **changes)  # type: ignore[arg-type]
+
+
+_EVENTS = STREAMING.events
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"events": dataclasses.replace(_EVENTS, fields=(*_EVENTS.fields, EventField("n", "int")))},  # type: ignore[arg-type]
+            "event field 'n': type 'int' is not one of string, long, double, boolean",
+        ),
+        (
+            {"groups": (_group(aggregates=(Aggregate("median", "amount"),)),)},  # type: ignore[arg-type]
+            "feature group 'card_10m': aggregate function 'median' is not one of count, sum, avg, min, max",
+        ),
+        ({"watermark_s": -1}, r"streaming.watermark_s must be a non-negative integer \(seconds\), not -1"),
+        ({"partitions": 0}, "streaming.partitions must be a positive integer, not 0"),
+        ({"events": {"fields": ()}}, "streaming.events must be an EventSchema, not dict"),
+        ({"groups": (_group(window=(600, 60)),)}, r"feature group 'card_10m': window must be a Window.*not tuple"),
+        ({"groups": (_group(aggregates=()),)}, "feature group 'card_10m' declares no aggregates"),
+        ({"groups": ({"name": "g"},)}, "streaming.groups holds a dict, not a FeatureGroup"),
+    ],
+)
+def test_wrong_types_and_values_in_streaming_are_named(changes: dict[str, object], message: str) -> None:
+    broken = _with(streaming=dataclasses.replace(STREAMING, **changes))  # type: ignore[arg-type]
+    with pytest.raises(ContractError, match=f"^component 'fraud': .*{message}"):
+        broken.validate()
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    streaming = dataclasses.replace(STREAMING, watermark_s=-1, partitions=0)
+    with pytest.raises(ContractError) as raised:
+        _with(name="Bad", streaming=streaming).validate()
+    assert str(raised.value).count("; ") == 2, raised.value
+
+
+def test_a_broken_event_schema_is_named_once_not_per_group() -> None:
+    events = EventSchema(fields=({"name": "card_id"},), event_time="event_time")  # type: ignore[arg-type]
+    with pytest.raises(ContractError) as raised:
+        _with(streaming=dataclasses.replace(STREAMING, events=events)).validate()
+    assert "event fields hold a dict, not an EventField" in str(raised.value)
+    assert "is not an event field" not in str(raised.value)
+
+
+def test_two_keys_that_become_the_same_feast_entity_are_named() -> None:
+    # `card` and `card_id` would both become Feast entity `card`, with two different join keys.
+    events = dataclasses.replace(_EVENTS, fields=(*_EVENTS.fields, EventField("card", "string")))
+    clash = FeatureGroup("card_alias_1h", "card", Window(3600, 300), (Aggregate("count"),))
+    streaming = dataclasses.replace(STREAMING, events=events, groups=(*STREAMING.groups, clash))
+    message = (
+        "feature groups 'card_10m' (key 'card_id') and 'card_alias_1h' (key 'card') both map to Feast entity 'card'"
+    )
+    with pytest.raises(ContractError, match=f"^component 'fraud': {re.escape(message)}"):
+        _with(streaming=streaming).validate()
+
+
+def test_groups_sharing_one_key_share_one_feast_entity() -> None:
+    assert feast_entity("card_id") == feast_entity("card") == "card"
+    load("fraud").validate()  # card_10m and card_1h both key on card_id: one entity, no clash
+
+
+def test_the_contract_names_feast_entities_as_the_feast_repo_does(tmp_path: Path) -> None:
+    from feast import Entity
+
+    from pipelines.features.feast_repo import feast_objects
+
+    for name in ("fraud", "demand"):
+        component = load(name)
+        entities = {o.join_key: o.name for o in feast_objects(component, str(tmp_path)) if isinstance(o, Entity)}
+        assert entities == {key: feast_entity(key) for key in entities}
+        assert set(entities) == {g.entity for g in component.streaming.groups}

@@ -31,6 +31,11 @@ def _model(**changes: object) -> object:
         ({"task": "ranking"}, "task must be classification or regression"),
         ({"fit": None}, "model.fit must be callable"),
         ({"max_stages": 0}, "max_stages must be a positive integer"),
+        ({"metric": Metric("auc", "max", None)}, r"metric 'auc': score must be callable \(y_true, y_predicted\)"),  # type: ignore[arg-type]
+        ({"baseline": 0.5}, "model.baseline must be callable .* or None, not 0.5"),
+        ({"metric": "roc_auc"}, r"model.metric must be a Metric\(name, direction, score\), not str 'roc_auc'"),
+        ({"search_space": [("lr", LogUniform(0.1, 0.2))]}, "model.search_space must be a mapping .* not list"),
+        ({"feature_groups": "card_10m"}, "model.feature_groups must be a tuple of names, not str 'card_10m'"),
     ],
 )
 def test_broken_model_declarations_are_named(changes: dict[str, object], message: str) -> None:
@@ -61,3 +66,11 @@ def test_feature_refs_cover_the_groups_the_model_reads() -> None:
     assert narrowed.entity_keys() == ["merchant_id"]  # type: ignore[attr-defined]
     assert all(ref.startswith("merchant_1h:") for ref in narrowed.feature_refs())  # type: ignore[attr-defined]
     assert Uniform(0.0, 1.0).low == 0.0
+
+
+def test_request_fields_given_as_one_string_are_named_once() -> None:
+    """A bare string is not read one character at a time (one error per letter)."""
+    component = _model(request_fields="amount")
+    with pytest.raises(ContractError) as raised:
+        component.validate()  # type: ignore[attr-defined]
+    assert str(raised.value) == "component 'fraud': model.request_fields must be a tuple of names, not str 'amount'"

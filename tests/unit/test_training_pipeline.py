@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from contract import Choice, IntRange, LogUniform, Uniform
+from contract import Choice, IntRange, LogUniform, Uniform, Workload
 from contract.registry import load
 from pipelines.training.dataset import DataWindow, TrainingDataError, TrainingSet, split_by_time
+from pipelines.training.pipeline import build_pipeline, step_resources
 from pipelines.training.registration import gate
 from pipelines.training.remote_search import RESULT_MARK, result_from_logs
 from pipelines.training.runner import PipelineParams, compile_pipeline, step_durations
@@ -32,7 +33,21 @@ def test_pipeline_compiles_with_its_tasks_parameters_and_image(tmp_path: Path) -
     # Nothing is pip-installed when a step starts: the image holds the pinned packages.
     assert not any("pip install" in " ".join(e["container"]["command"]) for e in executors)
     search = next(e for name, e in ir["deploymentSpec"]["executors"].items() if "search" in name)
-    assert search["container"]["resources"]["cpuLimit"] == 2
+    assert search["container"]["resources"]["cpuLimit"] == 2  # the contract's default training hint: 1 CPU, 2Gi
+
+
+def test_the_search_step_is_sized_by_the_components_training_hint(tmp_path: Path) -> None:
+    from kfp import compiler
+
+    path = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(build_pipeline(training=Workload("1500m", "3Gi")), package_path=str(path))
+    executors = yaml.safe_load(path.read_text())["deploymentSpec"]["executors"]
+    resources = next(e for name, e in executors.items() if "search" in name)["container"]["resources"]
+    assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == ("1500m", "3000m")
+    assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == ("3072Mi", "4608Mi")
+    assert step_resources(Workload("500m", "512Mi"))["memory_limit"] == "768Mi"
+    with pytest.raises(ValueError, match="not a CPU and memory quantity"):
+        step_resources(Workload("half", "1Gi"))
 
 
 def test_search_configurations_are_reproducible_and_within_the_space() -> None:
