@@ -113,8 +113,8 @@ down: ## Destroy STACK's platform and cluster
 profile-budget: ## Print the laptop profile's total requests against its budget (PROFILE=full for the other)
 	@$(PY) -m infra.profiles $(or $(PROFILE),laptop)
 
-preflight: ## Check this machine can hold the kind stack (docker, kind, memory, CPU, inotify, port, architecture)
-	@$(PY) -m infra.cluster.preflight
+preflight: ## Check this machine can hold STACK's kind cluster (docker, kind, memory, CPU, inotify, port, architecture)
+	@$(PY) -m infra.cluster.preflight --stack $(STACK)
 
 .PHONY: images images-build test-kind
 images: ## Print the project's image references (content-derived tags; REGISTRY= to prefix)

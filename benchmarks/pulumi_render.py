@@ -1,62 +1,90 @@
-"""Measure the real Pulumi engine: toolchain build cold and warm (from `make tools` runs), then one render cycle of
-the kind stack (preview, render with `pulumi up`, idempotent second up, destroy) and the rendered objects per kind.
-Prints tables; asserts nothing (the render tier does).
+"""Measure the real Pulumi engine: the toolchain build per part, cold (the newest recorded build) and warm (a no-op
+`make tools` run now), then one render cycle of the kind stack with its use-case components (preview, render with
+`pulumi up`, an idempotent second up, destroy) and the rendered objects per kind. Prints tables; asserts nothing (the
+render tier does).
 
 Run with `make bench` or `.venv/bin/python benchmarks/pulumi_render.py` after `make tools`.
 """
 
 from __future__ import annotations
 
-import json
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from embedded.pulumi_toolchain import REPORT_FILE, ensure, locate
+from embedded.pulumi_toolchain import PROVIDER_VERSION, ToolchainError, ensure, locate, read_report
 from tests.render.render_stack import run_cycle
 
+PARTS = ("pulumi CLI", "kubernetes provider", "plugin install")
 
-def toolchain_table(console: Console) -> None:
-    history = json.loads(REPORT_FILE.read_text()) if REPORT_FILE.exists() else []
-    table = Table(title="Pulumi toolchain (`make tools` runs, newest last; 'built' = cold or rebuilt, else warm)")
-    for column in ("at", "total s", "CLI", "provider", "plugin install"):
-        table.add_column(column)
-    for run in history:
-        steps = {s["name"]: s for s in run["steps"]}
 
-        def cell(name: str, steps: dict[str, dict[str, object]] = steps) -> str:
-            step = steps.get(name)
-            return f"{step['seconds']}s {str(step['outcome']).split(':')[0]}" if step else "-"
+def _cold(build: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(seconds, when, what Go compiled) of a part's newest recorded build."""
+    if build is None:
+        return "not recorded", "-", "-"
+    compiled = build.get("packages_compiled")
+    detail = "-" if compiled is None else f"{compiled} packages, {build.get('modules_downloaded', 0)} modules fetched"
+    return f"{build['seconds']:.1f}", str(build["at"]), detail
 
-        table.add_row(
-            run["at"], str(run["seconds"]), cell("pulumi CLI"), cell("kubernetes provider"), cell("plugin install")
-        )
+
+def toolchain_table(console: Console, warm_run: dict[str, Any]) -> None:
+    report = read_report()
+    warm_runs = [r for r in report["runs"] if r.get("outcome", "ok") == "ok"]
+    table = Table(title="Pulumi toolchain build per part (s)")
+    for column in ("part", "cold / newest build", "built at", "Go compiled", "warm now", "warm median"):
+        table.add_column(column, justify="right" if column.startswith(("cold", "warm")) else "left")
+    now = {step["name"]: step for step in warm_run["steps"]}
+    for part in PARTS:
+        seconds, at, detail = _cold(report["builds"].get(part))
+        history = [s["seconds"] for r in warm_runs for s in r["steps"] if s["name"] == part and not s.get("built")]
+        median = f"{statistics.median(history):.1f} (n={len(history)})" if history else "-"
+        table.add_row(part, seconds, at, detail, f"{now[part]['seconds']:.1f}" if part in now else "-", median)
     console.print(table)
+    console.print(f"warm `make tools` total (stamps only): {warm_run['seconds']:.1f}s")
+    failures = report["failures"]
+    if failures:
+        newest = failures[-1]
+        console.print(
+            f"failed builds recorded: {len(failures)}; newest {newest['at']}: {newest['error'].splitlines()[0]}"
+        )
+    else:
+        console.print("failed builds recorded: 0")
 
 
-def main() -> None:
+def main() -> int:
     console = Console()
-    found = locate()
+    try:
+        found = locate()
+    except ToolchainError as error:
+        console.print(f"pulumi_render: {error}")
+        return 1
     if isinstance(found, str):
-        console.print(f"pulumi_render: {found}")
-        return
+        console.print(f"pulumi_render: skipped: {found}")
+        return 0
+    ensure(progress=lambda _line: None)  # a warm (no-op) run, recorded like any other
+    toolchain_table(console, read_report()["runs"][-1])
+    console.print(
+        f"kubernetes provider used: {found.provider_version} (built from {PROVIDER_VERSION}); the pulumi-kubernetes "
+        f"wheel asks for {found.wanted_provider_version}, which the Go module proxy refuses (403)"
+    )
     started = time.monotonic()
-    ensure(progress=lambda _line: None)  # a warm (no-op) run, so the history shows one
-    console.print(f"warm `make tools` (stamps only): {time.monotonic() - started:.1f}s")
-    toolchain_table(console)
     with tempfile.TemporaryDirectory(prefix="mlstack-render-bench-") as work:
         report = run_cycle(found, Path(work), log=lambda _line: None)
-    table = Table(title=f"Render cycle: {report.program}")
+    cycle = time.monotonic() - started
+    table = Table(title=f"Render cycle of the kind stack ({report.program}; {report.config}), {cycle:.0f}s in all")
     table.add_column("step")
     table.add_column("seconds", justify="right")
     table.add_column("changes")
-    table.add_row("preview", str(report.preview_seconds), str(report.preview_changes))
-    table.add_row("up (render)", str(report.up_seconds), str(report.up_changes))
-    table.add_row("second up", str(report.second_up_seconds), str(report.second_up_changes))
-    table.add_row("destroy", str(report.destroy_seconds), str(report.destroy_changes))
+    table.add_row("preview", f"{report.preview_seconds:.1f}", str(report.preview_changes))
+    table.add_row("up (render)", f"{report.up_seconds:.1f}", str(report.up_changes))
+    table.add_row("second up (no changes)", f"{report.second_up_seconds:.1f}", str(report.second_up_changes))
+    table.add_row("destroy", f"{report.destroy_seconds:.1f}", str(report.destroy_changes))
     console.print(table)
     total = sum(report.kinds.values())
     kinds = Table(title=f"Rendered objects per kind ({total} in {len(report.rendered_files)} files)")
@@ -65,8 +93,9 @@ def main() -> None:
     for kind, count in report.kinds.items():
         kinds.add_row(kind, str(count))
     console.print(kinds)
-    console.print("left out by render mode: " + ("; ".join(report.left_out) or "nothing"))
+    console.print(f"left out by render mode ({len(report.left_out or [])}): " + "; ".join(report.left_out or []))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

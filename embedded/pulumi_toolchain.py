@@ -19,7 +19,14 @@ Everything lands in ``.cache/tools/<name>-<version>/``, stamped by its inputs, s
 Go module and build caches (the machine's, untouched) make a rebuild after a version bump cheaper. Standard library
 only: ``make setup`` runs it on the bare interpreter, after the environments exist.
 
-Version pins are limited by what the module proxy serves (checked 2026-11-25, see ``PINS_NOTE``).
+Version pins are limited by what the module proxy serves (checked 2026-11-25, see ``PINS_NOTE``): the Kubernetes
+provider is a pseudo-version build standing in for the 4.34.2 the ``pulumi-kubernetes`` wheel asks for (see the comment
+at ``PROVIDER_VERSION``).
+
+For the render tier, ``locate()`` is strict: it gives a reason to skip only when Go is missing (nothing could have
+built the engine); a failed build, a binary missing after a finished build or a toolchain built for other pins raises
+``ToolchainError`` with the build log's tail, so the tier fails instead of silently skipping. ``report.json`` keeps
+the newest build of each part (cold or after a pin bump) apart from the recent warm runs, and failed runs too.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from embedded.paths import CACHE_DIR, MAIN_VENV, REPO_ROOT
 
@@ -51,18 +59,29 @@ SDK_MODULE = "github.com/pulumi/pulumi/sdk/v3"
 CLI_PACKAGE = f"{CLI_MODULE}/cmd/pulumi"
 # The SDK in requirements/main.txt is 3.272.0; the proxy serves sdk/v3 at that version but not pkg/v3 (its list goes
 # v3.260.0 -> v3.274.0 -> v3.274.1). The nearest newer CLI is the supported direction (a CLI runs older SDKs).
+# The Python language host (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is refused at every
+# version: `go list -m ...pulumi-language-python/v3@v3.274.1` -> "403 Forbidden, This module version is not
+# available". Hence no `pulumi-language-python` binary: the render tier runs the program inline (Automation API), where
+# the Python SDK serves the language runtime to the engine.
 CLI_VERSION = "v3.274.1"
 PROVIDER_MODULE = "github.com/pulumi/pulumi-kubernetes/provider/v4"
 PROVIDER_COMMAND = "cmd/pulumi-resource-kubernetes"
-# provider/v4 is never tagged (the repo's tags are for the root path), so it only has pseudo-versions, and the proxy
-# serves exactly one: commit f47bc2d (2026-01-15, after 4.24.0). The pulumi-kubernetes 4.34.2 wheel asks for plugin
-# 4.34.2; no build of it is served. We install this build under its own version and let the engine use it as the
-# ambient provider (on PATH, the engine's documented development path) rather than label it 4.34.2.
+# THE PROVIDER IS NOT THE VERSION THE SDK ASKS FOR. requirements/main.txt pins the pulumi-kubernetes wheel at 4.34.2,
+# whose pulumi-plugin.json asks the engine for plugin 4.34.2; the proxy refuses that build
+# (`go list -m github.com/pulumi/pulumi-kubernetes/provider/v4@v4.34.2` -> "403 Forbidden, This module version is not
+# available", rechecked 2026-11-25). provider/v4 is never tagged (the repo's tags are for the root path), so it has
+# only pseudo-versions, and the proxy serves exactly one: commit f47bc2d (2026-01-15, after 4.24.0). We build that,
+# install it under its own version (never labelled 4.34.2), and put it on PATH: the engine finds no installed 4.34.2,
+# uses the ambient binary (its documented development path) and warns "using pulumi-resource-kubernetes from $PATH".
+# So the render tier checks the program and engine with an older provider than `pulumi up` on a real cluster would
+# download; the requirements stay as they are (the wheel's types are what the program is written against).
+# `Toolchain.describe()`, the render tier's summary and benchmarks/pulumi_render.py print both versions.
 PROVIDER_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
 PINS_NOTE = (
     "module proxy on 2026-11-25: pkg/v3 v3.272.0 not served (CLI built at v3.274.1); "
-    "pulumi-language-python/v3 not served at all (the render tier runs inline programs, where the Python SDK is the "
-    "language runtime); provider/v4 served only at v4.0.0-20260115033456-f47bc2d6f199"
+    "pulumi-language-python/v3 refused at every version (403; the render tier runs inline programs, where the "
+    "Python SDK is the language runtime); provider/v4 v4.34.2 refused (403), served only at "
+    "v4.0.0-20260115033456-f47bc2d6f199, which stands in for the 4.34.2 the pulumi-kubernetes wheel asks for"
 )
 MODULE_PREFIX = "mlstack.local/toolchain"
 PYTHON_HELPERS = ("python/cmd/pulumi-language-python-exec", "python/dist/pulumi-resource-pulumi-python")
@@ -72,7 +91,11 @@ Progress = Callable[[str], None]
 
 
 class ToolchainError(RuntimeError):
-    """The toolchain could not be built; the message says why and what to do."""
+    """The toolchain could not be built or is unusable; the message says why and what to do."""
+
+
+class GoMissing(ToolchainError):
+    """No Go toolchain: the one case in which the render tier skips (nothing could build the engine here)."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +146,9 @@ class Toolchain:
         ]
         if self.provider_is_ambient:
             lines.append(
-                f"pulumi-kubernetes wants plugin {self.wanted_provider_version}, which the module proxy does not "
-                f"serve; the engine uses the built {self.provider_version} from PATH (it warns 'using "
-                "pulumi-resource-kubernetes from $PATH')"
+                f"pulumi-kubernetes wants plugin {self.wanted_provider_version}, which the Go module proxy refuses "
+                f"(403); the engine uses the built {self.provider_version} from PATH instead (it warns 'using "
+                "pulumi-resource-kubernetes from $PATH'); see PROVIDER_VERSION in embedded/pulumi_toolchain.py"
             )
         lines.extend(self.notes)
         return lines
@@ -133,9 +156,18 @@ class Toolchain:
 
 @dataclass
 class StepReport:
+    """One part of a ``make tools`` run (``pulumi CLI``, ``kubernetes provider``, ``plugin install``)."""
+
     name: str
     outcome: str
     seconds: float
+    built: bool = False
+    """True when the part was (re)built: its stamp was missing or stale. False: a warm run that only checked stamps."""
+    packages_compiled: int = 0
+    """Packages ``go build -v`` / ``go run -v`` compiled: most of the dependency graph when Go's build cache was
+    cold, a handful when it was warm (so a "built" step says which kind of build it timed)."""
+    modules_downloaded: int = 0
+    """Modules ``go`` downloaded into the module cache during the step (0 when the cache had them all)."""
 
 
 # -- small helpers ---------------------------------------------------------------------------------------------------
@@ -173,8 +205,12 @@ def wanted_plugin_version() -> str:
 def go_binary() -> Path:
     found = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if found is None:
-        raise ToolchainError("Go not found: install Go 1.26+ (e.g. apt-get install golang-go) to build the Pulumi CLI")
+        raise GoMissing("Go not found: install Go 1.26+ (https://go.dev/dl/) to build the Pulumi CLI and provider")
     return Path(found)
+
+
+# What `go build -v` prints for each package it compiles (an import path), as opposed to its other messages.
+_PACKAGE_LINE = re.compile(r"^[\w.~+-]+(/[\w.~+-]+)*$")
 
 
 class Go:
@@ -189,6 +225,8 @@ class Go:
             if flag.split("=")[0] not in {f.split("=")[0] for f in flags}:
                 flags.append(flag)
         self.env = {**os.environ, "GOFLAGS": " ".join(flags)}
+        self.packages_compiled = 0
+        self.modules_downloaded = 0
 
     def _output(self, args: list[str]) -> str:
         result = subprocess.run([str(self.binary), *args], capture_output=True, text=True, check=False)
@@ -215,6 +253,10 @@ class Go:
             for line in process.stdout:
                 sink.write(line)
                 lines.append(line)
+                if line.startswith("go: downloading "):
+                    self.modules_downloaded += 1
+                elif args[0] in ("build", "run") and _PACKAGE_LINE.match(line):
+                    self.packages_compiled += 1
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_SECONDS:
                     last_beat = now
@@ -389,14 +431,24 @@ def _cli_on_path() -> tuple[Path, str] | None:
 
 
 @contextlib.contextmanager
-def _timed(name: str, reports: list[StepReport], progress: Progress) -> Iterator[list[str]]:
+def _timed(name: str, reports: list[StepReport], progress: Progress, go: Go | None = None) -> Iterator[StepReport]:
+    """Time one part; the caller fills in its outcome. A failing part is recorded too (outcome ``failed: ...``)."""
     progress(f"tools: {name} ...")
-    outcome: list[str] = []
+    step = StepReport(name, "done", 0.0)
+    compiled, downloaded = (go.packages_compiled, go.modules_downloaded) if go is not None else (0, 0)
     started = time.monotonic()
-    yield outcome
-    seconds = time.monotonic() - started
-    reports.append(StepReport(name, outcome[0] if outcome else "done", round(seconds, 1)))
-    progress(f"tools: {name}: {outcome[0] if outcome else 'done'} ({seconds:.1f}s)")
+    try:
+        yield step
+    except ToolchainError as error:
+        step.outcome = f"failed: {str(error).splitlines()[0]}"
+        raise
+    finally:
+        step.seconds = round(time.monotonic() - started, 1)
+        if go is not None:
+            step.packages_compiled = go.packages_compiled - compiled
+            step.modules_downloaded = go.modules_downloaded - downloaded
+        reports.append(step)
+        progress(f"tools: {name}: {step.outcome} ({step.seconds:.1f}s)")
 
 
 @contextlib.contextmanager
@@ -424,26 +476,28 @@ def ensure(progress: Progress = print) -> Toolchain:
 def _ensure(progress: Progress) -> Toolchain:
     reports: list[StepReport] = []
     began = time.monotonic()
+    go_version = ""
     try:
         wanted = wanted_plugin_version()
         notes: list[str] = []
         go = Go(go_binary(), progress)
+        go_version = go.version.strip()
         on_path = _cli_on_path()
-        with _timed("pulumi CLI", reports, progress) as outcome:
+        with _timed("pulumi CLI", reports, progress, go) as step:
             if on_path is not None:
                 root, cli_version, source = on_path[0], on_path[1], "PATH"
-                outcome.append(f"using {root / 'bin' / 'pulumi'} ({cli_version}) from PATH")
+                step.outcome = f"using {root / 'bin' / 'pulumi'} ({cli_version}) from PATH"
             else:
                 root, built = build_cli(go, progress)
                 cli_version, source = CLI_VERSION, "built from Go modules"
-                outcome.append(f"{built}: {root / 'bin' / 'pulumi'}")
+                step.outcome, step.built = f"{built}: {root / 'bin' / 'pulumi'}", built == "built"
                 notes.append(
-                    "no pulumi-language-python binary (its Go module is not served): programs run inline through "
-                    "the Automation API, where the Python SDK serves the language runtime to the engine"
+                    "no pulumi-language-python binary (its Go module is refused by the proxy, 403): programs run "
+                    "inline through the Automation API, where the Python SDK serves the language runtime to the engine"
                 )
-        with _timed("kubernetes provider", reports, progress) as outcome:
+        with _timed("kubernetes provider", reports, progress, go) as step:
             provider_bin, provider_version, built = build_provider(go, progress)
-            outcome.append(f"{built}: {provider_bin}")
+            step.outcome, step.built = f"{built}: {provider_bin}", built == "built"
         toolchain = Toolchain(
             pulumi_root=root,
             cli_version=cli_version,
@@ -454,15 +508,17 @@ def _ensure(progress: Progress) -> Toolchain:
             pulumi_home=PULUMI_HOME,
             notes=tuple(notes),
         )
-        with _timed("plugin install", reports, progress) as outcome:
-            outcome.append(install_provider(toolchain))
+        with _timed("plugin install", reports, progress) as step:
+            step.outcome = install_provider(toolchain)
+            step.built = step.outcome != "up to date"
     except ToolchainError as error:
         FAILURE_FILE.write_text(str(error).splitlines()[0] + "\n" + str(error))
+        _record(reports, time.monotonic() - began, go_version, error=str(error))
         raise
     FAILURE_FILE.unlink(missing_ok=True)
     total = time.monotonic() - began
     (TOOLS_DIR / "toolchain.json").write_text(json.dumps(_to_json(toolchain), indent=2))
-    _record(reports, total)
+    _record(reports, total, go_version)
     for line in toolchain.describe():
         progress(f"tools: {line}")
     progress(f"tools: done in {total:.1f}s")
@@ -474,27 +530,96 @@ def _to_json(toolchain: Toolchain) -> dict[str, object]:
     return {k: str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
 
 
-def _record(reports: list[StepReport], total: float) -> None:
-    """Keep the last runs, so the cold build and a warm repeat can be compared (benchmarks/pulumi_render.py)."""
-    history = json.loads(REPORT_FILE.read_text()) if REPORT_FILE.exists() else []
-    history.append(
-        {"at": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(total, 1), "steps": [asdict(r) for r in reports]}
-    )
-    REPORT_FILE.write_text(json.dumps(history[-10:], indent=2))
+KEEP_RUNS = 10
+
+
+def read_report(path: Path | None = None) -> dict[str, Any]:
+    """``report.json``: ``builds`` (the newest build of each part, by part name, kept however many warm runs follow),
+    ``runs`` (the last ``KEEP_RUNS`` runs, warm or not) and ``failures`` (the last ``KEEP_RUNS`` failed runs).
+
+    Reads the older format too (a plain list of the last runs), taking each part's newest build from it.
+    """
+    path = REPORT_FILE if path is None else path
+    data: Any = json.loads(path.read_text()) if path.exists() else {}
+    if isinstance(data, list):  # the first format: the last runs only
+        data = {"runs": data, "builds": {}, "failures": []}
+        for run in data["runs"]:
+            for step in run["steps"]:
+                if str(step["outcome"]).startswith(("built", "installed")):
+                    data["builds"][step["name"]] = {"at": run["at"], **step, "built": True}
+    data.setdefault("builds", {})
+    data.setdefault("runs", [])
+    data.setdefault("failures", [])
+    for run in data["runs"]:  # steps of the first format carry no ``built`` flag: their outcome says it
+        for step in run["steps"]:
+            step.setdefault("built", str(step["outcome"]).startswith(("built", "installed")))
+    return dict(data)
+
+
+def _record(reports: list[StepReport], total: float, go_version: str, error: str = "") -> None:
+    """Add this run to ``report.json`` (read by benchmarks/pulumi_render.py); see ``read_report`` for its layout."""
+    report = read_report()
+    at = time.strftime("%Y-%m-%d %H:%M:%S")
+    run: dict[str, Any] = {
+        "at": at,
+        "seconds": round(total, 1),
+        "outcome": "failed" if error else "ok",
+        "go": go_version,
+        "steps": [asdict(r) for r in reports],
+    }
+    if error:
+        run["error"] = _tail(error, 12)
+        report["failures"] = [*report["failures"], run][-KEEP_RUNS:]
+    report["runs"] = [*report["runs"], run][-KEEP_RUNS:]
+    for step in reports:
+        if step.built and not step.outcome.startswith("failed"):
+            report["builds"][step.name] = {"at": at, "go": go_version, **asdict(step)}
+    REPORT_FILE.write_text(json.dumps(report, indent=2))
+
+
+def build_logs(tools_dir: Path | None = None) -> list[Path]:
+    """The toolchain's build logs, newest first: the background run's (``build.log``) and each part's."""
+    tools_dir = TOOLS_DIR if tools_dir is None else tools_dir
+    logs = [tools_dir / "build.log", *tools_dir.glob("pulumi-*/build.log")]
+    return sorted((p for p in logs if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def log_tails(tools_dir: Path | None = None, lines: int = 30, logs: int = 2) -> str:
+    """The tails of the newest build logs, for a failure message."""
+    parts = []
+    for log in build_logs(tools_dir)[:logs]:
+        text = _tail(log.read_text(errors="replace"), lines)
+        parts.append(f"--- last {lines} lines of {log} ---\n{text or '(empty)'}")
+    return "\n".join(parts) or "(no build log: `make tools` has not run in this checkout)"
 
 
 def locate() -> Toolchain | str:
-    """The toolchain ``make tools`` built, or a one-line reason why there is none (for a test tier to skip with)."""
-    failure = TOOLS_DIR / FAILURE_FILE.name
+    """The toolchain ``make tools`` built, for the render tier and the benchmark.
+
+    Returns a one-line reason (to skip with) only when Go is missing and nothing usable is built: nothing could build
+    the engine here. Everything else is a failure the caller must not hide, so it raises ``ToolchainError`` with the
+    build logs' tails: a failed build, no build at all, a binary missing after a finished build, or a toolchain
+    built for other pins than this checkout's.
+    """
+    tools_dir = TOOLS_DIR  # read at call time (tests point it elsewhere)
+    failure = tools_dir / FAILURE_FILE.name
+    recorded = tools_dir / "toolchain.json"
+    try:
+        go_binary()
+        no_go = ""
+    except GoMissing as error:
+        no_go = str(error)
     if failure.exists():
-        return f"the Pulumi toolchain build failed: {failure.read_text().splitlines()[0]} (see `make tools`)"
-    recorded = TOOLS_DIR / "toolchain.json"
+        if no_go:
+            return no_go
+        raise ToolchainError(
+            f"the Pulumi toolchain build failed: {failure.read_text().splitlines()[0]}\n"
+            f"rerun `make tools` after fixing it\n{log_tails(tools_dir)}"
+        )
     if not recorded.exists():
-        try:
-            go_binary()
-        except ToolchainError as error:
-            return str(error)
-        return "the Pulumi toolchain is not built: run `make tools`"
+        if no_go:
+            return no_go
+        raise ToolchainError(f"the Pulumi toolchain is not built: run `make tools`\n{log_tails(tools_dir)}")
     data = json.loads(recorded.read_text())
     toolchain = Toolchain(
         pulumi_root=Path(data["pulumi_root"]),
@@ -506,8 +631,19 @@ def locate() -> Toolchain | str:
         pulumi_home=Path(data["pulumi_home"]),
         notes=tuple(data["notes"]),
     )
-    if not toolchain.pulumi.exists() or not toolchain.provider_bin.exists():
-        return "the Pulumi toolchain is incomplete (a binary is missing): run `make tools`"
+    missing = [str(p) for p in (toolchain.pulumi, toolchain.provider_bin) if not p.exists()]
+    if missing:
+        raise ToolchainError(
+            f"the Pulumi toolchain build finished but {', '.join(missing)} is missing: run `make tools`\n"
+            + log_tails(tools_dir)
+        )
+    stale = []
+    if toolchain.cli_source != "PATH" and toolchain.cli_version != CLI_VERSION:
+        stale.append(f"CLI {toolchain.cli_version} (pinned: {CLI_VERSION})")
+    if toolchain.provider_version != PROVIDER_VERSION.lstrip("v"):
+        stale.append(f"provider {toolchain.provider_version} (pinned: {PROVIDER_VERSION})")
+    if stale:
+        raise ToolchainError(f"the built Pulumi toolchain is not this checkout's: {'; '.join(stale)}; run `make tools`")
     return toolchain
 
 
@@ -546,8 +682,8 @@ def setup_step() -> str:
     return f"building in the background at low priority (log: {BUILD_LOG}); the render tier waits for it"
 
 
-def wait_for_build(timeout_s: float, progress: Progress = print) -> None:
-    """Block until no toolchain build is running in this checkout (or the timeout passes)."""
+def wait_for_build(timeout_s: float, progress: Progress = print) -> bool:
+    """Block until no toolchain build is running in this checkout; False if one still runs after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     announced = False
     while _build_running():
@@ -555,8 +691,9 @@ def wait_for_build(timeout_s: float, progress: Progress = print) -> None:
             progress(f"tools: waiting for the toolchain build in the background (log: {BUILD_LOG})")
             announced = True
         if time.monotonic() > deadline:
-            return
+            return False
         time.sleep(5)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -564,7 +701,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only say whether the toolchain is built, build nothing")
     args = parser.parse_args(argv)
     if args.check:
-        found = locate()
+        try:
+            found = locate()
+        except ToolchainError as error:
+            print(f"tools: {error}")
+            return 1
         if isinstance(found, str):
             print(f"tools: {found}")
             return 1

@@ -47,6 +47,8 @@ _REGISTRY = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
 
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 _GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+PLACEHOLDER_GCP_PROJECTS = ("mlstack-demo", "your-project", "my-project")
+"""Example project ids from docs and old stack files: refused, so a copied example never targets someone's project."""
 
 
 DEFAULTS: dict[str, Any] = {
@@ -221,6 +223,17 @@ def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str, str], str]:
     return convert
 
 
+def _gcp_project(key: str, value: str) -> str:
+    project = _pattern(_GCP_PROJECT, "a GCP project id")(key, value)
+    if project in PLACEHOLDER_GCP_PROJECTS:
+        raise ConfigError(
+            key,
+            f"{project!r} is an example, not your project; set yours with `pulumi config set --stack <stack> "
+            f"{key} <your-project-id>`",
+        )
+    return project
+
+
 def _image(key: str, value: str) -> str:
     tag = value.rsplit("/", 1)[-1]
     if "@sha256:" not in value and (":" not in tag or tag.endswith(":latest")):
@@ -304,7 +317,7 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
         )
     else:
         gke = GkeSettings(
-            project=reader.required("gcpProject", _pattern(_GCP_PROJECT, "a GCP project id"), "for cluster gke"),
+            project=reader.required("gcpProject", _gcp_project, "for cluster gke"),
             region=reader.get(
                 "gcpRegion", DEFAULTS["gcpRegion"], _pattern(re.compile(r"^[a-z]+-[a-z]+\d$"), "a region")
             ),

@@ -31,7 +31,7 @@ def build(config: StackConfig, stack_name: str) -> Stack:
     elif config.kind is not None:
         from infra.cluster.kind import kind_cluster
 
-        cluster = kind_cluster(config.kind)
+        cluster = kind_cluster(config.kind, config.profile)
     else:
         from infra.cluster.gke import gke_cluster
 

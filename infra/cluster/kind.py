@@ -1,8 +1,11 @@
 """A local kind cluster, through a Pulumi dynamic provider around the kind CLI.
 
-``create`` runs the preflight checks, then ``kind create cluster`` with a config that maps the Knative ingress
-NodePort to a host port, and returns the cluster's kubeconfig as a secret output. ``delete`` runs
-``kind delete cluster``. Changing the node image, the port or the name replaces the cluster.
+``create`` runs the preflight checks against the stack's profile and port, then ``kind create cluster`` with a config
+that maps the Knative ingress NodePort to a host port, and returns the cluster's kubeconfig as a secret output. A
+cluster of that name that already exists (a retried ``up`` after a failure, or state lost) is adopted: the checks of
+what a new cluster needs (memory, CPU, the port its own mapping holds) are skipped then. ``delete`` runs
+``kind delete cluster``. Changing the node image, the port or the name replaces the cluster; the profile is only
+read by the preflight.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider
 
 from infra.cluster.base import Cluster
 from infra.config import KindSettings
+from infra.profiles import LAPTOP, PROFILES, Profile
 
 INGRESS_NODE_PORT = 31080  # Kourier's gateway Service is pinned to this NodePort (see infra.services.kserve)
 REPLACE_ON = ("name", "node_image", "http_port")
@@ -49,7 +53,8 @@ def _kind(*args: str) -> str:
 
 
 class KindProvider(ResourceProvider):
-    """Creates and deletes kind clusters. Inputs: ``name``, ``node_image``, ``http_port``.
+    """Creates and deletes kind clusters. Inputs: ``name``, ``node_image``, ``http_port``, ``profile`` (the name of the
+    resource profile the preflight checks memory and CPU against).
 
     Pulumi pickles the provider by reference to this module; the provider process imports it from the main
     environment, where ``make setup`` installs the project (editable), so ``infra`` imports from any directory.
@@ -58,12 +63,13 @@ class KindProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         from infra.cluster import preflight  # imported here: the provider runs in its own process
 
-        problems = preflight.problems(int(props["http_port"]))
+        name = str(props["name"])
+        exists = preflight.kind_cluster_exists(name)
+        profile = PROFILES.get(str(props.get("profile") or LAPTOP.name), LAPTOP)
+        problems = preflight.problems(int(props["http_port"]), profile, cluster_exists=exists)
         if problems:
             raise RuntimeError("preflight failed:\n  " + "\n  ".join(problems))
-        name = str(props["name"])
-        existing = _kind("get", "clusters").split()
-        if name not in existing:
+        if not exists:
             with tempfile.TemporaryDirectory() as tmp:
                 config = Path(tmp) / "kind.yaml"
                 config.write_text(kind_config(int(props["http_port"])))
@@ -86,20 +92,27 @@ class KindCluster(pulumi.dynamic.Resource, module="mlstack", name="KindCluster")
     kubeconfig: pulumi.Output[str]
     name: pulumi.Output[str]
 
-    def __init__(self, resource_name: str, settings: KindSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        resource_name: str,
+        settings: KindSettings,
+        profile: Profile = LAPTOP,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         props = {
             "name": settings.name,
             "node_image": settings.node_image,
             "http_port": settings.http_port,
+            "profile": profile.name,
             "kubeconfig": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"]))
         super().__init__(KindProvider(), resource_name, props, opts)
 
 
-def kind_cluster(settings: KindSettings) -> Cluster:
-    """Provision the kind cluster and the Kubernetes provider bound to it."""
-    cluster = KindCluster("kind", settings)
+def kind_cluster(settings: KindSettings, profile: Profile = LAPTOP) -> Cluster:
+    """Provision the kind cluster (its preflight checks ``profile``) and the Kubernetes provider bound to it."""
+    cluster = KindCluster("kind", settings, profile)
     kubeconfig: pulumi.Output[str] = pulumi.Output.secret(cluster.kubeconfig)
     provider = k8s.Provider(
         "kind-k8s",

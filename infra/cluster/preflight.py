@@ -1,7 +1,12 @@
 """Checks a machine must pass before a kind cluster can hold the platform.
 
-Each check returns ``None`` or a one-line problem that says what to do. ``python -m infra.cluster.preflight``
-runs them all (``make up`` does, before Pulumi starts); the kind provider runs them again before ``kind create``.
+Each check returns ``None`` or a one-line problem that says what to do. ``python -m infra.cluster.preflight
+[--stack kind]`` runs them against the stack's profile and ``kindHttpPort`` (``make up`` does the same before
+Pulumi starts); the kind provider runs them again before ``kind create``.
+
+Memory, CPU and the host port are what a *new* cluster needs. Once the stack's kind cluster exists it holds the port
+(its own port mapping) and already uses its memory, so those checks are skipped then (``cluster_exists``): a second
+``make up`` on a running cluster must not fail its own preflight.
 """
 
 from __future__ import annotations
@@ -46,6 +51,26 @@ def docker() -> str | None:
 def kind_cli() -> str | None:
     if shutil.which("kind") is None:
         return "kind not found: install it (`go install sigs.k8s.io/kind@v0.30.0`) and put it on PATH"
+    return None
+
+
+def gcloud_cli() -> str | None:
+    """A GKE stack's provider authenticates with the user's gcloud credentials."""
+    if shutil.which("gcloud") is None:
+        return (
+            "gcloud not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), then "
+            "`gcloud auth application-default login`"
+        )
+    return None
+
+
+def gke_auth_plugin() -> str | None:
+    """The GKE cluster's kubeconfig authenticates through ``gke-gcloud-auth-plugin`` (infra.cluster.gke)."""
+    if shutil.which("gke-gcloud-auth-plugin") is None:
+        return (
+            "gke-gcloud-auth-plugin not found: install it (`gcloud components install gke-gcloud-auth-plugin`, or "
+            "the google-cloud-cli-gke-gcloud-auth-plugin package) and put it on PATH"
+        )
     return None
 
 
@@ -118,8 +143,22 @@ def architecture() -> str | None:
     return None
 
 
-def checks(http_port: int, profile: Profile = LAPTOP) -> list[Check]:
-    return [
+def kind_cluster_exists(name: str) -> bool:
+    """Whether ``kind get clusters`` lists ``name`` (False when kind is missing or cannot answer)."""
+    if shutil.which("kind") is None:
+        return False
+    result = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, check=False)
+    return result.returncode == 0 and name in result.stdout.split()
+
+
+CREATION_ONLY = ("memory", "cpu", "port")
+"""Checks of what a new cluster takes from the machine; skipped when the cluster already exists."""
+
+
+def checks(http_port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[Check]:
+    """The checks for a kind cluster of ``profile`` on ``http_port``; without the creation-only ones when the
+    cluster already exists (it holds the port and already uses the memory)."""
+    every = [
         Check("architecture", architecture),
         Check("docker", docker),
         Check("kind", kind_cli),
@@ -128,12 +167,15 @@ def checks(http_port: int, profile: Profile = LAPTOP) -> list[Check]:
         Check("inotify", inotify),
         Check(f"port {http_port}", port_free(http_port)),
     ]
+    if not cluster_exists:
+        return every
+    return [c for c in every if c.name.split()[0] not in CREATION_ONLY]
 
 
-def problems(http_port: int, profile: Profile = LAPTOP) -> list[str]:
+def problems(http_port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
     """Every failing check's problem, in check order."""
     found = []
-    for check in checks(http_port, profile):
+    for check in checks(http_port, profile, cluster_exists):
         problem = check.run()
         if problem:
             found.append(f"{check.name}: {problem}")
@@ -141,13 +183,35 @@ def problems(http_port: int, profile: Profile = LAPTOP) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
-    port = int(args[0]) if args else 8080
-    found = problems(port)
+    """``[--stack STACK] [PORT]``: the checks for STACK's kind cluster (default: ``$STACK`` or ``kind``), with its
+    profile and ``kindHttpPort`` from ``Pulumi.<STACK>.yaml``; ``PORT`` overrides the port."""
+    import argparse
+
+    from infra.config import ConfigError, parse
+    from infra.deploy import stack_settings
+
+    parser = argparse.ArgumentParser(prog="python -m infra.cluster.preflight", description=main.__doc__)
+    parser.add_argument("--stack", default=os.environ.get("STACK") or "kind")
+    parser.add_argument("port", nargs="?", type=int, help="host port to check instead of the stack's kindHttpPort")
+    args = parser.parse_args(argv)
+    try:
+        config = parse(stack_settings(args.stack))
+    except (FileNotFoundError, ConfigError) as error:
+        print(f"preflight: {error}", file=sys.stderr)
+        return 2
+    if config.kind is None:
+        print(f"preflight: stack {args.stack} is a {config.cluster} stack; the preflight checks are for kind only")
+        return 0
+    port = args.port if args.port is not None else config.kind.http_port
+    exists = kind_cluster_exists(config.kind.name)
+    found = problems(port, config.profile, cluster_exists=exists)
     for line in found:
         print(f"preflight: {line}", file=sys.stderr)
     if not found:
-        print("preflight: ok (architecture, docker, kind, memory, cpu, inotify, ports)")
+        names = ", ".join(c.name for c in checks(port, config.profile, exists))
+        print(f"preflight: ok for stack {args.stack}, profile {config.profile.name} ({names})")
+    if exists:
+        print(f"preflight: kind cluster {config.kind.name} exists; skipped the memory, cpu and port {port} checks")
     return 1 if found else 0
 
 

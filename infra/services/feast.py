@@ -2,7 +2,9 @@
 
 Passwords are generated (``infra.services.passwords``), kept as secret outputs and handed to pods through a Secret; the
 ``feature_store.yaml`` in the ConfigMap names them as ``${VAR}``, which Feast expands from the environment, so no
-password is ever in a ConfigMap, an argument or the program's source.
+password is ever in a ConfigMap, an argument or the program's source. Redis reads its ``requirepass`` from a config
+file the Secret mounts (``redis-server <file> --dir ...``), so the password is not on its command line either (where
+``ps`` and ``/proc/<pid>/cmdline`` would show it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ PROJECT = "mlstack"
 SERVER_PORT = 6566
 REDIS_PORT = 6379
 SECRET = "feast-credentials"
+REDIS_CONFIG_KEY = "redis.conf"  # the Secret's key holding Redis' auth config (``requirepass <password>``)
+REDIS_CONFIG_DIR = "/etc/redis-auth"
+
+
+def redis_auth_config(password: str) -> str:
+    """Redis config lines that set the password (the generated ones are letters and digits: no quoting needed)."""
+    return f"requirepass {password}\n"
 
 
 def feature_store_yaml(namespace: str) -> str:
@@ -56,14 +65,28 @@ def redis_deployment(namespace: str, workload: Workload) -> dict[str, Any]:
                 versions.REDIS_IMAGE,
                 workload,
                 command=["redis-server"],
-                args=["--requirepass", "$(REDIS_PASSWORD)", "--dir", "/data", "--appendonly", "yes"],
-                env=[objects.secret_env("REDIS_PASSWORD", SECRET, "redis-password")],
+                # The first argument is a config file: the password comes from the Secret's file, not the command line.
+                args=[f"{REDIS_CONFIG_DIR}/{REDIS_CONFIG_KEY}", "--dir", "/data", "--appendonly", "yes"],
                 ports={"redis": REDIS_PORT},
-                mounts=[{"name": "data", "mountPath": "/data"}],
+                mounts=[
+                    {"name": "data", "mountPath": "/data"},
+                    {"name": "auth", "mountPath": REDIS_CONFIG_DIR, "readOnly": True},
+                ],
                 probe={"tcpSocket": {"port": REDIS_PORT}},
             )
         ],
-        "volumes": [{"name": "data", "emptyDir": {}}],
+        "volumes": [
+            {"name": "data", "emptyDir": {}},
+            {
+                "name": "auth",
+                # Readable by the pod's group only (fsGroup is Redis' uid): 0440.
+                "secret": {
+                    "secretName": SECRET,
+                    "items": [{"key": REDIS_CONFIG_KEY, "path": REDIS_CONFIG_KEY}],
+                    "defaultMode": 0o440,
+                },
+            },
+        ],
     }
     return objects.deployment("feast-redis", namespace, objects.labels("feast-redis", "online-store"), pod)
 
@@ -117,7 +140,11 @@ class FeatureStore(PlatformService):
             objects.secret(
                 SECRET,
                 ns,
-                {"postgres-password": self.db_password.result, "redis-password": self.redis_password.result},
+                {
+                    "postgres-password": self.db_password.result,
+                    "redis-password": self.redis_password.result,
+                    REDIS_CONFIG_KEY: pulumi.Output.secret(self.redis_password.result.apply(redis_auth_config)),
+                },
             ),
         )
         db = postgres.statefulset("feast-postgres", ns, "feast", "feast", SECRET, p["feast.postgres"], p.storage_gi)

@@ -16,6 +16,11 @@ from infra.profiles import Profile
 from infra.services.base import PlatformService, ServiceArgs
 
 KNATIVE_NAMESPACE = "knative-serving"
+# Where the pods that forward requests to model servers run: the activator and autoscaler always in knative-serving;
+# the Kourier gateway there too when the Knative Operator installs it, in kourier-system with net-kourier's own
+# release manifest. NetworkPolicies in the workloads namespace admit both.
+KNATIVE_INGRESS_NAMESPACES = (KNATIVE_NAMESPACE, "kourier-system")
+KNATIVE_REVISION_LABEL = "serving.knative.dev/revision"  # set by Knative on every revision's pods
 KOURIER_NODE_PORT = 31080  # kind maps it to the host (infra.cluster.kind.INGRESS_NODE_PORT)
 KOURIER_GATEWAY_LABELS = {"app": "3scale-kourier-gateway"}  # the gateway pods of net-kourier's release manifest
 

@@ -128,28 +128,39 @@ def container(
     return spec
 
 
-def network_policy(ns: str, name: str, pod_labels: dict[str, str], ports: list[int], from_ns: list[str]) -> Manifest:
-    """Allow ingress to the selected pods on ``ports`` only from the same namespace and from ``from_ns``."""
-    peers: list[dict[str, Any]] = [{"podSelector": {}}]
+def namespaces_peer(names: list[str]) -> dict[str, Any]:
+    """A NetworkPolicy peer: every pod of the named namespaces (by their ``kubernetes.io/metadata.name`` label)."""
+    return {
+        "namespaceSelector": {
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(names)}]
+        }
+    }
+
+
+def network_policy(
+    ns: str,
+    name: str,
+    pod_labels: dict[str, str] | None,
+    ports: list[int],
+    from_ns: list[str],
+    *,
+    same_namespace: bool = True,
+    pod_selector: dict[str, Any] | None = None,
+) -> Manifest:
+    """Allow ingress to the selected pods (``pod_labels``, or a full ``pod_selector``; neither: every pod) on
+    ``ports`` (empty: every port) from the same namespace (unless ``same_namespace`` is false) and from ``from_ns``."""
+    peers: list[dict[str, Any]] = [{"podSelector": {}}] if same_namespace else []
     if from_ns:
-        peers.append(
-            {
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(from_ns)}
-                    ]
-                }
-            }
-        )
+        peers.append(namespaces_peer(from_ns))
+    rule: dict[str, Any] = {"from": peers}
+    if ports:
+        rule["ports"] = [{"protocol": "TCP", "port": p} for p in ports]
+    selector = pod_selector if pod_selector is not None else ({"matchLabels": pod_labels} if pod_labels else {})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": name, "namespace": ns, "labels": dict(PART_OF)},
-        "spec": {
-            "podSelector": {"matchLabels": pod_labels},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": p} for p in ports]}],
-        },
+        "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": [rule]},
     }
 
 

@@ -16,12 +16,12 @@ from infra.services.cert_manager import CertManager
 from infra.services.feast import FeatureStore
 from infra.services.flink import FlinkOperator
 from infra.services.kafka import Kafka
-from infra.services.kserve import KServe
+from infra.services.kserve import KNATIVE_INGRESS_NAMESPACES, KServe
 from infra.services.kubeflow import KubeflowPipelines
 from infra.services.kuberay import KubeRay
 from infra.services.mlflow import Mlflow
 from infra.services.prometheus import Prometheus
-from infra.services.workloads import Workloads
+from infra.services.workloads import IngressPeers, Workloads
 
 NAMESPACES = {
     "workloads": WORKLOADS_NAMESPACE,
@@ -58,10 +58,17 @@ class Platform(pulumi.ComponentResource):
             )
 
         on = config.enabled
+        peers = IngressPeers(
+            knative=KNATIVE_INGRESS_NAMESPACES if on("kserve") else (),
+            monitoring=NAMESPACES["prometheus"] if on("prometheus") else "",
+            flink_operator=NAMESPACES["flink"] if on("flink") else "",
+            kuberay_operator=NAMESPACES["kuberay"] if on("kuberay") else "",
+        )
         workloads = Workloads(
             "workloads",
             args("workloads"),
             pipeline_runner=KFP_PIPELINE_RUNNER if on("kubeflow-pipelines") else None,
+            peers=peers,
             opts=child,
         )
         self.services["workloads"] = workloads
@@ -92,5 +99,7 @@ class Platform(pulumi.ComponentResource):
                 opts=child,
             )
         if on("prometheus"):
-            self.services["prometheus"] = Prometheus("prometheus", args("prometheus"), child)
+            # Its API is read by the canary analysis (kubectl canary, in-cluster from the workloads namespace).
+            readers = (WORKLOADS_NAMESPACE,)
+            self.services["prometheus"] = Prometheus("prometheus", args("prometheus", clients=readers), child)
         self.register_outputs({name: svc.endpoints for name, svc in self.services.items()})

@@ -1,14 +1,32 @@
-"""The namespace the use-case components' workloads run in, and least-privilege RBAC for the project's own
-service accounts there: each gets exactly the verbs on exactly the resources its code calls."""
+"""The namespace the use-case components' workloads run in, least-privilege RBAC for the project's own service
+accounts there (each gets exactly the verbs on exactly the resources its code calls), and its NetworkPolicies.
+
+Ingress into the namespace is denied by default; then allowed from
+- the namespace itself (Flink JobManager <-> TaskManagers, Ray head <-> workers and the RayJob submitter, workers);
+- Knative's data path (activator, autoscaler, Kourier gateway) to the model servers' revision pods, every port
+  (queue-proxy's 8012/8013 for requests, 9090 for the autoscaler's metrics, the probes the activator sends);
+- the monitoring namespace to the revision pods (Prometheus scrapes the ``prometheus.io/port`` the
+  InferenceService names);
+- the Flink operator to the Flink clusters' JobManager REST port (job status, savepoints, upgrades);
+- the KubeRay operator to the Ray pods (the RayJob controller calls the head's dashboard API).
+Each allow exists only when its service is deployed. ``kubectl port-forward`` and kubelet probes are not pod traffic
+and pass regardless.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 
 from infra.services import objects
 from infra.services.base import PlatformService, ServiceArgs
+from infra.services.kserve import KNATIVE_REVISION_LABEL
+
+FLINK_POD_LABELS = {"type": "flink-native-kubernetes"}  # on every JobManager/TaskManager pod of native Kubernetes mode
+FLINK_REST_PORT = 8081  # the JobManager's REST API, which the operator calls
+RAY_POD_LABELS = {"ray.io/is-ray-node": "yes"}  # on every head and worker pod KubeRay creates
 
 # service account -> rules it needs (apiGroups, resources, verbs)
 ROLES: dict[str, list[dict[str, Any]]] = {
@@ -61,8 +79,49 @@ def role_binding(name: str, namespace: str, subjects: list[dict[str, str]]) -> o
     }
 
 
+@dataclass(frozen=True)
+class IngressPeers:
+    """Namespaces of the deployed platform services that reach into the workloads namespace (empty: not deployed)."""
+
+    knative: tuple[str, ...] = ()
+    """Knative's data path (``KNATIVE_INGRESS_NAMESPACES``) when KServe is deployed."""
+    monitoring: str = ""
+    """Prometheus' namespace."""
+    flink_operator: str = ""
+    """The Flink Kubernetes Operator's namespace."""
+    kuberay_operator: str = ""
+    """The KubeRay operator's namespace."""
+
+
+def network_policies(ns: str, peers: IngressPeers) -> dict[str, objects.Manifest]:
+    """The workloads namespace's NetworkPolicies by role: deny by default, then each allowed flow."""
+    revision_pods = {"matchExpressions": [{"key": KNATIVE_REVISION_LABEL, "operator": "Exists"}]}
+    policies = {
+        "deny": objects.default_deny(ns),
+        "allow-same-namespace": objects.network_policy(ns, "allow-same-namespace", None, [], []),
+    }
+    if peers.knative:
+        policies["allow-knative"] = objects.network_policy(
+            ns, "allow-knative", None, [], list(peers.knative), same_namespace=False, pod_selector=revision_pods
+        )
+    if peers.monitoring:
+        policies["allow-monitoring"] = objects.network_policy(
+            ns, "allow-monitoring", None, [], [peers.monitoring], same_namespace=False, pod_selector=revision_pods
+        )
+    if peers.flink_operator:
+        policies["allow-flink-operator"] = objects.network_policy(
+            ns, "allow-flink-operator", FLINK_POD_LABELS, [FLINK_REST_PORT], [peers.flink_operator],
+            same_namespace=False,
+        )  # fmt: skip
+    if peers.kuberay_operator:
+        policies["allow-kuberay-operator"] = objects.network_policy(
+            ns, "allow-kuberay-operator", RAY_POD_LABELS, [], [peers.kuberay_operator], same_namespace=False
+        )
+    return policies
+
+
 class Workloads(PlatformService):
-    """The workloads namespace with its service accounts, roles and bindings."""
+    """The workloads namespace with its service accounts, roles, bindings and NetworkPolicies."""
 
     kind = "Workloads"
 
@@ -71,6 +130,7 @@ class Workloads(PlatformService):
         name: str,
         args: ServiceArgs,
         pipeline_runner: tuple[str, str] | None = None,
+        peers: IngressPeers | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Knative and KServe inject into this namespace; it keeps the platform's labels for policy selection.
@@ -86,4 +146,6 @@ class Workloads(PlatformService):
                 subjects.append({"kind": "ServiceAccount", "name": pipeline_runner[1], "namespace": pipeline_runner[0]})
             r = self.register(f"{account}-role", role(account, ns, rules))
             self.register(f"{account}-binding", role_binding(account, ns, subjects), depends_on=[sa, r])
+        for role_name, policy in network_policies(ns, peers or IngressPeers()).items():
+            self.register(role_name, policy)
         self.done({"namespace": ns, "service_accounts": ",".join(ROLES)})

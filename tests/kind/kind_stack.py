@@ -1,9 +1,10 @@
 """The kind tier's throw-away stack: its own Pulumi state folder, cluster name and host port, the program run
 inline through the Automation API (as `make up` runs it, so only the pulumi CLI is needed); destroyed and removed
-afterwards."""
+afterwards, and checked to have taken its kind cluster with it (a cluster left behind is deleted and fails the run)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from embedded.service_spec import free_port
 from infra import deploy
+from infra.cluster import preflight
 
 
 @contextmanager
@@ -31,9 +33,10 @@ def kind_stack(
         pulumi_command=auto.PulumiCommand(str(cli.parent.parent)),
     )
     stack = auto.create_or_select_stack(stack_name=name, project_name="mlstack", program=deploy.program, opts=workspace)
+    cluster = f"mlstack-{name}"
     settings = {
         **deploy.stack_settings("kind"),
-        "kindClusterName": f"mlstack-{name}",
+        "kindClusterName": cluster,
         "kindHttpPort": str(free_port()),
         **(extra_config or {}),
     }
@@ -43,4 +46,11 @@ def kind_stack(
         yield stack
     finally:
         stack.destroy(on_output=print)
+        left_behind = preflight.kind_cluster_exists(cluster)
+        if left_behind:  # do not leak a cluster on the machine: remove it, then fail
+            subprocess.run(["kind", "delete", "cluster", "--name", cluster], capture_output=True, check=False)
         stack.workspace.remove_stack(name)
+        if left_behind:
+            raise AssertionError(
+                f"pulumi destroy left kind cluster {cluster} behind (deleted with `kind delete cluster`)"
+            )

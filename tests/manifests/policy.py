@@ -3,7 +3,9 @@
 kube-score (a maintained checker, run beside these rules where it is built) covers the same ground in general
 terms; these rules pin down exactly what this project promises: non-root, no privilege escalation, all
 capabilities dropped, requests and limits on every container, images pinned by tag or digest (never ``latest``),
-and no password in plain text (not in env values, arguments, config maps, or Secrets rendered by charts).
+and no password in plain text (not in env values, arguments, config maps, or Secrets rendered by charts), nor on a
+command line through a password flag (``--requirepass $(REDIS_PASSWORD)`` expands into ``ps`` and
+``/proc/<pid>/cmdline``: a mounted Secret file or an environment variable the program reads keeps it off).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ SENSITIVE_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|ACCESS_KEY|PRIVATE_KE
 INLINE_CREDENTIAL = re.compile(r"://[^:/@\s]+:(?!\$[({])[^@\s]+@")
 # password: <literal> in a config file, unless it is ${VAR} expanded from the environment
 LITERAL_PASSWORD = re.compile(r"password\s*[:=]\s*(?!\$\{)[^\s,}]+", re.IGNORECASE)
+
+# A flag that takes a password as its value (``--requirepass x``, ``--password=x``, ``-masterauth x``).
+PASSWORD_FLAG = re.compile(r"^--?[a-z0-9-]*(pass|passwd|password|masterauth|secret|token)(=.*)?$", re.IGNORECASE)
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod"}
 
@@ -48,10 +53,27 @@ def _image_pinned(image: str) -> bool:
     return ":" in last and not last.endswith(":latest")
 
 
+def default_denied_namespaces(objects: list[dict[str, Any]]) -> set[str]:
+    """Namespaces with a NetworkPolicy that selects every pod for Ingress and allows nothing (default deny)."""
+    return {
+        (o.get("metadata") or {}).get("namespace", "")
+        for o in objects
+        if o.get("kind") == "NetworkPolicy"
+        and (o.get("spec") or {}).get("podSelector") == {}
+        and "Ingress" in ((o.get("spec") or {}).get("policyTypes") or [])
+        and not (o.get("spec") or {}).get("ingress")
+    }
+
+
 def violations(obj: dict[str, Any]) -> list[str]:
     """Every policy violation of one object, as ``<kind>/<name>: <problem>``."""
     where = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
     found: list[str] = []
+    if obj.get("kind") == "NetworkPolicy":
+        for rule in (obj.get("spec") or {}).get("ingress") or []:
+            peers = rule.get("from")
+            if not peers or any(peer == {} for peer in peers):
+                found.append(f"{where}: an ingress rule that admits every source (give it `from` peers)")
     if obj.get("kind") == "Secret" and (obj.get("data") or obj.get("stringData")):
         found.append(f"{where}: a Secret with literal data (charts must reference an existing Secret)")
     if obj.get("kind") == "ConfigMap":
@@ -88,4 +110,8 @@ def violations(obj: dict[str, Any]) -> list[str]:
         for arg in [*(c.get("command") or []), *(c.get("args") or [])]:
             if INLINE_CREDENTIAL.search(str(arg)):
                 found.append(f"{name}: credential inline in an argument")
+            if PASSWORD_FLAG.match(str(arg)):
+                found.append(
+                    f"{name}: password flag {str(arg).split('=')[0]} on the command line (mount a Secret file)"
+                )
     return found

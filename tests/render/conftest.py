@@ -1,8 +1,9 @@
 """The render tier: one render cycle (preview, up, up again, destroy) per session, shared by its checks.
 
 The cycle runs in a child process (see ``render_stack``); its report and a copy of the rendered manifests stay in the
-session's temp folder. The tier skips, with the reason, where ``make tools`` could not build the toolchain (no Go, say);
-where the toolchain is there and the engine fails, the tests fail with the engine's output.
+session's temp folder. The tier skips, with a one-line reason, only where Go is missing (nothing could build the
+engine). Every other problem fails it: a failed toolchain build, a build still running after ``BUILD_WAIT_S``, a binary
+missing after a finished build (each with the build log's tail), or the engine failing (with its output).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from embedded.paths import REPO_ROOT
-from embedded.pulumi_toolchain import Toolchain, locate, wait_for_build
+from embedded.pulumi_toolchain import Toolchain, ToolchainError, locate, log_tails, wait_for_build
 
 BUILD_WAIT_S = 3600  # a cold build on 2 cores under load took about 29 minutes
 CYCLE_TIMEOUT = 1200  # seconds; the whole platform renders in well under this on 2 cores
@@ -36,10 +37,17 @@ class RenderRun:
 @pytest.fixture(scope="session")
 def toolchain() -> Toolchain:
     # `make setup` builds the toolchain in the background while the other tiers run; this tier runs last.
-    wait_for_build(timeout_s=BUILD_WAIT_S)
-    found = locate()
+    if not wait_for_build(timeout_s=BUILD_WAIT_S):
+        pytest.fail(
+            f"the Pulumi toolchain build still runs after {BUILD_WAIT_S}s (see `make tools`):\n{log_tails()}",
+            pytrace=False,
+        )
+    try:
+        found = locate()
+    except ToolchainError as error:
+        pytest.fail(str(error), pytrace=False)
     if isinstance(found, str):
-        pytest.skip(found)
+        pytest.skip(found)  # Go is missing: the one reason to skip
     return found
 
 
@@ -67,18 +75,20 @@ def render_run(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -
 
 def summary_lines(report: dict[str, Any], toolchain: Toolchain) -> list[str]:
     kinds = ", ".join(f"{kind} {count}" for kind, count in report["kinds"].items())
+    left_out = report["left_out"]
     lines = [
-        f"program: {report['program']}",
+        f"program: {report['program']}; config on top of Pulumi.kind.yaml: {report['config']}",
         f"engine: pulumi {report['cli']}; kubernetes provider {report['provider']}",
         f"preview {report['preview_seconds']}s, render (up) {report['up_seconds']}s, second up "
         f"{report['second_up_seconds']}s, destroy {report['destroy_seconds']}s",
         f"rendered {sum(report['kinds'].values())} objects in {len(report['rendered_files'])} files: {kinds}",
-        "left out by render mode: " + ("; ".join(report["left_out"]) or "nothing"),
+        "left out by render mode: " + ("; ".join(left_out) if left_out else f"{left_out!r} (expected every upstream)"),
     ]
     if toolchain.provider_is_ambient:
         lines.append(
             f"note: provider {toolchain.provider_version} stands in for the {toolchain.wanted_provider_version} "
-            "the SDK asks for (the only provider/v4 build the module proxy serves)"
+            "the pulumi-kubernetes wheel asks for (the Go module proxy refuses that version, 403; the only "
+            "provider/v4 build it serves is this pseudo-version)"
         )
     return lines
 

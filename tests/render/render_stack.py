@@ -6,11 +6,11 @@ nothing, then ``destroy``, which must remove the rendered files. A copy of what 
 
 It runs in its own process (``python -m tests.render.render_stack WORK_DIR``): the inline program's runtime state is
 global in the Pulumi SDK (the unit tier installs mocks in the pytest process), and the benchmark runs the same
-cycle. The program is the project's own (``infra/``, on the kind stack's configuration with render mode switched on)
-when it supports render mode, else a small stand-in that exercises the same path.
+cycle. The program is always the project's own (``infra/``, on the kind stack's configuration plus ``RENDER_CONFIG``);
+there is no stand-in: if ``infra/`` stops supporting render mode, the cycle fails saying so.
 
-Inline programs are used because the Python language host (``pulumi-language-python``) is not on the module proxy:
-in an inline program the Python SDK itself serves the language runtime to the engine, which is the engine's own path.
+Inline programs are used because the Python language host (``pulumi-language-python``) is refused by the module
+proxy: in an inline program the Python SDK itself serves the language runtime to the engine, the engine's own path.
 """
 
 from __future__ import annotations
@@ -32,24 +32,45 @@ from typing import Any
 import yaml
 
 from embedded.paths import REPO_ROOT
-from embedded.pulumi_toolchain import Toolchain, locate
+from embedded.pulumi_toolchain import Toolchain, ToolchainError, locate
 
 STACK = "kind"
 TEST_PASSPHRASE = "mlstack-render-tier-not-a-secret"
-# The one config key (namespace ``mlstack``) the render stack sets, read by the program's typed config: when set, the
+# The config key (namespace ``mlstack``) that switches the program to render mode, read by its typed config: the
 # cluster layer yields a Kubernetes provider that writes manifests to that folder instead of creating a cluster, and
-# what cannot render offline (remote Helm charts fetched at deploy time, the kind cluster itself) is switched out.
-# The program exports ``renderLeftOut``: one line per thing it switched out.
+# what cannot render offline (upstream Helm charts and kustomizations fetched at deploy time, the kind cluster itself)
+# is switched out. The program exports ``renderLeftOut``: one line per thing it switched out.
 RENDER_DIR_KEY = "renderYamlToDirectory"
 LEFT_OUT_OUTPUT = "renderLeftOut"
+PROGRAM = "infra"
+
+
+def render_config() -> dict[str, Any]:
+    """What the render stack sets on top of the kind stack's file (besides ``RENDER_DIR_KEY``), by config only.
+
+    - ``components``: every available use-case component (the kind stack file sets none), so the render covers the
+      objects they add: KafkaTopics, a FlinkDeployment, Jobs, Deployments and an InferenceService each.
+    - ``images: prebuilt``: reference the project's images by content tag instead of running ``docker build`` and
+      ``kind load`` (a dynamic resource that needs Docker and a cluster, neither of which render mode has).
+    """
+    from contract.registry import available
+
+    return {"components": sorted(available()), "images": "prebuilt"}
 
 
 @dataclass
 class RenderReport:
     program: str
-    """``infra`` (the project's program) or ``stand-in`` (and why)."""
+    """Always ``infra`` (the project's program); the checks assert it."""
     cli: str
     provider: str
+    """The provider build the engine ran (from PATH when it stands in for another version)."""
+    provider_wanted: str
+    """The plugin version the ``pulumi-kubernetes`` wheel asks for."""
+    provider_requested: str = ""
+    """The version the program's provider resource asked the engine for (from the stack's state)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """What the render stack set (``mlstack:`` keys) on top of ``Pulumi.kind.yaml``."""
     preview_seconds: float = 0.0
     up_seconds: float = 0.0
     second_up_seconds: float = 0.0
@@ -62,19 +83,19 @@ class RenderReport:
     """Relative to the snapshot folder (``0-crd/...``, ``1-manifest/...``)."""
     files_left_after_destroy: list[str] = field(default_factory=list)
     kinds: dict[str, int] = field(default_factory=dict)
-    left_out: list[str] = field(default_factory=list)
+    left_out: list[str] | None = None
+    """The program's ``renderLeftOut`` output; None if it exported none (render mode gone from ``infra/``)."""
     engine_warnings: list[str] = field(default_factory=list)
 
 
-def _program_supports_render(root: Path) -> str | None:
-    """None when ``infra/`` can run in render mode, else why not (the stand-in program is used then)."""
+def check_program(root: Path) -> None:
+    """Fail early, and say why, if ``infra/`` cannot run in render mode (there is no stand-in program)."""
     main = root / "infra" / "__main__.py"
     if not main.exists() or not (root / f"Pulumi.{STACK}.yaml").exists():
-        return f"infra/__main__.py or Pulumi.{STACK}.yaml does not exist yet"
+        raise SystemExit(f"render: {main} or Pulumi.{STACK}.yaml does not exist")
     sources = "\n".join(p.read_text() for p in (root / "infra").rglob("*.py"))
     if RENDER_DIR_KEY not in sources:
-        return f"infra/ reads no `{RENDER_DIR_KEY}` config key yet (render mode)"
-    return None
+        raise SystemExit(f"render: infra/ reads no `{RENDER_DIR_KEY}` config key: render mode is gone from the program")
 
 
 def infra_program(root: Path) -> Callable[[], None]:
@@ -84,92 +105,6 @@ def infra_program(root: Path) -> Callable[[], None]:
         runpy.run_path(str(root / "infra"), run_name="__main__")
 
     return run
-
-
-def stand_in_program() -> None:
-    """A small program on the same path: explicit provider in render mode, a CRD, workloads, a switched-out chart."""
-    import pulumi
-    import pulumi_kubernetes as k8s
-
-    config = pulumi.Config("mlstack")
-    provider = k8s.Provider("render", render_yaml_to_directory=config.get(RENDER_DIR_KEY))
-    opts = pulumi.ResourceOptions(provider=provider)
-    labels = {"app.kubernetes.io/name": "echo", "app.kubernetes.io/part-of": "mlstack"}
-    ns = k8s.core.v1.Namespace("render-demo", metadata={"name": "render-demo"}, opts=opts)
-    in_ns = pulumi.ResourceOptions(provider=provider, depends_on=[ns])
-    crd = k8s.apiextensions.v1.CustomResourceDefinition(
-        "widgets",
-        metadata={"name": "widgets.render.mlstack.dev"},
-        spec={
-            "group": "render.mlstack.dev",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                }
-            ],
-        },
-        opts=opts,
-    )
-    k8s.apiextensions.CustomResource(
-        "widget",
-        api_version="render.mlstack.dev/v1",
-        kind="Widget",
-        metadata={"name": "widget", "namespace": "render-demo"},
-        spec={"size": 3},
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[ns, crd]),
-    )
-    k8s.core.v1.ConfigMap(
-        "echo", metadata={"name": "echo", "namespace": "render-demo"}, data={"greeting": "hi"}, opts=in_ns
-    )
-    container = {
-        "name": "echo",
-        "image": "docker.io/hashicorp/http-echo:1.0.0",
-        "args": ["-text=hi"],
-        "ports": [{"containerPort": 5678}],
-        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-    }
-    k8s.apps.v1.Deployment(
-        "echo",
-        metadata={"name": "echo", "namespace": "render-demo", "labels": labels},
-        spec={
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                },
-            },
-        },
-        opts=in_ns,
-    )
-    k8s.core.v1.Service(
-        "echo",
-        metadata={"name": "echo", "namespace": "render-demo"},
-        spec={"selector": labels, "ports": [{"port": 80, "targetPort": 5678}]},
-        opts=in_ns,
-    )
-    left_out = []
-    if config.get(RENDER_DIR_KEY):
-        left_out.append("helm chart echo-extras (remote repository, fetched at deploy time)")
-    else:  # pragma: no cover - cluster mode only
-        k8s.helm.v4.Chart("echo-extras", chart="oci://example.invalid/echo", version="1.0.0", opts=in_ns)
-    pulumi.export(LEFT_OUT_OUTPUT, left_out)
 
 
 def _changes(summary: Any) -> dict[str, int]:
@@ -192,6 +127,14 @@ def load_documents(folder: Path) -> list[dict[str, Any]]:
     return objects
 
 
+def _requested_provider_version(deployment: dict[str, Any]) -> str:
+    """The version the program's Kubernetes provider resource asked for, as the engine recorded it."""
+    for resource in deployment.get("resources", []):
+        if str(resource.get("type")) == "pulumi:providers:kubernetes":
+            return str((resource.get("inputs") or {}).get("version", ""))
+    return ""
+
+
 def run_cycle(
     toolchain: Toolchain, work: Path, log: Callable[[str], None] = print, root: Path = REPO_ROOT
 ) -> RenderReport:
@@ -201,21 +144,15 @@ def run_cycle(
     """
     from pulumi import automation as auto
 
+    check_program(root)
     for sub in ("backend", "workspace", "rendered", "snapshot"):
         shutil.rmtree(work / sub, ignore_errors=True)
         (work / sub).mkdir(parents=True)
     rendered, snapshot, workspace = work / "rendered", work / "snapshot", work / "workspace"
-    why_not_infra = _program_supports_render(root)
-    program = infra_program(root) if why_not_infra is None else stand_in_program
-    project = "mlstack"
-    if why_not_infra is None:
-        # The project and kind stack files, copied so that the render keys never touch the repository's stack file.
-        shutil.copyfile(root / "Pulumi.yaml", workspace / "Pulumi.yaml")
-        shutil.copyfile(root / f"Pulumi.{STACK}.yaml", workspace / f"Pulumi.{STACK}.yaml")
-        (workspace / "infra").symlink_to(root / "infra")
-        project_settings = None
-    else:
-        project_settings = auto.ProjectSettings(name=project, runtime="python")
+    # The project and kind stack files, copied so that the render keys never touch the repository's stack file.
+    shutil.copyfile(root / "Pulumi.yaml", workspace / "Pulumi.yaml")
+    shutil.copyfile(root / f"Pulumi.{STACK}.yaml", workspace / f"Pulumi.{STACK}.yaml")
+    (workspace / "infra").symlink_to(root / "infra")
     env = toolchain.env()
     env_vars = {k: v for k, v in env.items() if os.environ.get(k) != v}
     env_vars["PULUMI_BACKEND_URL"] = (work / "backend").as_uri()
@@ -225,15 +162,22 @@ def run_cycle(
         work_dir=str(workspace),
         pulumi_home=str(toolchain.pulumi_home),
         env_vars=env_vars,
-        project_settings=project_settings,
         pulumi_command=auto.PulumiCommand(root=str(toolchain.pulumi_root)),
     )
-    stack = auto.create_or_select_stack(STACK, project_name=project, program=program, opts=opts)
-    stack.set_config(f"mlstack:{RENDER_DIR_KEY}", auto.ConfigValue(str(rendered)))
+    stack = auto.create_or_select_stack(STACK, project_name="mlstack", program=infra_program(root), opts=opts)
+    config = {RENDER_DIR_KEY: str(rendered), **render_config()}
+    for key, value in config.items():
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                stack.set_config(f"mlstack:{key}[{index}]", auto.ConfigValue(str(item)), path=True)
+        else:
+            stack.set_config(f"mlstack:{key}", auto.ConfigValue(str(value)))
     report = RenderReport(
-        program="infra" if why_not_infra is None else f"stand-in ({why_not_infra})",
+        program=PROGRAM,
         cli=f"{toolchain.cli_version} ({toolchain.cli_source})",
         provider=toolchain.provider_version,
+        provider_wanted=toolchain.wanted_provider_version,
+        config={k: v for k, v in config.items() if k != RENDER_DIR_KEY},
     )
     warnings: list[str] = []
 
@@ -242,7 +186,7 @@ def run_cycle(
         if found:
             warnings.append(found.group(1).strip())
 
-    log(f"render: program {report.program}; cli {report.cli}; provider {report.provider}")
+    log(f"render: program {report.program}; cli {report.cli}; provider {report.provider}; config {report.config}")
     started = time.monotonic()
     preview = stack.preview(color="never", on_output=collect)
     report.preview_seconds = round(time.monotonic() - started, 2)
@@ -254,7 +198,8 @@ def run_cycle(
     report.up_seconds = round(time.monotonic() - started, 2)
     report.up_changes = _changes(up.summary.resource_changes)
     left_out = up.outputs.get(LEFT_OUT_OUTPUT)
-    report.left_out = [str(item) for item in (left_out.value if left_out is not None else None) or []]
+    report.left_out = None if left_out is None else [str(item) for item in left_out.value or []]
+    report.provider_requested = _requested_provider_version(dict(stack.export_stack().deployment or {}))
     shutil.copytree(rendered, snapshot, dirs_exist_ok=True)
     report.rendered_files = _yaml_files(snapshot)
     report.kinds = dict(sorted(Counter(str(doc["kind"]) for doc in load_documents(snapshot)).items()))
@@ -282,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("work", type=Path, help="folder for the backend, workspace and rendered files")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="the project (default: this repository)")
     args = parser.parse_args(argv)
-    found = locate()
+    try:
+        found = locate()
+    except ToolchainError as error:
+        print(f"render: {error}", file=sys.stderr)
+        return 2
     if isinstance(found, str):
         print(f"render: {found}", file=sys.stderr)
         return 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,10 +44,105 @@ def test_wrapper_go_mod_requires_cli_and_sdk_at_one_version() -> None:
     assert "../sdk" not in text
 
 
-def test_locate_says_what_to_run_when_nothing_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_go() -> Path:
+    raise pulumi_toolchain.GoMissing("Go not found: install Go 1.26+ (https://go.dev/dl/) to build the Pulumi CLI")
+
+
+def _record_toolchain(tools: Path, cli: Path, provider: Path) -> None:
+    toolchain = pulumi_toolchain.Toolchain(
+        pulumi_root=cli.parent.parent,
+        cli_version=pulumi_toolchain.CLI_VERSION,
+        cli_source="built from Go modules",
+        provider_bin=provider,
+        provider_version=pulumi_toolchain.PROVIDER_VERSION.lstrip("v"),
+        wanted_provider_version="4.34.2",
+        pulumi_home=tools / "pulumi-home",
+    )
+    (tools / "toolchain.json").write_text(json.dumps(pulumi_toolchain._to_json(toolchain)))
+
+
+@pytest.fixture
+def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(pulumi_toolchain, "TOOLS_DIR", tmp_path)
+    monkeypatch.setattr(pulumi_toolchain, "go_binary", lambda: Path("/usr/bin/go"))
+    return tmp_path
+
+
+def test_locate_skips_only_when_go_is_missing(tools: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pulumi_toolchain, "go_binary", _no_go)
     found = pulumi_toolchain.locate()
-    assert isinstance(found, str)
-    assert "make tools" in found or "Go not found" in found
-    (tmp_path / "unavailable.txt").write_text("Go not found: install Go\ndetails")
-    assert "Go not found" in str(pulumi_toolchain.locate())
+    assert isinstance(found, str) and found.startswith("Go not found: install Go") and "\n" not in found
+    (tools / "unavailable.txt").write_text("Go not found: install Go\nGo not found: install Go")
+    assert str(pulumi_toolchain.locate()).startswith("Go not found")
+
+
+def test_locate_fails_when_nothing_is_built(tools: Path) -> None:
+    with pytest.raises(pulumi_toolchain.ToolchainError, match="not built: run `make tools`"):
+        pulumi_toolchain.locate()
+
+
+def test_locate_fails_on_a_build_error_with_the_log_tail(tools: Path) -> None:
+    (tools / "unavailable.txt").write_text("`go build -v -trimpath` failed (exit 1)\ndetails")
+    (tools / "build.log").write_text("tools: pulumi CLI ...\n" + "\n".join(f"line {i}" for i in range(100)))
+    with pytest.raises(pulumi_toolchain.ToolchainError) as failed:
+        pulumi_toolchain.locate()
+    message = str(failed.value)
+    assert "build failed: `go build -v -trimpath` failed (exit 1)" in message
+    assert "line 99" in message and "line 50" not in message  # the tail, not the whole log
+
+
+def test_locate_fails_when_a_binary_is_missing_after_the_build(tools: Path) -> None:
+    cli = tools / "pulumi-x" / "bin" / "pulumi"
+    cli.parent.mkdir(parents=True)
+    cli.write_text("")
+    (tools / "pulumi-x" / "build.log").write_text("$ go build ...\nok")
+    _record_toolchain(tools, cli, tools / "provider" / "pulumi-resource-kubernetes")
+    with pytest.raises(pulumi_toolchain.ToolchainError, match="pulumi-resource-kubernetes is missing") as failed:
+        pulumi_toolchain.locate()
+    assert "$ go build" in str(failed.value)
+    provider = tools / "provider" / "pulumi-resource-kubernetes"
+    provider.parent.mkdir()
+    provider.write_text("")
+    assert isinstance(pulumi_toolchain.locate(), pulumi_toolchain.Toolchain)
+
+
+def test_report_keeps_each_parts_newest_build_apart_from_warm_runs(
+    tools: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report_file = tools / "report.json"
+    monkeypatch.setattr(pulumi_toolchain, "REPORT_FILE", report_file)
+    old_format = [
+        {
+            "at": "2026-11-25 22:00:00",
+            "seconds": 1700.0,
+            "steps": [
+                {"name": "pulumi CLI", "outcome": "built: /x/pulumi", "seconds": 900.0},
+                {"name": "kubernetes provider", "outcome": "built: /x/provider", "seconds": 800.0},
+            ],
+        }
+    ]
+    report_file.write_text(json.dumps(old_format))
+    warm = [
+        pulumi_toolchain.StepReport("pulumi CLI", "up to date: /x/pulumi", 0.0),
+        pulumi_toolchain.StepReport("kubernetes provider", "up to date: /x/provider", 0.0),
+    ]
+    for _ in range(pulumi_toolchain.KEEP_RUNS + 2):
+        pulumi_toolchain._record(warm, 0.3, "go version go1.26.8")
+    failed = pulumi_toolchain.StepReport("kubernetes provider", "failed: `go build` failed", 12.5, built=False)
+    pulumi_toolchain._record([warm[0], failed], 12.6, "go version go1.26.8", error="`go build` failed\ntail")
+    rebuilt = pulumi_toolchain.StepReport("kubernetes provider", "built: /x/provider", 60.0, True, 42, 3)
+    pulumi_toolchain._record([warm[0], rebuilt], 60.1, "go version go1.26.8")
+
+    report = pulumi_toolchain.read_report(report_file)
+    assert len(report["runs"]) == pulumi_toolchain.KEEP_RUNS
+    assert report["builds"]["pulumi CLI"]["seconds"] == 900.0  # the cold build outlives the warm runs
+    assert report["builds"]["kubernetes provider"]["seconds"] == 60.0  # the newest build of the part
+    assert report["builds"]["kubernetes provider"]["packages_compiled"] == 42
+    assert [f["outcome"] for f in report["failures"]] == ["failed"]
+    assert report["failures"][0]["steps"][1]["outcome"].startswith("failed")
+
+
+def test_package_lines_are_what_go_build_v_prints_per_package() -> None:
+    matches = pulumi_toolchain._PACKAGE_LINE.match
+    assert matches("github.com/pulumi/pulumi/sdk/v3/go/common/util/contract") and matches("net/http")
+    assert not matches("go: downloading github.com/x/y v1.0.0") and not matches('"Path": "x",')

@@ -14,7 +14,11 @@ from infra.profiles import FULL, LAPTOP
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def stack_config(stack: str) -> dict[str, str]:
+TEST_GCP_PROJECT = "mlstack-unit-tests"
+"""The GCP project the tests set on the gke stack (its file leaves it to the user: no usable default)."""
+
+
+def stack_file(stack: str) -> dict[str, str]:
     """A stack file's ``mlstack:`` keys as Pulumi hands them to the program (strings; lists as JSON)."""
     raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     out = {}
@@ -22,6 +26,14 @@ def stack_config(stack: str) -> dict[str, str]:
         assert key.startswith("mlstack:"), f"{stack}: key {key} outside the mlstack namespace"
         out[key.split(":", 1)[1]] = json.dumps(value) if isinstance(value, list) else str(value)
     return out
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """The stack file's keys as a user has set them: on gke with ``gcpProject`` (``pulumi config set``)."""
+    raw = stack_file(stack)
+    if raw.get("cluster") == "gke":
+        raw.setdefault("gcpProject", TEST_GCP_PROJECT)
+    return raw
 
 
 def test_defaults_are_the_kind_laptop_stack_with_every_service() -> None:
@@ -64,6 +76,16 @@ def test_gke_without_project_fails_even_with_the_engines_empty_default() -> None
     raw = {**engine_config("gke"), "gcpProject": ""}
     with pytest.raises(ConfigError, match=r"^mlstack:gcpProject: required for cluster gke"):
         parse(raw)
+
+
+def test_gke_stack_file_alone_names_gcp_project_and_refuses_the_example() -> None:
+    """The gke stack file has no project: it fails until the user sets theirs; an example id is refused by name."""
+    with pytest.raises(ConfigError, match=r"^mlstack:gcpProject: required for cluster gke.*pulumi config set"):
+        parse(stack_file("gke"))
+    with pytest.raises(ConfigError, match=r"^mlstack:gcpProject: 'mlstack-demo' is an example, not your project"):
+        parse({**stack_file("gke"), "gcpProject": "mlstack-demo"})
+    config = parse(stack_config("gke"))
+    assert config.gke is not None and config.gke.project == TEST_GCP_PROJECT
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 
 from infra import deploy
 from infra.cluster import kind, preflight
-from infra.profiles import LAPTOP
+from infra.profiles import FULL, LAPTOP, Profile
 
 FAKE_KIND = """#!/bin/sh
 echo "$@" >> "{log}"
@@ -36,11 +36,21 @@ def fake_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-PROPS = {"name": "mlstack", "node_image": "kindest/node:v1.34.0", "http_port": 8080, "kubeconfig": None}
+PROPS = {
+    "name": "mlstack",
+    "node_image": "kindest/node:v1.34.0",
+    "http_port": 8080,
+    "profile": "laptop",
+    "kubeconfig": None,
+}
+
+
+def _no_problems(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+    return []
 
 
 def test_create_runs_kind_with_pinned_image_and_port_mapping(fake_kind: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(preflight, "problems", lambda port, profile=LAPTOP: [])
+    monkeypatch.setattr(preflight, "problems", _no_problems)
     result = kind.KindProvider().create(dict(PROPS))
     assert result.id == "mlstack"
     assert result.outs["kubeconfig"].startswith("apiVersion: v1")
@@ -56,7 +66,9 @@ def test_create_runs_kind_with_pinned_image_and_port_mapping(fake_kind: Path, mo
 
 def test_create_refuses_when_preflight_fails(fake_kind: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        preflight, "problems", lambda port, profile=LAPTOP: ["docker: the Docker daemon is not reachable"]
+        preflight,
+        "problems",
+        lambda port, profile=LAPTOP, cluster_exists=False: ["docker: the Docker daemon is not reachable"],
     )
     with pytest.raises(RuntimeError, match="preflight failed:\n  docker: the Docker daemon"):
         kind.KindProvider().create(dict(PROPS))
@@ -117,3 +129,114 @@ def test_deploy_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not any("docker" in line for line in deploy.problems("preview", "kind"))
     assert "choose one of gke, kind" in deploy.problems("preview", "eks")[-1]
     assert deploy.main(["up", "--stack", "kind"]) == 2
+
+
+def _machine_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine whose memory, CPU and port checks fail (as they do once the stack's own cluster runs) and whose
+    other checks pass."""
+    for check in ("architecture", "docker", "kind_cli", "inotify"):
+        monkeypatch.setattr(preflight, check, lambda: None)
+    monkeypatch.setattr(preflight, "memory", lambda profile=LAPTOP: "100 MiB of memory available")
+    monkeypatch.setattr(preflight, "cpu", lambda profile=LAPTOP: "1 CPU cores")
+    monkeypatch.setattr(preflight, "port_free", lambda port: lambda: f"port {port} is taken")
+
+
+def test_existing_cluster_skips_the_creation_only_checks(fake_kind: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retried create on the stack's running cluster: its port mapping holds the port and it uses the memory, so
+    only the checks of what a new cluster needs are skipped, and the cluster is adopted, not created again."""
+    _machine_full(monkeypatch)
+    with pytest.raises(RuntimeError, match="preflight failed:\n  memory: 100 MiB") as refused:
+        kind.KindProvider().create(dict(PROPS))
+    assert "port 8080: port 8080 is taken" in str(refused.value)
+    assert "create cluster" not in fake_kind.read_text()
+    (fake_kind.parent / "clusters").write_text("other\nmlstack\n")
+    assert preflight.kind_cluster_exists("mlstack") and not preflight.kind_cluster_exists("absent")
+    result = kind.KindProvider().create(dict(PROPS))
+    assert result.outs["kubeconfig"].startswith("apiVersion: v1")
+    assert "create cluster" not in fake_kind.read_text()
+    assert preflight.problems(8080, LAPTOP, cluster_exists=True) == []
+    names = [c.name for c in preflight.checks(8080, LAPTOP, cluster_exists=True)]
+    assert names == ["architecture", "docker", "kind", "inotify"]
+
+
+def test_provider_checks_the_stacks_profile(fake_kind: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[int, str, bool]] = []
+
+    def record(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+        seen.append((port, profile.name, cluster_exists))
+        return []
+
+    monkeypatch.setattr(preflight, "problems", record)
+    kind.KindProvider().create({**PROPS, "http_port": 18080, "profile": "full"})
+    assert seen == [(18080, "full", False)]
+    # The profile is an input of the cluster resource (set from the stack), but changing it replaces nothing.
+    assert not kind.KindProvider().diff("x", dict(PROPS), {**PROPS, "profile": "full"}).changes
+
+
+def _kind_stack(monkeypatch: pytest.MonkeyPatch, settings: dict[str, str]) -> None:
+    monkeypatch.setattr(deploy, "stack_settings", lambda stack: settings)
+    monkeypatch.setattr(deploy, "pulumi_cli", lambda: Path("/usr/bin/pulumi"))
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test")
+
+
+def test_second_up_on_a_running_cluster_passes_its_preflight(monkeypatch: pytest.MonkeyPatch) -> None:
+    _kind_stack(monkeypatch, {"cluster": "kind", "kindClusterName": "mlstack"})
+    _machine_full(monkeypatch)
+    monkeypatch.setattr(preflight, "kind_cluster_exists", lambda name: False)
+    first = deploy.problems("up", "kind")
+    assert [line.split(":")[0] for line in first] == ["memory", "cpu", "port 8080"]
+    monkeypatch.setattr(preflight, "kind_cluster_exists", lambda name: name == "mlstack")
+    assert deploy.problems("up", "kind") == []
+
+
+def test_up_and_make_preflight_check_the_stacks_port_and_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    _kind_stack(monkeypatch, {"cluster": "kind", "profile": "full", "kindHttpPort": "18080"})
+    monkeypatch.setattr(preflight, "docker", lambda: None)
+    monkeypatch.setattr(preflight, "kind_cli", lambda: None)
+    monkeypatch.setattr(preflight, "kind_cluster_exists", lambda name: False)
+    seen: list[tuple[int, Profile, bool]] = []
+
+    def record(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+        seen.append((port, profile, cluster_exists))
+        return []
+
+    monkeypatch.setattr(preflight, "problems", record)
+    assert deploy.problems("up", "kind") == []
+    assert preflight.main(["--stack", "kind"]) == 0  # `make preflight`
+    assert preflight.main(["--stack", "kind", "9999"]) == 0  # an explicit port still overrides
+    assert seen == [(18080, FULL, False), (18080, FULL, False), (9999, FULL, False)]
+    monkeypatch.setattr(deploy, "stack_settings", lambda stack: {"cluster": "gke", "gcpProject": "my-project-1"})
+    assert preflight.main(["--stack", "gke"]) == 0 and len(seen) == 3  # nothing to check off kind
+
+
+def test_make_preflight_reads_the_kind_stack_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without arguments `make preflight` checks the kind stack as Pulumi.kind.yaml configures it."""
+    seen: list[tuple[int, str]] = []
+
+    def record(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+        seen.append((port, profile.name))
+        return []
+
+    monkeypatch.delenv("STACK", raising=False)
+    monkeypatch.setattr(preflight, "kind_cluster_exists", lambda name: False)
+    monkeypatch.setattr(preflight, "problems", record)
+    assert preflight.main([]) == 0
+    settings = deploy.stack_settings("kind")
+    assert seen == [(int(settings["kindHttpPort"]), settings["profile"])]
+
+
+def test_gke_stack_needs_gcloud_and_its_auth_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    _kind_stack(monkeypatch, {"cluster": "gke", "profile": "full", "gcpProject": "my-project-1"})
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
+    found = deploy.problems("up", "gke")
+    assert found[0].startswith("gcloud not found: install the Google Cloud CLI")
+    assert found[1].startswith("gke-gcloud-auth-plugin not found: install it (`gcloud components install")
+    assert len(found) == 2
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert deploy.problems("preview", "gke") == []
+
+
+def test_gke_stack_file_without_project_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deploy, "pulumi_cli", lambda: Path("/usr/bin/pulumi"))
+    found = deploy.problems("preview", "gke")
+    assert found == [found[0]] and found[0].startswith("mlstack:gcpProject: required for cluster gke")

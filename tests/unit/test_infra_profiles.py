@@ -47,5 +47,18 @@ def test_budget_command_prints_totals_and_fails_when_over(capsys: pytest.Capture
     out = capsys.readouterr().out
     cpu, memory = LAPTOP.totals()
     assert f"{cpu / 1000:.2f} CPU / {memory / 1024:.2f} GiB, within budget" in out
-    assert "kfp.upstream" in out and "set by upstream" in out
+    assert "kfp.upstream" in out and "upstream size, counted" in out
     assert main(["nope"]) == 2
+
+
+def test_every_sized_container_counts_in_the_total() -> None:
+    """Sidecars the project sizes (Prometheus' configmap-reload) are workloads of the profile, so the printed total
+    includes them; upstream-sized pieces (KFP, the Knative Operator) are counted with the same numbers in both."""
+    for profile in PROFILES.values():
+        reload = profile["prometheus.configmap-reload"]
+        assert not reload.set_by_upstream and reload.cpu > 0 and reload.memory > 0
+        without = sum(w.cpu * w.replicas for n, w in profile.workloads.items() if n != "prometheus.configmap-reload")
+        assert profile.totals()[0] == without + reload.cpu * reload.replicas
+    upstream = {n for n, w in LAPTOP.workloads.items() if w.set_by_upstream}
+    assert upstream == {"kfp.upstream", "knative.operator", "knative.operator-webhook"}
+    assert all(FULL[n] == LAPTOP[n] for n in upstream)

@@ -150,6 +150,9 @@ def test_generated_passwords_travel_only_as_secrets(run: mocks.Run) -> None:
         for key, value in s.inputs["stringData"].items():
             if key.endswith(".json"):  # SeaweedFS's identity file, built from the generated key pair
                 assert all(p.inputs["result"] in value for p in passwords if "s3" in p.name), key
+            elif key.endswith(".conf"):  # Redis' auth config file, built from the generated password
+                redis = next(p.inputs["result"] for p in passwords if p.name == "feast-redis-password")
+                assert value == f"requirepass {redis}\n", key
             else:
                 assert value in generated, f"{s.name}[{key}] is not a generated password"
     leaked = [
@@ -253,16 +256,31 @@ def test_workload_rbac_is_least_privilege(run: mocks.Run) -> None:
     assert {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"} in binding["subjects"]
 
 
-def test_network_policies_admit_only_clients(run: mocks.Run) -> None:
-    policies = {
-        r.inputs["metadata"]["name"]: r.inputs["spec"]
+def _policies(run: mocks.Run) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs["spec"]
         for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
     }
-    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def _from_namespaces(rule: dict[str, Any]) -> list[str]:
+    return [
+        value
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+        for value in peer["namespaceSelector"]["matchExpressions"][0]["values"]
+    ]
+
+
+def test_network_policies_admit_only_clients(run: mocks.Run) -> None:
+    policies = _policies(run)
+    deny = {"podSelector": {}, "policyTypes": ["Ingress"]}
+    for ns in ("feast", "mlstack", "monitoring"):
+        assert policies[(ns, "default-deny-ingress")] == deny, ns
     for name in ("allow-postgres", "allow-redis", "allow-server"):
-        peers = policies[name]["ingress"][0]["from"]
-        allowed = peers[1]["namespaceSelector"]["matchExpressions"][0]["values"]
-        assert allowed == ["kubeflow", "mlstack"], name
+        rule = policies[("feast", name)]["ingress"][0]
+        assert rule["from"][0] == {"podSelector": {}}, name
+        assert _from_namespaces(rule) == ["kubeflow", "mlstack"], name
     kafka = run.named("kafka-cluster").inputs["spec"]["kafka"]["listeners"]
     for listener in kafka:
         names = {
@@ -273,6 +291,63 @@ def test_network_policies_admit_only_clients(run: mocks.Run) -> None:
         "enabled": True,
         "clientNamespaces": ["kubeflow", "mlstack"],
     }
+
+
+def test_workloads_namespace_admits_only_the_flows_it_serves(run: mocks.Run) -> None:
+    """mlstack: deny by default; the namespace itself; Knative's activator/autoscaler/Kourier and Prometheus to the
+    model servers' revision pods; the Flink operator to JobManager REST; the KubeRay operator to Ray pods."""
+    mlstack = {name: spec for (ns, name), spec in _policies(run).items() if ns == "mlstack"}
+    revision = {"matchExpressions": [{"key": "serving.knative.dev/revision", "operator": "Exists"}]}
+    same = mlstack["allow-same-namespace"]
+    assert same["podSelector"] == {} and same["ingress"] == [{"from": [{"podSelector": {}}]}]
+    knative = mlstack["allow-knative"]
+    assert knative["podSelector"] == revision and "ports" not in knative["ingress"][0]
+    assert _from_namespaces(knative["ingress"][0]) == ["knative-serving", "kourier-system"]
+    assert knative["ingress"][0]["from"][0] != {"podSelector": {}}  # only the namespace peer
+    monitoring = mlstack["allow-monitoring"]
+    assert monitoring["podSelector"] == revision and _from_namespaces(monitoring["ingress"][0]) == ["monitoring"]
+    flink = mlstack["allow-flink-operator"]
+    assert flink["podSelector"] == {"matchLabels": {"type": "flink-native-kubernetes"}}
+    assert flink["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8081}]
+    assert _from_namespaces(flink["ingress"][0]) == ["flink"]
+    ray = mlstack["allow-kuberay-operator"]
+    assert ray["podSelector"] == {"matchLabels": {"ray.io/is-ray-node": "yes"}}
+    assert _from_namespaces(ray["ingress"][0]) == ["ray-system"]
+    # Every allow in the namespace is one of these: nothing else gets in.
+    assert set(mlstack) == {
+        "default-deny-ingress",
+        "allow-same-namespace",
+        "allow-knative",
+        "allow-monitoring",
+        "allow-flink-operator",
+        "allow-kuberay-operator",
+    }
+    prometheus = _policies(run)[("monitoring", "allow-prometheus")]
+    assert prometheus["podSelector"] == {} and prometheus["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9090}]
+    assert prometheus["ingress"][0]["from"][0] == {"podSelector": {}}
+    assert _from_namespaces(prometheus["ingress"][0]) == ["mlstack"]
+
+
+def test_redis_reads_its_password_from_a_mounted_secret_file(run: mocks.Run) -> None:
+    """No password on Redis' command line (``ps``, ``/proc/<pid>/cmdline``): a config file from the Secret."""
+    pod = _spec(run, "feast-redis")["template"]["spec"]
+    redis = pod["containers"][0]
+    assert redis["command"] == ["redis-server"]
+    assert redis["args"][0] == "/etc/redis-auth/redis.conf"
+    assert not any("pass" in arg.lower() or "$(" in arg for arg in redis["args"])
+    assert "env" not in redis
+    auth = next(v for v in pod["volumes"] if v["name"] == "auth")["secret"]
+    assert auth["secretName"] == "feast-credentials" and auth["items"] == [{"key": "redis.conf", "path": "redis.conf"}]
+    assert {"name": "auth", "mountPath": "/etc/redis-auth", "readOnly": True} in redis["volumeMounts"]
+    secret = run.named("feast-credentials")
+    assert "stringData" in secret.secret_paths and secret.inputs["stringData"]["redis.conf"].startswith("requirepass ")
+
+
+def test_workloads_policies_follow_the_deployed_services() -> None:
+    """An allow exists only for a service that is deployed (no Knative or Prometheus: no way in for them)."""
+    run = mocks.run({"services": json.dumps(["cert-manager", "kafka", "flink"])})
+    mlstack = {name for (ns, name) in _policies(run) if ns == "mlstack"}
+    assert mlstack == {"default-deny-ingress", "allow-same-namespace", "allow-flink-operator"}
 
 
 def test_main_program_file_runs_the_same_stack() -> None:
