@@ -245,6 +245,9 @@ def _model_problems(component: Component, events: EventSchema | None) -> Iterato
             yield f"metric {metric.name!r}: direction must be 'max' or 'min'"
         if not callable(metric.score):
             yield f"metric {metric.name!r}: score must be callable (y_true, y_predicted) -> float"
+        tolerance = metric.tolerance
+        if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not tolerance >= 0:
+            yield f"metric {metric.name!r}: tolerance must be a number of 0 or more, not {tolerance!r}"
     if not isinstance(model.search_space, Mapping):
         yield (
             "model.search_space must be a mapping of parameter name to Choice, Uniform, LogUniform or IntRange, "

@@ -31,6 +31,13 @@ class Metric:
     direction: Direction
     score: Callable[[np.ndarray, np.ndarray], float]
     """``score(y_true, y_predicted)``."""
+    tolerance: float = 0.0
+    """The smallest difference in score that matters: two models whose holdout scores differ by less are
+    equivalent (the holdout's own noise). A training run that accepts ties registers an equivalent challenger,
+    trained on fresher data, and leaves the decision to its canary."""
+
+    def equivalent(self, new: float, old: float) -> bool:
+        return abs(self.gain(new, old)) <= self.tolerance
 
     def gain(self, new: float, old: float) -> float:
         """How much better ``new`` is than ``old``, positive when better, whatever the direction."""

@@ -48,6 +48,10 @@ class DemoOptions:
     """A quick first search: the model that serves first."""
     challenger_trials: int = 6
     """A larger search on more data: the model the canary tries."""
+    accept_ties: bool = True
+    """Register the challenger when it beats the champion or ties with it within the metric's tolerance: the
+    demo's stream does not change its habits, so a model retrained on more of it is usually as good, not
+    better, and retraining is then about freshness, which the canary judges. False: only a strict gain."""
     traffic_rate: float = 40.0
     """Requests per second sent to the endpoint during the canary."""
     window_s: float = 5.0
@@ -207,8 +211,17 @@ def _train(
     label: str,
     progress: Progress,
     window_end: str = "",
+    accept_ties: bool = False,
 ) -> PipelineRun:
-    params = embedded_params(settings, component.name, trials=trials, concurrency=2, seed=seed, window_end=window_end)
+    params = embedded_params(
+        settings,
+        component.name,
+        trials=trials,
+        concurrency=2,
+        seed=seed,
+        window_end=window_end,
+        accept_ties=accept_ties,
+    )
     return run_local(params, pipeline_root(settings), progress=lambda line: progress(f"      [{label}] {line}"))
 
 
@@ -316,8 +329,21 @@ def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSetting
     _phase(result, "serve champion", began)
 
     began = time.monotonic()
-    step(6, f"training a challenger ({options.challenger_trials} trials, on the events streamed so far)")
-    run = _train(settings, component, options.challenger_trials, seed + 1, "challenger", progress)
+    policy = "better than the champion, or tied within the metric's tolerance" if options.accept_ties else "better"
+    step(
+        6,
+        f"training a challenger ({options.challenger_trials} trials, on the events streamed so far; "
+        f"registered if {policy})",
+    )
+    run = _train(
+        settings,
+        component,
+        options.challenger_trials,
+        seed + 1,
+        "challenger",
+        progress,
+        accept_ties=options.accept_ties,
+    )
     result.trainings["challenger"] = run
     result.challenger_version = str(run.decision.get("version") or "")
     indent(f"gate: {run.decision['reason']}")

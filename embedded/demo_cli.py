@@ -102,6 +102,13 @@ def demo(
     rate: Annotated[float, typer.Option(help="Requests per second during the canary.")] = 40.0,
     schedule: Annotated[str, typer.Option(help="Canary shares in percent, rising to 100.")] = "10,25,50,100",
     min_requests: Annotated[int, typer.Option(help="Requests per version before a window is judged.")] = 100,
+    strict_gate: Annotated[
+        bool,
+        typer.Option(
+            help="Register the challenger only if it beats the champion (default: a tie within the metric's "
+            "tolerance is registered too, and its canary decides)."
+        ),
+    ] = False,
 ) -> None:
     """The whole lifecycle on the embedded default; Ctrl-C stops everything it started."""
     try:
@@ -117,6 +124,7 @@ def demo(
         seed=seed,
         champion_trials=trials,
         challenger_trials=challenger_trials,
+        accept_ties=not strict_gate,
         traffic_rate=rate,
         rollout=rollout,
     )

@@ -70,6 +70,13 @@ def run_command(
     trials: Annotated[int, typer.Option(help="Ray Tune trials.")] = 8,
     concurrency: Annotated[int, typer.Option(help="Trials at once (one CPU each).")] = 2,
     min_gain: Annotated[float, typer.Option(help="How much better than the champion a challenger must be.")] = 0.0,
+    accept_ties: Annotated[
+        bool,
+        typer.Option(
+            help="Also register a challenger within the metric's tolerance of the champion (fresher data, as good as "
+            "the holdout can tell): its canary decides."
+        ),
+    ] = False,
     window_start: Annotated[str, typer.Option(help="ISO-8601 start of the training data window.")] = "",
     window_end: Annotated[str, typer.Option(help="ISO-8601 end of the training data window (exclusive).")] = "",
     seed: Annotated[int, typer.Option(help="Seed of the search and the models.")] = 0,
@@ -83,13 +90,14 @@ def run_command(
         "trials": trials,
         "concurrency": concurrency,
         "min_gain": min_gain,
+        "accept_ties": accept_ties,
         "window_start": window_start,
         "window_end": window_end,
         "seed": seed,
     }
     if cluster:
         params = PipelineParams(component, mlflow_uri, feast_repo, offline_root, ray_address=ray_address, **run)  # type: ignore[arg-type]
-        package = compile_pipeline(Path("build/pipelines"))
+        package = compile_pipeline(Path("build/pipelines"), training=load(component).resources.training)
         console.print(run_cluster(cluster, params, package, progress=console.print))
         return
     settings = EmbeddedSettings.from_env()

@@ -84,7 +84,8 @@ MODEL = ModelSpec(
     prepare=prepare,
     fit=fit,
     predict=predict,
-    metric=Metric("roc_auc", "max", roc_auc),
+    # A ~4,000-row holdout with ~200 frauds: ROC AUC differences under 0.02 are its noise.
+    metric=Metric("roc_auc", "max", roc_auc, tolerance=0.02),
     search_space={
         "learning_rate": LogUniform(0.02, 0.3),
         "max_leaf_nodes": IntRange(8, 63),

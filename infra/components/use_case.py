@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from contract import Component
+from contract.resources import Workload
 from infra.components import manifests, streaming, training
 from infra.components.manifests import Endpoints
 from infra.services import objects
@@ -79,12 +80,13 @@ class UseCaseArgs:
 
 
 @functools.cache
-def compiled_pipeline(image: str) -> str:
-    """The training pipeline's IR YAML for ``image`` (``pipelines.training.runner.compile_pipeline``)."""
+def compiled_pipeline(image: str, training: Workload) -> str:
+    """The training pipeline's IR YAML for ``image``, its search step sized by a component's ``training`` hint
+    (``pipelines.training.runner.compile_pipeline``)."""
     from pipelines.training.runner import compile_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        return compile_pipeline(Path(tmp), image).read_text()
+        return compile_pipeline(Path(tmp), image, training).read_text()
 
 
 class UseCase(pulumi.ComponentResource):
@@ -140,7 +142,7 @@ class UseCase(pulumi.ComponentResource):
         step_credentials = self._add("pipeline-credentials", secret_copy, p.kubeflow)
         repo_copy = manifests.feast_repo_config_map(c, kfp_ns, ep)
         step_repo = self._add("pipeline-feast-repo", repo_copy, p.kubeflow)
-        package = training.pipeline_package(c, compiled_pipeline(pipeline_image), ep)
+        package = training.pipeline_package(c, compiled_pipeline(pipeline_image, c.resources.training), ep)
         pipeline = self._add(
             "pipeline", training.pipeline_config_map(c, ns, package), [*p.namespace, step_credentials, step_repo]
         )

@@ -105,6 +105,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: Workload | None = None)
         holdout: dsl.Input[Dataset],
         best: str,
         min_gain: float,
+        accept_ties: bool,
         seed: int,
         verdict: Output[Metrics],
     ) -> str:
@@ -113,7 +114,18 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: Workload | None = None)
 
         from pipelines.training.steps import register as run
 
-        decision = run(component, mlflow_uri, run_id, train.path, validation.path, holdout.path, best, min_gain, seed)
+        decision = run(
+            component,
+            mlflow_uri,
+            run_id,
+            train.path,
+            validation.path,
+            holdout.path,
+            best,
+            min_gain,
+            seed,
+            accept_ties=accept_ties,
+        )
         verdict.log_metric("holdout_score", decision["holdout_score"])
         verdict.log_metric("passed", int(decision["passed"]))
         verdict.metadata["reason"] = decision["reason"]
@@ -130,6 +142,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: Workload | None = None)
         trials: int = 8,
         concurrency: int = 2,
         min_gain: float = 0.0,
+        accept_ties: bool = False,
         seed: int = 0,
         ray_address: str = "",
     ) -> str:
@@ -166,6 +179,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: Workload | None = None)
             holdout=data.outputs["holdout"],
             best=tuned.outputs["Output"],
             min_gain=min_gain,
+            accept_ties=accept_ties,
             seed=seed,
         ).set_display_name("gate and register")
         for task in (data, tuned, decided):

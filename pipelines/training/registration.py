@@ -75,7 +75,12 @@ def gate(
     champion_score: float | None,
     min_gain: float,
     baseline_score: float | None = None,
+    accept_ties: bool = False,
 ) -> tuple[bool, str]:
+    """Whether a model may become challenger, and why. It must beat the naive baseline, if the component has one,
+    and the champion, by more than 0 and by at least ``min_gain``; with ``accept_ties`` a model within the
+    metric's tolerance of the champion passes too (retrained on fresher data, as good as far as the holdout can
+    tell: its canary decides)."""
     metric = component.model.metric
     if baseline_score is not None and not metric.better(score, baseline_score):
         # A model that cannot beat the naive forecast it is compared with is not worth serving.
@@ -87,8 +92,13 @@ def gate(
         f"holdout {metric.name} {score:.4f} vs champion {champion_score:.4f} "
         f"(gain {gain:+.4f}, required more than 0 and at least {min_gain:.4f})"
     )
-    # Strictly better, by at least the required margin: an equal model is no reason to roll anything out.
-    return gain > 0 and gain >= min_gain, verdict
+    # Strictly better, by at least the required margin: an equal model is no reason to roll anything out...
+    if gain > 0 and gain >= min_gain:
+        return True, verdict
+    # ...unless the policy is to keep models fresh: then a tie within the holdout's noise goes to its canary.
+    if accept_ties and metric.equivalent(score, champion_score):
+        return True, f"{verdict}; within the metric's tolerance {metric.tolerance:g}: accepted as a tie"
+    return False, verdict
 
 
 def evaluate_and_register(
@@ -99,6 +109,7 @@ def evaluate_and_register(
     mlflow_uri: str,
     run_id: str,
     lineage: dict[str, str],
+    accept_ties: bool = False,
 ) -> Decision:
     """Score on the holdout, compare with the champion, log the model in the run, and register it as
     ``challenger`` when it passes. Nothing touches the registry before the decision."""
@@ -125,7 +136,9 @@ def evaluate_and_register(
             decision.champion_score = score_champion(component, name, x, y)
         except Exception as error:  # an unreadable champion cannot block a model that works
             decision.reason = f"champion v{current.version} could not be scored ({error}); "
-    decision.passed, verdict = gate(component, score, decision.champion_score, min_gain, decision.baseline_score)
+    decision.passed, verdict = gate(
+        component, score, decision.champion_score, min_gain, decision.baseline_score, accept_ties
+    )
     decision.reason += verdict
 
     predict_fn = "predict_proba" if model.task == "classification" else "predict"

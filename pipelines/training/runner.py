@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.resources import Workload
 from pipelines.training.pipeline import DEFAULT_IMAGE, PIPELINE_NAME, build_pipeline
 
 Progress = Callable[[str], None]
@@ -38,6 +39,8 @@ class PipelineParams:
     trials: int = 8
     concurrency: int = 2
     min_gain: float = 0.0
+    accept_ties: bool = False
+    """Register a challenger within the metric's tolerance of the champion (fresher data; the canary decides)."""
     seed: int = 0
     ray_address: str = ""
 
@@ -53,13 +56,13 @@ class PipelineRun:
     """Seconds inside each step (from the runner's own log), to show what the orchestration costs."""
 
 
-def compile_pipeline(out_dir: Path, image: str = DEFAULT_IMAGE) -> Path:
-    """Write the IR YAML that the KFP API accepts."""
+def compile_pipeline(out_dir: Path, image: str = DEFAULT_IMAGE, training: Workload | None = None) -> Path:
+    """Write the IR YAML that the KFP API accepts, its search step sized by ``training`` (a component's hint)."""
     from kfp import compiler
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{PIPELINE_NAME}.yaml"
-    compiler.Compiler().compile(build_pipeline(image), package_path=str(path))
+    compiler.Compiler().compile(build_pipeline(image, training), package_path=str(path))
     return path
 
 

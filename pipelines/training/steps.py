@@ -187,6 +187,7 @@ def register(
     min_gain: float,
     seed: int,
     progress: Progress = print,
+    accept_ties: bool = False,
 ) -> dict[str, Any]:
     """Refit the best configuration on train + validation, gate it against the champion, register or not."""
     component = load(component_name)
@@ -204,7 +205,7 @@ def register(
         run_tags = client.get_run(run_id).data.tags
         lineage_tags = {k: v for k, v in run_tags.items() if k.startswith(lineage.PREFIX)}
         decision = evaluate_and_register(
-            component, fitted, pd.read_parquet(holdout_path), min_gain, mlflow_uri, run_id, lineage_tags
+            component, fitted, pd.read_parquet(holdout_path), min_gain, mlflow_uri, run_id, lineage_tags, accept_ties
         )
     client.set_terminated(run_id, "FINISHED")
     if decision.passed:

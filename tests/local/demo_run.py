@@ -82,13 +82,9 @@ def assert_lifecycle(embedded: EmbeddedServices, result: DemoResult) -> None:
 
 
 def assert_summary(embedded: EmbeddedServices, summary: dict[str, Any]) -> None:
-    """Features arrived online, a champion is registered, and the challenger either passed the gate and its canary
-    reached a verdict with a report, or the gate compared it with the champion and kept it out.
-
-    Which of the two happens is the models' business, not the lifecycle's: the demo's challenger learns from more
-    of the same stream than the champion, so it usually wins the holdout, but by a margin close to the holdout's
-    noise (fraud: ROC AUC -0.0018 in one CI run, +0.11 in another). A challenger that loses to the naive baseline
-    still fails here: the gate's reason then names the baseline, not the champion."""
+    """Features arrived online, a champion is registered, the challenger passed the gate (better than the
+    champion, or tied within the metric's tolerance: the demo retrains on more of a stream whose habits do not
+    change, so it usually ties) and its canary reached a verdict, with a report and latency per version."""
     assert summary["dead_letters"] == 0
     assert summary["online_sample"], "no online features read back"
     values = [v for row in summary["online_sample"] for k, v in row.items() if "__" in k]
@@ -97,13 +93,10 @@ def assert_summary(embedded: EmbeddedServices, summary: dict[str, Any]) -> None:
     client = MlflowClient(embedded.settings.mlflow_url)
     champion = str(client.get_model_version_by_alias(summary["component"], CHAMPION).version)
     decision = summary["trainings"]["challenger"]
+    assert decision["passed"] and summary["challenger_version"] == decision["version"], decision
+    assert decision["champion_version"] == summary["champion_version"] and decision["champion_score"] is not None
     outcome = summary["canary"].get("outcome")
-    if not decision["passed"]:
-        assert decision["champion_version"] == summary["champion_version"], decision
-        assert decision["champion_score"] is not None and "vs champion" in decision["reason"], decision
-        assert champion == summary["champion_version"] and not summary["challenger_version"] and outcome is None
-        return
     assert outcome in {"promoted", "rolled back"}, summary["verdict"]
     assert champion == (summary["challenger_version"] if outcome == "promoted" else summary["champion_version"])
     assert summary["report"] and Path(summary["report"]).stat().st_size > 10_000
-    assert all(figures["requests"] > 0 for figures in summary["latency_ms"].values())
+    assert summary["latency_ms"] and all(figures["requests"] > 0 for figures in summary["latency_ms"].values())

@@ -34,6 +34,10 @@ def _model(**changes: object) -> object:
         ({"metric": Metric("auc", "max", None)}, r"metric 'auc': score must be callable \(y_true, y_predicted\)"),  # type: ignore[arg-type]
         ({"baseline": 0.5}, "model.baseline must be callable .* or None, not 0.5"),
         ({"metric": "roc_auc"}, r"model.metric must be a Metric\(name, direction, score\), not str 'roc_auc'"),
+        (
+            {"metric": Metric("auc", "max", lambda y, p: 0.0, tolerance=-0.01)},
+            "metric 'auc': tolerance must be a number of 0 or more, not -0.01",
+        ),
         ({"search_space": [("lr", LogUniform(0.1, 0.2))]}, "model.search_space must be a mapping .* not list"),
         ({"feature_groups": "card_10m"}, "model.feature_groups must be a tuple of names, not str 'card_10m'"),
     ],

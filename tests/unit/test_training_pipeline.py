@@ -76,6 +76,18 @@ def test_gate_rejects_a_model_that_does_not_beat_its_naive_baseline() -> None:
     assert not gate(demand, 5.5, 5.0, 0.0, baseline_score=6.0)[0]  # beats the baseline, not the champion
 
 
+def test_a_gate_that_accepts_ties_registers_a_model_within_the_tolerance_and_nothing_worse() -> None:
+    fraud, demand = load("fraud"), load("demand")  # tolerances 0.02 ROC AUC and 0.3 orders of MAE
+    assert not gate(fraud, 0.89, 0.9, 0.0)[0]  # a tie is not a gain by default
+    passed, reason = gate(fraud, 0.89, 0.9, 0.0, accept_ties=True)
+    assert passed and "accepted as a tie" in reason
+    assert not gate(fraud, 0.87, 0.9, 0.0, accept_ties=True)[0]  # worse by more than the tolerance
+    assert gate(demand, 5.2, 5.0, 0.0, baseline_score=6.0, accept_ties=True)[0]
+    assert not gate(demand, 5.4, 5.0, 0.0, baseline_score=6.0, accept_ties=True)[0]
+    passed, reason = gate(demand, 6.1, 6.0, 0.0, baseline_score=6.0, accept_ties=True)
+    assert not passed and "naive baseline" in reason  # a tie with the champion never excuses losing to naive
+
+
 def test_split_by_time_keeps_the_future_for_the_holdout() -> None:
     times = pd.date_range("2026-01-01", periods=100, freq="min", tz="UTC")
     frame = pd.DataFrame({"event_timestamp": times[::-1], "y": range(100)})
