@@ -55,8 +55,12 @@ def services_up(only: Only = None) -> None:
 @services_app.command("status")
 def services_status(only: Only = None) -> None:
     """Show each service's state, health, memory and address."""
-    rows = _services(only).status()
+    services = _services(only)
+    rows = services.status()
     console.print(status_table(rows))
+    programs = [] if only else services.programs()
+    if programs:
+        console.print(status_table(programs, "component programs (streaming, model servers, proxies)"))
     if any(row.pid and not row.healthy for row in rows):
         raise typer.Exit(1)
 

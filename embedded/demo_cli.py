@@ -12,6 +12,7 @@ from rich.table import Table
 from embedded.demo import DemoOptions, DemoResult, run_demo
 from embedded.services import EmbeddedServices
 from embedded.settings import EmbeddedSettings
+from embedded.status_table import status_table
 from serving.rollout.analysis import AnalysisConfig
 from serving.rollout.rollout import RolloutConfig
 
@@ -22,7 +23,7 @@ def _fmt(value: object) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def print_summary(result: DemoResult) -> None:
+def print_summary(result: DemoResult, services: EmbeddedServices | None = None) -> None:
     if result.online_sample:
         sample = Table(title="online features in Feast (newest window per entity)", title_justify="left")
         for column in result.online_sample[0]:
@@ -84,6 +85,9 @@ def print_summary(result: DemoResult) -> None:
     numbers.add_row("total", f"{sum(result.phases.values()):.1f}s")
     console.print(numbers)
 
+    if services is not None:  # what is left running, as `make services-status` shows it
+        console.print(status_table(services.status()))
+        console.print(status_table(services.programs(), "component programs (streaming, model servers, proxies)"))
     left = Table(title="left running for you", title_justify="left", show_header=False)
     for name, url in result.urls.items():
         left.add_row(name, url)
@@ -128,10 +132,11 @@ def demo(
         traffic_rate=rate,
         rollout=rollout,
     )
+    services = EmbeddedServices(EmbeddedSettings.from_env())
     try:
         result = run_demo(options, progress=lambda line: console.print(line, highlight=False))
     except KeyboardInterrupt:
         console.print("interrupted: stopping everything the demo started")
-        EmbeddedServices(EmbeddedSettings.from_env()).down(progress=lambda line: console.print(f"  {line}"))
+        services.down(progress=lambda line: console.print(f"  {line}"))
         raise
-    print_summary(result)
+    print_summary(result, services)

@@ -197,6 +197,31 @@ class EmbeddedServices:
             )
         return rows
 
+    def programs(self) -> list[ServiceStatus]:
+        """Every other program the supervisor runs for this state folder (streaming jobs, Feast pushers, event
+        archives, model servers, proxies): running means healthy here; each one's own status command probes it."""
+        if not self.daemon.running():
+            return []
+        services = {spec.name for spec in self.specs()}
+        rows = []
+        for info in self.daemon.rpc().getAllProcessInfo():
+            if info["name"] in services:
+                continue
+            pid = info["pid"] or None
+            rows.append(
+                ServiceStatus(
+                    name=info["name"],
+                    state=info["statename"],
+                    healthy=info["statename"] == "RUNNING",
+                    pid=pid,
+                    uptime_s=float(info["now"] - info["start"]) if pid else 0.0,
+                    rss_mb=tree_rss_mb(pid),
+                    url="",
+                    log=self.daemon.log_path(info["name"]),
+                )
+            )
+        return sorted(rows, key=lambda row: row.name)
+
     def down(self, progress: Progress = print) -> int:
         """Stop every service and the daemon; kill leftovers of a crashed run. Returns processes stopped."""
         pid = self.daemon.pid()

@@ -7,8 +7,8 @@ from rich.table import Table
 from embedded.services import ServiceStatus
 
 
-def status_table(rows: list[ServiceStatus]) -> Table:
-    table = Table(title="embedded services", title_justify="left")
+def status_table(rows: list[ServiceStatus], title: str = "embedded services") -> Table:
+    table = Table(title=title, title_justify="left")
     for column in ("service", "state", "health", "pid", "uptime", "memory", "address", "log"):
         table.add_column(column)
     for row in rows:
@@ -20,7 +20,7 @@ def status_table(rows: list[ServiceStatus]) -> Table:
             str(row.pid or "-"),
             f"{row.uptime_s:.0f}s" if row.pid else "-",
             f"{row.rss_mb:.0f} MiB" if row.pid else "-",
-            row.url,
+            row.url or "-",
             str(row.log),
         )
     total = sum(row.rss_mb for row in rows)

@@ -48,30 +48,30 @@ def docker() -> str | None:
     return None
 
 
+def _on_path(tool: str, remedy: str) -> str | None:
+    return f"{tool} not found: {remedy}" if shutil.which(tool) is None else None
+
+
 def kind_cli() -> str | None:
-    if shutil.which("kind") is None:
-        return "kind not found: install it (`go install sigs.k8s.io/kind@v0.30.0`) and put it on PATH"
-    return None
+    return _on_path("kind", "install it (`go install sigs.k8s.io/kind@v0.30.0`) and put it on PATH")
 
 
 def gcloud_cli() -> str | None:
     """A GKE stack's provider authenticates with the user's gcloud credentials."""
-    if shutil.which("gcloud") is None:
-        return (
-            "gcloud not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), then "
-            "`gcloud auth application-default login`"
-        )
-    return None
+    return _on_path(
+        "gcloud",
+        "install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), then "
+        "`gcloud auth application-default login`",
+    )
 
 
 def gke_auth_plugin() -> str | None:
     """The GKE cluster's kubeconfig authenticates through ``gke-gcloud-auth-plugin`` (infra.cluster.gke)."""
-    if shutil.which("gke-gcloud-auth-plugin") is None:
-        return (
-            "gke-gcloud-auth-plugin not found: install it (`gcloud components install gke-gcloud-auth-plugin`, or "
-            "the google-cloud-cli-gke-gcloud-auth-plugin package) and put it on PATH"
-        )
-    return None
+    return _on_path(
+        "gke-gcloud-auth-plugin",
+        "install it (`gcloud components install gke-gcloud-auth-plugin`, or the "
+        "google-cloud-cli-gke-gcloud-auth-plugin package) and put it on PATH",
+    )
 
 
 def _meminfo_mib(field: str) -> int | None:

@@ -88,6 +88,8 @@ def test_demand_demo_interrupted_cleans_up_and_a_second_run_on_the_leftovers_suc
         )
         assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
         assert "is already champion (an earlier demo)" in second.stdout
+        # The summary shows what is left running: the services and the component's programs.
+        assert "component programs" in second.stdout and "proxy-demand" in second.stdout, second.stdout[-3000:]
         summary = json.loads((settings.state_dir / "reports" / "demand-demo.json").read_text())
         assert_summary(EmbeddedServices(settings), summary)
         assert summary["champion_reused"] and "champion" not in summary["trainings"]
