@@ -234,6 +234,10 @@ def _current_champion(client: Any, name: str) -> str | None:
         return None
 
 
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _quantiles_ms(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:
@@ -286,6 +290,8 @@ def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSetting
     _phase(result, "backlog into Feast", began)
     result.processed_rate = result.events_sent / result.phases["backlog into Feast"]
     result.online_sample = _online_sample(component, streaming, backlog)
+    for row in result.online_sample[:3]:  # the features just arrived, as the model server will read them
+        indent("online: " + ", ".join(f"{key.split('__')[-1]}={_short(value)}" for key, value in row.items()))
     live = LiveEvents(component, settings.kafka_bootstrap, future)
     live.start()
     indent("live events now flow at the generator's own pace while the next phases run")
