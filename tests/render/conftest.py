@@ -21,7 +21,7 @@ import pytest
 from embedded.paths import REPO_ROOT
 from embedded.pulumi_toolchain import Toolchain, ToolchainError, locate, log_tails, wait_for_build
 
-BUILD_WAIT_S = 3600  # a cold build on 2 cores under load took about 29 minutes
+BUILD_WAIT_S = 3600  # cold on 2 cores: about 10 minutes alone, about 29 beside the other tiers
 CYCLE_TIMEOUT = 1200  # seconds; the whole platform renders in well under this on 2 cores
 _SUMMARY: list[str] = []
 
