@@ -9,6 +9,19 @@ from dataclasses import dataclass
 
 CPU = re.compile(r"^\d+(\.\d+)?$|^\d+m$")
 MEMORY = re.compile(r"^\d+(Ki|Mi|Gi)$")
+_MEBIBYTES_PER = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+
+
+def millicores(cpu: str) -> int:
+    if not CPU.match(cpu):
+        raise ValueError(f"not a CPU quantity: {cpu!r}")
+    return int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
+
+
+def mebibytes(memory: str) -> int:
+    if not MEMORY.match(memory):
+        raise ValueError(f"not a memory quantity: {memory!r}")
+    return max(1, int(int(memory[:-2]) * _MEBIBYTES_PER[memory[-2:]]))
 
 
 @dataclass(frozen=True)
@@ -20,6 +33,12 @@ class Workload:
     memory: str
     """Kubernetes quantity, e.g. ``1Gi``."""
     replicas: int = 1
+
+    def sized(self) -> tuple[int, int, int, int]:
+        """CPU request and limit in millicores, memory request and limit in MiB: requests as hinted, limits as the
+        platform derives them for every hint (twice the CPU for bursts, 1.5 times the memory)."""
+        cpu, memory = millicores(str(self.cpu)), mebibytes(str(self.memory))
+        return cpu, cpu * 2, memory, memory * 3 // 2
 
 
 @dataclass(frozen=True)

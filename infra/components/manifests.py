@@ -10,7 +10,6 @@ Kubeflow Pipelines package and its upload. Custom resources follow the CRD versi
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,31 +69,12 @@ def digest(*parts: str) -> str:
 # -- resources ------------------------------------------------------------------------------------------------
 
 
-_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
-_MEMORY = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
-
-
-def millicores(cpu: str) -> int:
-    match = _CPU.match(cpu)
-    if not match:
-        raise ValueError(f"not a CPU quantity: {cpu!r}")
-    value = float(match.group(1))
-    return int(value if match.group(2) else value * 1000)
-
-
-def mebibytes(memory: str) -> int:
-    for unit, factor in _MEMORY.items():
-        if memory.endswith(unit):
-            return max(1, int(float(memory[: -len(unit)]) * factor))
-    raise ValueError(f"not a memory quantity: {memory!r}")
-
-
 def resources(hint: Hint) -> dict[str, dict[str, str]]:
-    """Requests from the component's hint; limits derived (twice the CPU for bursts, 1.5x the memory)."""
-    cpu, memory = millicores(hint.cpu), mebibytes(hint.memory)
+    """Requests from the component's hint; limits derived (``Workload.sized``)."""
+    cpu, cpu_limit, memory, memory_limit = hint.sized()
     return {
         "requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
-        "limits": {"cpu": f"{cpu * 2}m", "memory": f"{memory * 3 // 2}Mi"},
+        "limits": {"cpu": f"{cpu_limit}m", "memory": f"{memory_limit}Mi"},
     }
 
 
@@ -139,8 +119,8 @@ def client_network_policy(component: Component, namespace: str) -> dict[str, Any
 
 def sized(hint: Hint) -> Workload:
     """A component's hint as a profile workload (requests from the hint, limits as ``resources`` derives them)."""
-    cpu, memory = millicores(hint.cpu), mebibytes(hint.memory)
-    return Workload(cpu, memory, cpu * 2, memory * 3 // 2, hint.replicas)
+    cpu, cpu_limit, memory, memory_limit = hint.sized()
+    return Workload(cpu, memory, cpu_limit, memory_limit, hint.replicas)
 
 
 # -- Feast ----------------------------------------------------------------------------------------------------

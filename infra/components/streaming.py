@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from contract import Component
+from contract.resources import mebibytes, millicores
 from contract.streaming import topics
 from infra.components.manifests import (
     FEAST_DIR,
@@ -16,8 +17,6 @@ from infra.components.manifests import (
     feast_env,
     feast_target,
     feast_volume,
-    mebibytes,
-    millicores,
     object_meta,
     secret_env,
     sized,

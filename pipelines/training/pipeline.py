@@ -11,7 +11,7 @@ from typing import Any, cast
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
-from contract.resources import CPU, MEMORY, ResourceHints, Workload
+from contract.resources import ResourceHints, Workload
 
 PIPELINE_NAME = "mlstack-training"
 DEFAULT_IMAGE = "mlstack-pipeline:dev"
@@ -19,19 +19,16 @@ DEFAULT_IMAGE = "mlstack-pipeline:dev"
 
 
 def step_resources(hint: Workload) -> dict[str, str]:
-    """Requests and limits of a step from a component's ``resources.training`` hint: requests as hinted, limits
-    derived as the platform derives them for every hint (twice the CPU for bursts, 1.5 times the memory)."""
-    cpu, memory = str(hint.cpu), str(hint.memory)
-    if not CPU.match(cpu) or not MEMORY.match(memory):
-        raise ValueError(f"training hint {hint} is not a CPU and memory quantity")
-    millicores = int(cpu[:-1]) if cpu.endswith("m") else round(float(cpu) * 1000)
-    factor = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}[memory[-2:]]
-    mebibytes = max(1, int(int(memory[:-2]) * factor))
+    """Requests and limits of a step from a component's ``resources.training`` hint, as the platform sizes pods."""
+    try:
+        cpu, cpu_limit, memory, memory_limit = hint.sized()
+    except ValueError:
+        raise ValueError(f"training hint {hint} is not a CPU and memory quantity") from None
     return {
-        "cpu_request": f"{millicores}m",
-        "cpu_limit": f"{millicores * 2}m",
-        "memory_request": f"{mebibytes}Mi",
-        "memory_limit": f"{mebibytes * 3 // 2}Mi",
+        "cpu_request": f"{cpu}m",
+        "cpu_limit": f"{cpu_limit}m",
+        "memory_request": f"{memory}Mi",
+        "memory_limit": f"{memory_limit}Mi",
     }
 
 
