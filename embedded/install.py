@@ -35,6 +35,7 @@ DEBIAN_PACKAGES = {  # executable -> Debian package
     "mvn": "maven",
     "redis-server": "redis-server",
     "haproxy": "haproxy",
+    "prometheus": "prometheus",  # the cluster's canary analysis queries it; the local tier runs it for real
 }
 STAMPS = CACHE_DIR / "stamps"
 
@@ -178,7 +179,7 @@ def _du_mb(path: Path) -> float:
 
 
 STEPS: list[tuple[str, Callable[[], str]]] = [
-    ("Debian packages (Java, Maven, Redis, HAProxy)", debian_packages),
+    ("Debian packages (Java, Maven, Redis, HAProxy, Prometheus)", debian_packages),
     ("main environment (.venv)", main_environment),
     ("streaming environment (.venv-streaming)", streaming_environment),
     ("Kafka broker jars", kafka_jars),

@@ -4,6 +4,8 @@ MLflow registry's aliases moving as the rollout decides."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +18,12 @@ from mlflow import MlflowClient
 
 from contract.registry import load
 from embedded.model_serving import EmbeddedBackend, EmbeddedServing
+from embedded.service_spec import free_port
 from embedded.services import EmbeddedServices
-from serving.rollout.analysis import AnalysisConfig
+from serving.rollout.analysis import AnalysisConfig, Snapshot
+from serving.rollout.cluster_backend import PrometheusReader
 from serving.rollout.rollout import CHAMPION, Rollout, RolloutConfig
+from serving.rollout.server_metrics import scrape
 from serving.traffic import TrafficGenerator, instances
 from tests.local import broken_models
 from tests.local.conftest import Streamed, Trained
@@ -120,6 +125,45 @@ def test_v1_and_v2_give_the_same_score_and_metrics_count_it(served: EmbeddedServ
     metrics = requests.get(f"http://127.0.0.1:{slots[slots['stable']]['port']}/metrics", timeout=10).text
     assert 'mlstack_requests_total{component="fraud",version=' in metrics
     assert "mlstack_prediction_probability_bucket" in metrics and "mlstack_request_latency_seconds_bucket" in metrics
+
+
+@pytest.mark.skipif(not shutil.which("prometheus"), reason="prometheus not found: apt-get install prometheus")
+def test_prometheus_reads_what_the_servers_own_metrics_say(
+    served: EmbeddedServing, fraud_streamed: Streamed, tmp_path: Any
+) -> None:
+    """The cluster's canary analysis reads each version's counters through a real Prometheus (Debian's) scraping
+    the real model server: its queries must give exactly what embedded mode reads from the server itself."""
+    slots = served.slots()
+    stable = slots[slots["stable"]]
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: model-server, static_configs: [{{targets: ['127.0.0.1:{stable['port']}']}}]}}]\n"
+    )
+    argv = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}"]
+    prometheus = subprocess.Popen(
+        [*argv, f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for row in _rows(fraud_streamed)[:20]:
+            requests.post(f"{served.endpoint}/v1/models/fraud:predict", json={"instances": [row]}, timeout=10)
+        own = scrape(f"http://127.0.0.1:{stable['port']}/metrics", "fraud", str(stable["version"]))
+        reader, seen = PrometheusReader(f"http://127.0.0.1:{port}"), Snapshot()
+        deadline = time.monotonic() + 60
+        while seen != own and time.monotonic() < deadline:  # until a scrape after the last request is queryable
+            time.sleep(1)
+            try:
+                seen = reader.snapshot("fraud", str(stable["version"]))
+            except OSError:  # still starting
+                continue
+        assert own.requests >= 20 and own.latency and own.predictions, own
+        assert seen == own, (seen, own)
+    finally:
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
 
 
 @pytest.mark.parametrize("broken", [broken_models.Raising, broken_models.Slow, broken_models.Shifted])
