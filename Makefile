@@ -20,7 +20,7 @@ setup: ## Install environments, engines and Debian packages (idempotent; a secon
 	@$(PYTHON) -m embedded.install
 
 .PHONY: tools
-tools: ## Build the pinned Pulumi CLI + Kubernetes provider from Go modules into .cache/tools (cached; also run by setup)
+tools: ## Build the pinned Pulumi CLI + Kubernetes provider from Go modules into .cache/tools (cached; make test starts it in the background)
 	@$(PYTHON) -m embedded.pulumi_toolchain
 
 demo: setup ## The whole lifecycle of COMPONENT (default fraud) on the embedded default, left running to explore
@@ -30,8 +30,12 @@ component: setup ## Scaffold a new use-case component: make component NAME=<name
 	@if [ -z "$(NAME)" ]; then echo "usage: make component NAME=<name>  (lower case, e.g. churn)"; exit 2; fi
 	@$(MLSTACK) component new $(NAME)
 
-test: setup policy-tools lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
+test: setup tools-background policy-tools lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: tools-background
+tools-background: ## Start the Pulumi toolchain build in the background at low priority (the render tier waits for it)
+	@$(PYTHON) -m embedded.pulumi_toolchain --background
 
 test-unit: setup policy-tools ## Only the fast tiers (unit, manifests)
 	@$(PY) -m pytest -m "unit or manifests" $(PYTEST_ARGS)

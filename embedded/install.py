@@ -14,10 +14,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from embedded import pulumi_toolchain
 from embedded.paths import (
     CACHE_DIR,
     FLINK_JARS,
@@ -51,12 +50,13 @@ def _digest(*paths: Path) -> str:
     return sha.hexdigest()
 
 
-def _run(argv: list[str], **kwargs: object) -> None:
-    env = dict(os.environ)
+def _run(argv: list[str], *, extra_env: Mapping[str, str] | None = None) -> None:
+    """Run one install command quietly; on failure raise ``SetupError`` with the tail of its output."""
+    env = {**os.environ, **(extra_env or {})}
     # uv verifies TLS against the same CA bundle pip is told to use on this machine.
     if "SSL_CERT_FILE" not in env and env.get("PIP_CERT"):
         env["SSL_CERT_FILE"] = env["PIP_CERT"]
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise SetupError(f"`{' '.join(argv[:4])} ...` failed (exit {result.returncode}):\n{tail}")
@@ -79,9 +79,9 @@ def debian_packages() -> str:
         return "up to date"
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise SetupError(f"missing Debian packages; run as root: apt-get install -y {' '.join(missing)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "update", "-qq"], env=env)
-    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+    noninteractive = {"DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "update", "-qq"], extra_env=noninteractive)
+    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], extra_env=noninteractive)
     return "installed " + " ".join(missing)
 
 
@@ -185,9 +185,9 @@ STEPS: list[tuple[str, Callable[[], str]]] = [
     ("Kafka broker jars", kafka_jars),
     ("Flink Kafka SQL connector", flink_jars),
     ("streaming job functions (Java, built with Maven)", flink_functions),
-    # Never fails setup: where Go is missing or the build fails, the render tier skips and says why.
-    ("Pulumi CLI + Kubernetes provider from Go modules (render tier)", pulumi_toolchain.setup_step),
 ]
+# The Pulumi toolchain (render tier, tens of minutes cold) is not a setup step: only `make test` (in the background)
+# and `make tools` build it, so `make demo` never builds or waits for what it does not use.
 
 
 def main() -> int:

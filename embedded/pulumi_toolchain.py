@@ -17,7 +17,8 @@ provider are Go modules, and the Go module proxy is reachable. This module
 
 Everything lands in ``.cache/tools/<name>-<version>/``, stamped by its inputs, so a second run only checks stamps; the
 Go module and build caches (the machine's, untouched) make a rebuild after a version bump cheaper. Standard library
-only: ``make setup`` runs it on the bare interpreter, after the environments exist.
+only: ``make test`` starts it in the background and ``make tools`` runs it in the foreground (never ``make setup``, so
+the demo builds nothing it does not use).
 
 Version pins are limited by what the module proxy serves (checked 2026-11-25, see ``PINS_NOTE``): the Kubernetes
 provider is a pseudo-version build standing in for the 4.34.2 the ``pulumi-kubernetes`` wheel asks for (see the comment
@@ -45,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from embedded.paths import CACHE_DIR, MAIN_VENV, REPO_ROOT
 
@@ -453,18 +454,36 @@ def _timed(name: str, reports: list[StepReport], progress: Progress, go: Go | No
 
 @contextlib.contextmanager
 def _exclusive(progress: Progress) -> Iterator[None]:
-    """One build at a time per checkout: a second ``make setup``/``make tools`` waits, then finds the stamps fresh."""
+    """One build at a time per checkout: a second ``make tools`` waits, showing the running build's progress from its
+    log, then finds the stamps fresh."""
     TOOLS_DIR.mkdir(parents=True, exist_ok=True)
     with (TOOLS_DIR / ".lock").open("a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            progress("tools: another build of the toolchain is running in this checkout; waiting for it")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            progress(f"tools: another build of the toolchain is running in this checkout; following its log {BUILD_LOG}")
+            _follow_until_unlocked(lock, BUILD_LOG, progress)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _follow_until_unlocked(lock: IO[str], log: Path, progress: Progress, poll_s: float = 1.0) -> None:
+    """Take ``lock`` once the build holding it ends, passing on the lines that build writes to ``log`` meanwhile."""
+    offset = log.stat().st_size if log.exists() else 0
+    while True:
+        if log.exists() and log.stat().st_size > offset:
+            with log.open(errors="replace") as handle:
+                handle.seek(offset)
+                for line in handle.read().splitlines():
+                    progress(line)
+                offset = handle.tell()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(poll_s)
 
 
 def ensure(progress: Progress = print) -> Toolchain:
@@ -661,12 +680,15 @@ def _build_running() -> bool:
         return False
 
 
-def setup_step() -> str:
-    """For ``make setup``: build the toolchain in the background, at the lowest CPU priority, so a cold build (tens
+def start_background_build() -> str:
+    """For ``make test``: build the toolchain in the background, at the lowest CPU priority, so a cold build (tens
     of minutes on 2 cores) overlaps the other tiers instead of preceding them; the render tier, which runs last,
-    waits for it. A warm build finishes in under a second. Never fails setup."""
+    waits for it. Never fails the caller."""
     if _build_running():
         return f"a build is already running (log: {BUILD_LOG})"
+    with contextlib.suppress(ToolchainError):
+        if isinstance(locate(), Toolchain):  # built for this checkout's pins: nothing to start
+            return f"up to date ({TOOLS_DIR})"
     FAILURE_FILE.unlink(missing_ok=True)
     with BUILD_LOG.open("w") as log:
         # Detached and writing to its own log: it must not hold the caller's output open (a CI log pipe would wait).
@@ -699,7 +721,13 @@ def wait_for_build(timeout_s: float, progress: Progress = print) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m embedded.pulumi_toolchain", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only say whether the toolchain is built, build nothing")
+    parser.add_argument(
+        "--background", action="store_true", help="build in the background at low priority (make test), log to a file"
+    )
     args = parser.parse_args(argv)
+    if args.background:
+        print(f"tools: Pulumi toolchain for the render tier: {start_background_build()}", flush=True)
+        return 0
     if args.check:
         try:
             found = locate()
