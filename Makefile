@@ -33,6 +33,12 @@ component: setup ## Scaffold a new use-case component: make component NAME=<name
 test: setup tools-background policy-tools lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+FRESH_MACHINE ?= ../shared/tools/fresh-machine
+.PHONY: test-fresh
+test-fresh: ## Run `make setup` in a fresh Debian root file system (FRESH_MACHINE tool, root): catches missing install steps
+	@if [ ! -x "$(FRESH_MACHINE)" ]; then echo "test-fresh: $(FRESH_MACHINE) not found (set FRESH_MACHINE=<path to the fresh-machine tool>)"; exit 2; fi
+	@"$(FRESH_MACHINE)" --timeout 1800 . -- .ci/clean-room-setup
+
 .PHONY: tools-background
 tools-background: ## Start the Pulumi toolchain build in the background at low priority (the render tier waits for it)
 	@$(PYTHON) -m embedded.pulumi_toolchain --background

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from embedded.errors import EmbeddedError
 from embedded.paths import state_dir
@@ -42,12 +43,13 @@ class EmbeddedSettings:
     @classmethod
     def from_env(cls) -> EmbeddedSettings:
         """Defaults, overridden by ``MLSTACK_<FIELD>`` environment variables."""
-        ports = {
-            f.name: _port(f"MLSTACK_{f.name.upper()}", f.default)  # type: ignore[arg-type]
+        defaults = cls(state_dir=state_dir())
+        ports: dict[str, Any] = {  # by field name, so a new port field needs no change here
+            f.name: _port(f"MLSTACK_{f.name.upper()}", getattr(defaults, f.name))
             for f in fields(cls)
             if f.name.endswith("_port")
         }
-        settings = cls(state_dir=state_dir(), **ports)
+        settings = replace(defaults, **ports)
         settings.check()
         return settings
 

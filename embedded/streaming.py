@@ -98,7 +98,8 @@ class EmbeddedStreaming:
     # -- topics ---------------------------------------------------------------------------------------------
 
     def ensure_topics(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.cimpl import NewTopic  # where it is defined and typed; admin re-exports it untyped
 
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 3})
         existing = set(admin.list_topics(timeout=10).topics)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Unpack
 
 import typer
 from rich.console import Console
@@ -14,14 +14,14 @@ from embedded.services import EmbeddedServices
 from embedded.settings import EmbeddedSettings
 from embedded.streaming import EmbeddedStreaming
 from pipelines.training.pipeline import DEFAULT_IMAGE
-from pipelines.training.runner import PipelineParams, PipelineRun, compile_pipeline, run_cluster, run_local
+from pipelines.training.runner import PipelineParams, PipelineRun, RunOptions, compile_pipeline, run_cluster, run_local
 
 console = Console()
 app = typer.Typer(no_args_is_help=True, help="The training pipeline: KFP v2 + Ray Tune + MLflow registry.")
 ComponentArg = Annotated[str, typer.Argument(help="Component name (see `mlstack stream components`).")]
 
 
-def embedded_params(settings: EmbeddedSettings, component: str, **run: object) -> PipelineParams:
+def embedded_params(settings: EmbeddedSettings, component: str, **run: Unpack[RunOptions]) -> PipelineParams:
     """Pipeline arguments that point at the embedded services and the component's embedded feature store."""
     streaming = EmbeddedStreaming(EmbeddedServices(settings), load(component))
     return PipelineParams(
@@ -29,7 +29,7 @@ def embedded_params(settings: EmbeddedSettings, component: str, **run: object) -
         mlflow_uri=settings.mlflow_url,
         feast_repo=str(streaming.repo),
         offline_root=streaming.feast_target.offline_root,
-        **run,  # type: ignore[arg-type]
+        **run,
     )
 
 
@@ -86,7 +86,7 @@ def run_command(
     ray_address: Annotated[str, typer.Option(help="Cluster runs: Ray dashboard URL for the Jobs API.")] = "",
 ) -> None:
     """Run the training pipeline for a component (locally by default, through the KFP local runner)."""
-    run = {
+    run: RunOptions = {
         "trials": trials,
         "concurrency": concurrency,
         "min_gain": min_gain,
@@ -96,7 +96,7 @@ def run_command(
         "seed": seed,
     }
     if cluster:
-        params = PipelineParams(component, mlflow_uri, feast_repo, offline_root, ray_address=ray_address, **run)  # type: ignore[arg-type]
+        params = PipelineParams(component, mlflow_uri, feast_repo, offline_root, ray_address=ray_address, **run)
         package = compile_pipeline(Path("build/pipelines"), training=load(component).resources.training)
         console.print(run_cluster(cluster, params, package, progress=console.print))
         return

@@ -91,7 +91,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi's MockMonitor is untyped
         if request.type == "pulumi:pulumi:Stack":
             return response
         raw = json_format.MessageToDict(request.object)
@@ -149,7 +149,7 @@ def run(raw: Mapping[str, str], stack_name: str = "kind", monitor: RecordingMoni
     mocks.set_mocks(platform_mocks, project="mlstack", stack=stack_name, preview=False, monitor=monitor)
     holder: dict[str, Any] = {}
 
-    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]  # pulumi.runtime.test has no annotations
     def program() -> pulumi.Output[Any]:
         built = stack.build(config.load(), stack_name)
         holder["stack"] = built
@@ -163,10 +163,8 @@ def run(raw: Mapping[str, str], stack_name: str = "kind", monitor: RecordingMoni
             holder["outputs"] = dict(zip(keys, plain, strict=True))
             holder["secret"] = {k for k, flag in zip(keys, flags, strict=True) if flag}
 
-        return pulumi.Output.all(
-            *built.outputs.values(),
-            pulumi.Output.from_input(asyncio.ensure_future(secrets())),  # type: ignore[arg-type]
-        ).apply(store)
+        flags: pulumi.Output[list[bool]] = pulumi.Output.from_input(asyncio.ensure_future(secrets()))
+        return pulumi.Output.all(*built.outputs.values(), flags).apply(store)
 
     program()
     return Run(monitor.registrations, holder["outputs"], holder["secret"], holder["stack"])

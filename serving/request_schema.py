@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contract import Component
+from contract.component import ContractError
 
 MAX_INSTANCES = 1000
 MAX_STRING = 256
@@ -31,7 +32,13 @@ class RequestSchema:
     def of(cls, component: Component) -> RequestSchema:
         events = component.streaming.events
         names = [*component.entity_keys(), *component.model.request_fields]
-        return cls({name: events.field(name).type for name in names})  # type: ignore[union-attr]
+        columns: dict[str, str] = {}
+        for name in names:
+            declared = events.field(name)
+            if declared is None:  # the contract's validation refuses this; a schema must not guess a type
+                raise ContractError(f"component {component.name!r}: request field {name!r} is not an event field")
+            columns[name] = declared.type
+        return cls(columns)
 
     def check_value(self, name: str, value: Any, where: str) -> Any:
         kind = self.fields[name]

@@ -22,7 +22,7 @@ from serving.online_features import OnlineFeatures, UnknownEntity
 from serving.request_schema import BadRequest, Columns, RequestSchema
 
 
-class ComponentModel(Model):  # type: ignore[misc]
+class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: the base is Any
     """Serves one registered version of a component's model under the component's name."""
 
     def __init__(self, component: Component, model_uri: str, version: str, store: Any) -> None:

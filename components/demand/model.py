@@ -56,7 +56,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(x, index=frame.index)
 
 
-class LevelRelativeRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+class LevelRelativeRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no type hints: its bases are Any
     """Gradient-boosted trees that learn the next five minutes relative to the zone's recent level.
 
     Trees cannot extrapolate to a level they have not seen (a zone busier than any in training), so they see

@@ -14,7 +14,9 @@ from infra.components.use_case import PlatformHandles, UseCase, UseCaseArgs
 from infra.config import StackConfig
 from infra.services import Platform
 from infra.services.base import WORKLOADS_NAMESPACE
+from infra.services.feast import FeatureStore
 from infra.services.kafka import CLUSTER_NAME
+from infra.services.mlflow import Mlflow
 
 __all__ = ["Endpoints", "PlatformHandles", "UseCase", "UseCaseArgs", "deploy", "platform_endpoints"]
 
@@ -75,11 +77,13 @@ def deploy(
         return {}
     refs, built = project_images(config, cluster_resources)
     feast, mlflow = platform.services["feast"], platform.services["mlflow"]
+    if not isinstance(feast, FeatureStore) or not isinstance(mlflow, Mlflow):
+        raise TypeError(f"platform services 'feast' and 'mlflow' are {type(feast)} and {type(mlflow)}")
     credentials = {
-        "feast-db-password": feast.db_password.result,  # type: ignore[attr-defined]
-        "redis-password": feast.redis_password.result,  # type: ignore[attr-defined]
-        "s3-access-key": mlflow.s3_access_key.result,  # type: ignore[attr-defined]
-        "s3-secret-key": mlflow.s3_secret_key.result,  # type: ignore[attr-defined]
+        "feast-db-password": feast.db_password.result,
+        "redis-password": feast.redis_password.result,
+        "s3-access-key": mlflow.s3_access_key.result,
+        "s3-secret-key": mlflow.s3_secret_key.result,
     }
     endpoints, handles = platform_endpoints(platform), _handles(platform)
     use_cases = {}

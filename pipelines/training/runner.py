@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from contract.resources import Workload
 from pipelines.training.pipeline import DEFAULT_IMAGE, PIPELINE_NAME, build_pipeline
@@ -24,6 +24,18 @@ Progress = Callable[[str], None]
 
 class PipelineFailed(RuntimeError):
     """A pipeline run ended without success; the message names the step and its error."""
+
+
+class RunOptions(TypedDict, total=False):
+    """The run's own choices among ``PipelineParams`` (the rest says where the services are)."""
+
+    window_start: str
+    window_end: str
+    trials: int
+    concurrency: int
+    min_gain: float
+    accept_ties: bool
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,12 @@ def preflight(params: PipelineParams) -> None:
     feature_store(params.feast_repo)
 
 
-def run_local(params: PipelineParams, pipeline_root: Path, progress: Progress = print) -> PipelineRun:
+def run_local(
+    params: PipelineParams, pipeline_root: Path, progress: Progress = print, on_output: Progress | None = None
+) -> PipelineRun:
     """Run every step as a local subprocess of this environment (the KFP local runner). Progress shows the
-    steps, trials and verdict; the runner's full log is kept beside the run's artifacts."""
+    steps, trials and verdict; ``on_output`` (the demo's trial bar) gets every line of the runner's output; the
+    runner's full log is kept beside the run's artifacts."""
     from kfp import local
 
     preflight(params)
@@ -88,7 +103,7 @@ def run_local(params: PipelineParams, pipeline_root: Path, progress: Progress = 
     log_path = pipeline_root / f"{PIPELINE_NAME}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     progress(f"running {PIPELINE_NAME} for {params.component} with the KFP local runner (log: {log_path})")
     began = time.monotonic()
-    log = _Tee(progress)
+    log = _Tee(progress, on_output)
     try:
         with warnings.catch_warnings():
             # The local runner warns that images and resource settings only matter in the cluster: we know.
@@ -130,8 +145,9 @@ SHOWN = re.compile(
 class _Tee(io.TextIOBase):
     """Keeps the runner's output for the log and passes on the lines a person follows (steps, trials, verdict)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, on_output: Progress | None = None) -> None:
         self._progress = progress
+        self._on_output = on_output
         self.original = sys.stdout
         self.lines: list[str] = []
         self.partial = ""
@@ -151,9 +167,11 @@ class _Tee(io.TextIOBase):
     def _keep(self, line: str) -> None:
         self.lines.append(line)
         clean = ANSI.sub("", line).strip()
-        if SHOWN.search(clean):
-            with contextlib.redirect_stdout(self.original):  # progress may print: not back into this tee
+        with contextlib.redirect_stdout(self.original):  # progress may print: not back into this tee
+            if SHOWN.search(clean):
                 self._progress(f"  {clean}")
+            if self._on_output is not None:
+                self._on_output(clean)
 
     def text(self) -> str:
         return "\n".join([*self.lines, self.partial])

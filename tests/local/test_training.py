@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -92,7 +95,9 @@ def test_a_failing_trial_is_reported_and_the_search_completes(
     settings = SearchSettings(trials=4, concurrency=2)
     leaves = sorted(c["max_leaf_nodes"] for c in sample_configs(component.model.search_space, 4, settings.seed))
 
-    def fit_that_breaks_on_big_trees(params, x, y, seed):  # type: ignore[no-untyped-def]
+    def fit_that_breaks_on_big_trees(
+        params: Mapping[str, Any], x: pd.DataFrame, y: np.ndarray, seed: int
+    ) -> Iterator[Any]:
         if params["max_leaf_nodes"] >= leaves[-1]:  # the one trial with the most leaves
             raise ValueError("too many leaves for this test")
         yield from honest_fit(params, x, y, seed)

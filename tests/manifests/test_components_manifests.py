@@ -128,7 +128,7 @@ def test_inference_service_round_trips_through_kserve_models(
             monkeypatch.setattr(kserve.models, name, getattr(kubernetes.client.models, name), raising=False)
     client = ApiClient()
     for isvc in _of_kind(component_objects, "InferenceService"):
-        typed = client._ApiClient__deserialize(isvc, V1beta1InferenceService)  # type: ignore[attr-defined]
+        typed = client._ApiClient__deserialize(isvc, V1beta1InferenceService)  # type: ignore[attr-defined]  # private, by design
         assert isinstance(typed, V1beta1InferenceService)
         assert client.sanitize_for_serialization(typed) == isvc
         container = typed.spec.predictor.containers[0]

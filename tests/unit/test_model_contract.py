@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 import pytest
 
 from components.fraud.model import MODEL
-from contract import Choice, IntRange, LogUniform, Metric, Uniform
+from contract import Choice, Component, IntRange, LogUniform, Metric, Uniform
 from contract.component import ContractError
 from contract.registry import load
 
 
-def _model(**changes: object) -> object:
-    return dataclasses.replace(load("fraud"), model=dataclasses.replace(MODEL, **changes))  # type: ignore[arg-type]
+def _model(**changes: Any) -> Component:
+    return dataclasses.replace(load("fraud"), model=dataclasses.replace(MODEL, **changes))
 
 
 @pytest.mark.parametrize(
@@ -27,11 +28,17 @@ def _model(**changes: object) -> object:
         ({"search_space": {"depth": IntRange(5, 5)}}, "'depth': low must be below high"),
         ({"search_space": {"kind": Choice(())}}, "'kind': Choice needs at least one value"),
         ({"search_space": {"lr": (0.1, 0.2)}}, "'lr': tuple is not Choice, Uniform, LogUniform or IntRange"),
-        ({"metric": Metric("auc", "up", lambda y, p: 0.0)}, "metric 'auc': direction must be 'max' or 'min'"),  # type: ignore[arg-type]
+        (
+            {"metric": Metric("auc", cast(Any, "up"), lambda y, p: 0.0)},
+            "metric 'auc': direction must be 'max' or 'min'",
+        ),
         ({"task": "ranking"}, "task must be classification or regression"),
         ({"fit": None}, "model.fit must be callable"),
         ({"max_stages": 0}, "max_stages must be a positive integer"),
-        ({"metric": Metric("auc", "max", None)}, r"metric 'auc': score must be callable \(y_true, y_predicted\)"),  # type: ignore[arg-type]
+        (
+            {"metric": Metric("auc", "max", cast(Any, None))},
+            r"metric 'auc': score must be callable \(y_true, y_predicted\)",
+        ),
         ({"baseline": 0.5}, "model.baseline must be callable .* or None, not 0.5"),
         ({"metric": "roc_auc"}, r"model.metric must be a Metric\(name, direction, score\), not str 'roc_auc'"),
         (
@@ -42,14 +49,14 @@ def _model(**changes: object) -> object:
         ({"feature_groups": "card_10m"}, "model.feature_groups must be a tuple of names, not str 'card_10m'"),
     ],
 )
-def test_broken_model_declarations_are_named(changes: dict[str, object], message: str) -> None:
+def test_broken_model_declarations_are_named(changes: dict[str, Any], message: str) -> None:
     component = _model(**changes)
     with pytest.raises(ContractError, match=f"component 'fraud': .*{message}"):
-        component.validate()  # type: ignore[attr-defined]
+        component.validate()
 
 
 def test_model_that_is_not_a_model_spec_is_named() -> None:
-    component = dataclasses.replace(load("fraud"), model={"fit": None})  # type: ignore[arg-type]
+    component = dataclasses.replace(load("fraud"), model=cast(Any, {"fit": None}))
     with pytest.raises(ContractError, match="model must be a ModelSpec, not dict"):
         component.validate()
 
@@ -67,8 +74,8 @@ def test_feature_refs_cover_the_groups_the_model_reads() -> None:
     assert fraud.entity_keys() == ["card_id", "merchant_id"]
     assert "card_10m:event_count" in fraud.feature_refs()
     narrowed = _model(feature_groups=("merchant_1h",))
-    assert narrowed.entity_keys() == ["merchant_id"]  # type: ignore[attr-defined]
-    assert all(ref.startswith("merchant_1h:") for ref in narrowed.feature_refs())  # type: ignore[attr-defined]
+    assert narrowed.entity_keys() == ["merchant_id"]
+    assert all(ref.startswith("merchant_1h:") for ref in narrowed.feature_refs())
     assert Uniform(0.0, 1.0).low == 0.0
 
 
@@ -76,5 +83,5 @@ def test_request_fields_given_as_one_string_are_named_once() -> None:
     """A bare string is not read one character at a time (one error per letter)."""
     component = _model(request_fields="amount")
     with pytest.raises(ContractError) as raised:
-        component.validate()  # type: ignore[attr-defined]
+        component.validate()
     assert str(raised.value) == "component 'fraud': model.request_fields must be a tuple of names, not str 'amount'"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -11,21 +12,22 @@ from pipelines.streaming import sql
 from pipelines.streaming.job import latest_checkpoint, prune_checkpoints
 
 
-def _spec() -> dict[str, object]:
+def _spec() -> dict[str, Any]:
     component = load("fraud")
-    return json.loads(json.dumps(component.streaming.to_json_dict(component.name)))
+    spec: dict[str, Any] = json.loads(json.dumps(component.streaming.to_json_dict(component.name)))
+    return spec
 
 
 def test_job_spec_is_json_with_topics() -> None:
     spec = _spec()
     assert spec["topics"] == {"events": "fraud.events", "features": "fraud.features", "dead_letter": "fraud.events.dlq"}
-    assert spec["events"]["event_time"] == "event_time"  # type: ignore[index]
+    assert spec["events"]["event_time"] == "event_time"
 
 
 def test_sql_uses_declared_windows_and_dead_letter_reasons() -> None:
     spec = _spec()
     groups = spec["groups"]
-    insert = sql.group_insert(groups[1])  # type: ignore[index]
+    insert = sql.group_insert(groups[1])
     assert "INTERVAL '300' SECOND(3), INTERVAL '3600' SECOND(4)" in insert
     assert "'amount_avg', CAST(AVG(CAST(`amount` AS DOUBLE)) AS DOUBLE)" in insert
     checked = sql.checked_view(spec)
