@@ -7,14 +7,16 @@ took and the disk it uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from embedded.paths import (
@@ -37,6 +39,9 @@ DEBIAN_PACKAGES = {  # executable -> Debian package
     "prometheus": "prometheus",  # the cluster's canary analysis queries it; the local tier runs it for real
 }
 STAMPS = CACHE_DIR / "stamps"
+HEARTBEAT_S = 15.0
+BASE_PYTHON = sys.executable
+"""The interpreter that makes the environments (the one running setup)."""
 
 
 class SetupError(RuntimeError):
@@ -95,7 +100,7 @@ def main_environment() -> str:
 
     def install() -> None:
         if not (MAIN_VENV / "bin" / "python").exists():
-            _run([sys.executable, "-m", "venv", str(MAIN_VENV)])
+            _run([BASE_PYTHON, "-m", "venv", str(MAIN_VENV)])
         if not Path(_uv()).exists():
             _run([str(MAIN_VENV / "bin" / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"])
         _run([_uv(), "pip", "sync", "-q", "--python", str(MAIN_VENV / "bin" / "python"), str(lock)])
@@ -122,7 +127,7 @@ def streaming_environment() -> str:
 
     def install() -> None:
         if not (STREAMING_VENV / "bin" / "python").exists():
-            _run([_uv(), "venv", "-q", "--python", sys.executable, str(STREAMING_VENV)])
+            _run([_uv(), "venv", "-q", "--python", BASE_PYTHON, str(STREAMING_VENV)])
         _run([_uv(), "pip", "sync", "-q", "--python", str(STREAMING_VENV / "bin" / "python"), str(lock)])
 
     return _stamped("streaming-env", digest, STREAMING_VENV / "bin" / "python", install)
@@ -190,6 +195,25 @@ STEPS: list[tuple[str, Callable[[], str]]] = [
 # and `make tools` build it, so `make demo` never builds or waits for what it does not use.
 
 
+@contextlib.contextmanager
+def _heartbeat(title: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
+    """While a step runs (a cold apt-get or environment sync can take minutes), say every ``every_s`` that it does."""
+    done = threading.Event()
+    began = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every_s):
+            print(f"setup: {title}: still running ({time.monotonic() - began:.0f}s)", flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def main() -> int:
     if not (3, 11) <= sys.version_info[:2] <= (3, 12):
         print(
@@ -199,11 +223,12 @@ def main() -> int:
         return 1
     began = time.monotonic()
     report = []
-    for title, step in STEPS:
-        print(f"setup: {title} ...", flush=True)
+    for number, (title, step) in enumerate(STEPS, start=1):
+        print(f"setup: [{number}/{len(STEPS)}] {title} ...", flush=True)
         t0 = time.monotonic()
         try:
-            outcome = step()
+            with _heartbeat(title):
+                outcome = step()
         except SetupError as error:
             print(f"setup: {title} failed: {error}", file=sys.stderr)
             return 1

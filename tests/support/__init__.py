@@ -1,0 +1,1 @@
+"""Test support: fakes of installers, judges built from upstream modules, references."""
