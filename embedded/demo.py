@@ -21,8 +21,10 @@ from typing import Any
 
 from contract import Component
 from contract.registry import load
+from embedded.demo_progress import CanaryProgress, TrialProgress, wait_caught_up
 from embedded.errors import EmbeddedError
 from embedded.model_serving import EmbeddedBackend, EmbeddedServing
+from embedded.progress import Phases, line_phases
 from embedded.services import EmbeddedServices
 from embedded.settings import EmbeddedSettings
 from embedded.streaming import EmbeddedStreaming, StreamingStatus
@@ -160,25 +162,6 @@ def _phase(result: DemoResult, name: str, began: float) -> None:
     result.phases[name] = time.monotonic() - began
 
 
-def _wait_caught_up(streaming: EmbeddedStreaming, timeout_s: float, progress: Progress) -> StreamingStatus:
-    began = time.monotonic()
-    last = ""
-    while True:
-        status = streaming.status()
-        line = (
-            f"events not yet checkpointed {status.events_lag}, features not yet in Feast {status.features_lag}, "
-            f"events not yet archived {status.archive_lag}"
-        )
-        if line != last:
-            progress(line)
-            last = line
-        if status.caught_up:
-            return status
-        if time.monotonic() - began > timeout_s:
-            raise EmbeddedError(f"streaming did not catch up within {timeout_s:.0f}s: {line}")
-        time.sleep(1)
-
-
 def timeline(component: Component, n_events: int, extra: int, seed: int) -> tuple[list[dict[str, Any]], ...]:
     """The generator's events shifted so that the backlog's last event is now; the rest lie in the future."""
     field_name = component.streaming.events.event_time
@@ -210,6 +193,7 @@ def _train(
     seed: int,
     label: str,
     progress: Progress,
+    phases: Phases,
     window_end: str = "",
     accept_ties: bool = False,
 ) -> PipelineRun:
@@ -222,7 +206,9 @@ def _train(
         window_end=window_end,
         accept_ties=accept_ties,
     )
-    return run_local(params, pipeline_root(settings), progress=lambda line: progress(f"      [{label}] {line}"))
+    with phases(f"      [{label}] search") as phase:
+        search = TrialProgress(phase, component.model.metric, emit=lambda line: progress(f"      [{label}] {line}"))
+        return run_local(params, pipeline_root(settings), progress=search.shown, on_output=search.output)
 
 
 def _current_champion(client: Any, name: str) -> str | None:
@@ -249,8 +235,18 @@ def _quantiles_ms(values: list[float]) -> dict[str, float]:
     return {"requests": float(len(ordered)), "p50": pick(0.5), "p99": pick(0.99)}
 
 
-def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSettings | None = None) -> DemoResult:
-    """Run the demo; leaves the services, the streaming job and the model endpoint running."""
+def run_demo(
+    options: DemoOptions,
+    progress: Progress,
+    settings: EmbeddedSettings | None = None,
+    phases: Phases | None = None,
+) -> DemoResult:
+    """Run the demo; leaves the services, the streaming job and the model endpoint running.
+
+    ``progress`` gets the demo's lines; ``phases`` shows its long phases (the backlog, each search's trials, the
+    canary's steps): bars on a terminal (``embedded.progress.bar_phases``), by default a few lines via ``progress``.
+    """
+    phases = phases or line_phases(progress)
     from mlflow import MlflowClient
 
     component: Component = load(options.component)
@@ -282,11 +278,12 @@ def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSetting
     began = time.monotonic()
     backlog, future = timeline(component, options.events, max(options.events // 2, 2000), seed)
     step(3, f"streaming {len(backlog)} synthetic {component.name} events (seed {seed}) into Kafka -> Flink -> Feast")
-    result.events_sent = produce(
-        component, settings.kafka_bootstrap, backlog, progress=lambda n: indent(f"sent {n}/{len(backlog)}")
-    )
+    with phases("      events into Kafka") as sending:
+        sending.start(len(backlog), "events")
+        result.events_sent = produce(component, settings.kafka_bootstrap, backlog, progress=sending.update)
     result.produce_rate = result.events_sent / max(time.monotonic() - began, 1e-9)
-    result.status = _wait_caught_up(streaming, 300, indent)
+    with phases("      through Flink into Feast") as caught_up:
+        result.status = wait_caught_up(streaming, result.events_sent, 300, caught_up)
     _phase(result, "backlog into Feast", began)
     result.processed_rate = result.events_sent / result.phases["backlog into Feast"]
     result.online_sample = _online_sample(component, streaming, backlog)
@@ -312,7 +309,7 @@ def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSetting
             f"training the first {component.name} model on events before {cut[11:19]} UTC "
             f"({options.champion_trials} trials): it will serve first",
         )
-        run = _train(settings, component, options.champion_trials, seed, "champion", progress, window_end=cut)
+        run = _train(settings, component, options.champion_trials, seed, "champion", progress, phases, window_end=cut)
         result.trainings["champion"] = run
         if not run.decision["passed"]:
             raise EmbeddedError(f"the first {component.name} model was not registered: {run.decision['reason']}")
@@ -348,6 +345,7 @@ def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSetting
         seed + 1,
         "challenger",
         progress,
+        phases,
         accept_ties=options.accept_ties,
     )
     result.trainings["challenger"] = run
@@ -379,12 +377,17 @@ def run_demo(options: DemoOptions, progress: Progress, settings: EmbeddedSetting
             slots = {stable_slot: result.champion_version, serving.canary_slot(stable_slot): result.challenger_version}
             rollout.start(result.challenger_version)  # returns once the canary's server is ready and weighted
             started_at = time.time()
-            result.canary = rollout.run(
-                window_s=options.window_s,
-                timeout_s=options.canary_timeout_s,
-                progress=indent,
-                on_step=lambda analysis: analyses.append((time.time(), analysis)),
-            )
+            with phases("      canary") as steps:
+                steps.start(len(options.rollout.schedule), "steps")
+                canary = CanaryProgress(steps, rollout, indent)
+
+                def on_step(analysis: Analysis) -> None:
+                    analyses.append((time.time(), analysis))
+                    canary.window(analysis)
+
+                result.canary = rollout.run(
+                    window_s=options.window_s, timeout_s=options.canary_timeout_s, progress=canary.line, on_step=on_step
+                )
             time.sleep(2)  # a little traffic after the decision, for the report
         result.canary.update(started_at=started_at, slots=slots)
         result.latency_ms = _latency_by_version(traffic.log, slots)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from embedded.demo import DemoOptions, DemoResult, run_demo
+from embedded.progress import bar_phases
 from embedded.services import EmbeddedServices
 from embedded.settings import EmbeddedSettings
 from embedded.status_table import status_table
@@ -137,8 +138,17 @@ def demo(
         rollout=rollout,
     )
     services = EmbeddedServices(EmbeddedSettings.from_env())
+    if console.is_terminal:
+        # Pinned: the training runner swaps sys.stdout for its log while a search runs, and the bars and lines
+        # must stay on the terminal rather than be drawn into that log.
+        console.file = sys.stdout
     try:
-        result = run_demo(options, progress=lambda line: console.print(line, highlight=False))
+        # markup off: "[champion] ..." is the demo's text, not a rich style tag.
+        result = run_demo(
+            options,
+            progress=lambda line: console.print(line, highlight=False, markup=False),
+            phases=bar_phases(console) if console.is_terminal else None,
+        )
     except KeyboardInterrupt:
         console.print("interrupted: stopping everything the demo started")
         services.down(progress=lambda line: console.print(f"  {line}"))

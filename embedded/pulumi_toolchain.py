@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from embedded.paths import CACHE_DIR, MAIN_VENV, REPO_ROOT
+from embedded.progress import Phases, for_stream, line_phases
 
 TOOLS_DIR = CACHE_DIR / "tools"
 PULUMI_HOME = TOOLS_DIR / "pulumi-home"
@@ -86,8 +87,6 @@ PINS_NOTE = (
 )
 MODULE_PREFIX = "mlstack.local/toolchain"
 PYTHON_HELPERS = ("python/cmd/pulumi-language-python-exec", "python/dist/pulumi-resource-pulumi-python")
-HEARTBEAT_SECONDS = 60.0
-
 Progress = Callable[[str], None]
 
 
@@ -215,11 +214,13 @@ _PACKAGE_LINE = re.compile(r"^[\w.~+-]+(/[\w.~+-]+)*$")
 
 
 class Go:
-    """Runs the go command with module mode on, keeping the machine's GOPROXY, caches and flags."""
+    """Runs the go command with module mode on, keeping the machine's GOPROXY, caches and flags; a build shows
+    the packages it compiled so far in a ``phases`` phase (a bar on a terminal, a line every few seconds in a log)."""
 
-    def __init__(self, binary: Path, progress: Progress) -> None:
+    def __init__(self, binary: Path, progress: Progress, phases: Phases | None = None) -> None:
         self.binary = binary
         self.progress = progress
+        self.phases = phases or line_phases(progress)
         self.version = self._output(["version"]).strip()
         flags = self._output(["env", "GOFLAGS"]).split()
         for flag in ("-mod=mod", "-buildvcs=false"):
@@ -236,12 +237,14 @@ class Go:
         return result.stdout
 
     def run(self, args: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> str:
-        """Run ``go args`` in ``cwd``, appending all output to ``log``; print a heartbeat during long builds."""
-        started = time.monotonic()
-        last_beat = started
+        """Run ``go args`` in ``cwd``, appending all output to ``log``; a build or run shows its progress."""
+        compiling = args[0] in ("build", "run")
         lines: list[str] = []
-        with log.open("a") as sink:
+        with log.open("a") as sink, self.phases(f"  go {args[0]}") as phase:
             sink.write(f"$ go {' '.join(args)}\n")
+            if compiling:  # the number of packages is not known before: a count, its rate and the time so far
+                phase.start(None, "packages")
+            downloaded = 0
             process = subprocess.Popen(
                 [str(self.binary), *args],
                 cwd=cwd,
@@ -256,15 +259,16 @@ class Go:
                 lines.append(line)
                 if line.startswith("go: downloading "):
                     self.modules_downloaded += 1
-                elif args[0] in ("build", "run") and _PACKAGE_LINE.match(line):
+                    downloaded += 1
+                    phase.update(phase.completed, f"{downloaded} modules downloaded")
+                elif compiling and _PACKAGE_LINE.match(line):
                     self.packages_compiled += 1
-                now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_SECONDS:
-                    last_beat = now
-                    self.progress(f"  ... go {args[0]}: {len(lines)} modules/packages done, {now - started:.0f}s")
+                    phase.advance(1)
             code = process.wait()
-        if code != 0:
-            raise ToolchainError(f"`go {' '.join(args[:3])}` failed (exit {code}), see {log}:\n{_tail(''.join(lines))}")
+            if code != 0:
+                raise ToolchainError(
+                    f"`go {' '.join(args[:3])}` failed (exit {code}), see {log}:\n{_tail(''.join(lines))}"
+                )
         return "".join(lines)
 
     def download(self, module: str, version: str, cwd: Path, log: Path) -> dict[str, str]:
@@ -461,7 +465,7 @@ def _exclusive(progress: Progress) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            progress(f"tools: another build of the toolchain is running in this checkout; following its log {BUILD_LOG}")
+            progress(f"tools: another toolchain build is running in this checkout; following its log {BUILD_LOG}")
             _follow_until_unlocked(lock, BUILD_LOG, progress)
         try:
             yield
@@ -486,20 +490,21 @@ def _follow_until_unlocked(lock: IO[str], log: Path, progress: Progress, poll_s:
             time.sleep(poll_s)
 
 
-def ensure(progress: Progress = print) -> Toolchain:
-    """Make the toolchain available (building what is missing) and record what it did and how long it took."""
+def ensure(progress: Progress = print, phases: Phases | None = None) -> Toolchain:
+    """Make the toolchain available (building what is missing) and record what it did and how long it took;
+    ``phases`` shows the Go builds (default: a few lines via ``progress``)."""
     with _exclusive(progress):
-        return _ensure(progress)
+        return _ensure(progress, phases)
 
 
-def _ensure(progress: Progress) -> Toolchain:
+def _ensure(progress: Progress, phases: Phases | None) -> Toolchain:
     reports: list[StepReport] = []
     began = time.monotonic()
     go_version = ""
     try:
         wanted = wanted_plugin_version()
         notes: list[str] = []
-        go = Go(go_binary(), progress)
+        go = Go(go_binary(), progress, phases)
         go_version = go.version.strip()
         on_path = _cli_on_path()
         with _timed("pulumi CLI", reports, progress, go) as step:
@@ -739,8 +744,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print("\n".join(f"tools: {line}" for line in found.describe()))
         return 0
+    # A bar on a terminal when rich can be imported (this runs on the system python too); lines otherwise, which
+    # is what the background build writes to its log and a waiting `make tools` follows.
+    emit, phases = for_stream(sys.stdout)
     try:
-        ensure(progress=lambda line: print(line, flush=True))
+        ensure(progress=emit, phases=phases)
     except ToolchainError as error:
         print(f"tools: failed: {error}", file=sys.stderr)
         return 1
