@@ -5,7 +5,7 @@ background build's log file) it is a few plain lines: one when the counts or the
 ``interval_s``, never the same line twice, and a summary with the rate at the end.
 
 Standard library only at import: ``python3 -m embedded.pulumi_toolchain`` runs on the bare interpreter, so rich is
-imported only when a bar is asked for, and ``phases_for`` falls back to lines when it cannot be imported.
+imported only when a bar is asked for, and ``for_stream`` falls back to lines when it cannot be imported.
 """
 
 from __future__ import annotations
@@ -13,22 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 Emit = Callable[[str], None]
 """Where plain lines go (``print``, ``console.print``, a test's ``list.append``)."""
-
-
-class PhaseProgress(Protocol):
-    """One long phase: ``start``, then ``advance``/``update`` as work is done, then ``done``."""
-
-    def start(self, total: int | None, unit: str) -> None: ...
-
-    def advance(self, n: int = 1, detail: str | None = None) -> None: ...
-
-    def update(self, completed: int, detail: str | None = None) -> None: ...
-
-    def done(self, summary: str = "") -> None: ...
 
 
 Phases = Callable[[str], "Phase"]
@@ -48,7 +36,9 @@ def _duration(seconds: float) -> str:
 
 
 class Phase:
-    """Counting shared by both displays; a display draws ``_show`` and the final ``summary_line``.
+    """One long phase: ``start(total, unit)``, then ``advance``/``update`` as work is done, then ``done``.
+
+    The counting is shared by both displays (``LinePhase``, ``BarPhase``), which draw ``_show`` and ``_finish``.
 
     Used as a context manager, a phase left by an exception ends with a "stopped at" line instead of a summary.
     """
