@@ -1,6 +1,6 @@
 """The InferenceService of a component in cluster mode, running the project's serving runtime image.
 
-Canary mechanism: KServe's ``canaryTrafficPercent`` in Serverless (Knative) mode. Knative keeps the previous
+Canary mechanism: KServe's ``canaryTrafficPercent`` in Knative mode. Knative keeps the previous
 revision alive and splits requests between revisions by percentage, so a 10% canary gets 10% of requests with
 one pod per revision; rollback (0%) pins the previous revision instantly. The Standard-mode ``spec.canary``
 (KServe 0.20+) splits by replica ratio instead, which with the laptop profile's single replica cannot express
@@ -15,6 +15,15 @@ from contract import Component
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 HTTP_PORT = 8080
+DEPLOYMENT_MODE = "Knative"
+"""KServe's name for its Knative-backed mode, in the annotation and the controller's chart value alike.
+
+Not the older "Serverless": in the pinned KServe that is a deprecated alias (pkg/constants/constants.go) the controller
+records as ``status.deploymentMode: Knative`` (``GetDeploymentMode``, pkg/controller/v1beta1/inferenceservice/utils/
+utils.go), and the validating webhook (``validateDeploymentMode``, pkg/apis/serving/v1beta1/
+inference_service_validation.go) then refuses every update whose annotation differs from the status: canary patches,
+and the finalizer removal a delete needs. Checked at kserve/kserve@v0.16.0.
+"""
 
 
 def server_args(component: str, version: str, mlflow_uri: str, feast_repo: str) -> list[str]:
@@ -51,7 +60,7 @@ def inference_service(
             "namespace": namespace,
             "labels": {"app.kubernetes.io/part-of": "mlstack", "mlstack.io/component": component.name},
             "annotations": {
-                "serving.kserve.io/deploymentMode": "Serverless",
+                "serving.kserve.io/deploymentMode": DEPLOYMENT_MODE,
                 "serving.kserve.io/enable-prometheus-scraping": "true",
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": str(HTTP_PORT),

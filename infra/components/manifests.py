@@ -208,6 +208,26 @@ def feast_apply_job(
 # -- KServe ---------------------------------------------------------------------------------------------------
 
 
+def knative_container_user(uid: int) -> dict[str, Any]:
+    """The user a Knative-served container runs as, set on the container: Knative refuses it on the pod.
+
+    Knative Serving accepts no pod-level ``securityContext`` field unless ``config-features`` enables
+    ``kubernetes.podspec-securitycontext`` (or ``secure-pod-defaults``, for ``seccompProfile`` only); both are disabled
+    by default, while the container-level ``runAsNonRoot``, ``runAsUser``, ``runAsGroup`` and ``seccompProfile`` are
+    always allowed (checked at knative/serving@knative-v1.19.0: ``PodSpecMask``, ``PodSecurityContextMask`` and
+    ``SecurityContextMask`` in pkg/apis/serving/fieldmask.go, defaults in pkg/apis/config/features.go). So the
+    predictor keeps Knative's defaults and carries ``objects.pod_security`` minus ``fsGroup`` on its container:
+    ``fsGroup`` has no container-level field, and the predictor's only volume, the Feast repo ConfigMap, is
+    world-readable (mode 0644) and mounted read-only, so no group needs to own it.
+    """
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def champion_service(
     component: Component, namespace: str, image: str, version: str, endpoints: Endpoints
 ) -> dict[str, Any]:
@@ -226,9 +246,9 @@ def champion_service(
     )
     predictor = isvc["spec"]["predictor"]
     predictor["serviceAccountName"] = "mlstack-workload"
-    predictor["securityContext"] = objects.pod_security(APP_UID)
     predictor["volumes"] = [feast_volume(component)]
     container = predictor["containers"][0]
+    container["securityContext"] = {**container["securityContext"], **knative_container_user(APP_UID)}
     container["env"] = [
         *feast_env(component, endpoints.s3_endpoint),
         {"name": "MLFLOW_S3_ENDPOINT_URL", "value": endpoints.s3_endpoint},

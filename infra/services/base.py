@@ -86,8 +86,9 @@ class PlatformService(pulumi.ComponentResource):
         values: dict[str, Any],
         depends_on: Sequence[pulumi.Resource] = (),
         namespace: str | None = None,
+        post_renderer: k8s.helm.v4.PostRendererArgs | None = None,
     ) -> pulumi.Resource:
-        """An upstream chart at its pinned version, fetched at deploy time."""
+        """An upstream chart at its pinned version, fetched at deploy time; ``post_renderer`` edits the render."""
         if self.args.left_out is not None:
             return self._left_out(role, f"helm chart {chart.chart} {chart.version}")
         return k8s.helm.v4.Chart(
@@ -99,6 +100,7 @@ class PlatformService(pulumi.ComponentResource):
                 repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
                 namespace=namespace or self.args.namespace,
                 values=values,
+                post_renderer=post_renderer,
             ),
             opts=self.options(depends_on),
         )

@@ -1,19 +1,32 @@
-"""KServe in Serverless (Knative) mode with Kourier as its networking layer.
+"""KServe in Knative mode with Kourier as its networking layer.
 
 The serving code rolls out canaries with ``canaryTrafficPercent``, which only Knative can split by request
 (see ``serving/inference_service.py``). So this installs the Knative Operator, a ``KnativeServing`` with Kourier
 (the light networking layer, no Istio) sized by the profile, then KServe's CRDs and controller.
+
+The controller's chart is installed without its ``ClusterServingRuntime`` objects (``RUNTIME_KINDS``): KServe's chart
+(checked at kserve/kserve@v0.16.0:charts/kserve-resources/templates/clusterservingruntimes.yaml) renders them with no
+switch to leave them out (``servingruntime.<name>.disabled`` only sets ``spec.disabled``; the object is still
+created), beside the ``clusterservingruntime.serving.kserve.io`` validating webhook (templates/
+webhookconfiguration.yaml, ``failurePolicy: Fail``) served by the controller the same install starts. Pulumi orders a
+chart's objects by CRD and namespace only, so on a first install they reach a webhook with no ready endpoint (the
+same failure plain helm has: kserve#5037, #4182). The project needs none of them: its InferenceServices name their
+own container (``predictor.containers``, ``infra/components/manifests.py``), so the controller never looks a runtime
+up. Helm's post-render step drops them from the rendered chart.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from infra import versions
 from infra.profiles import Profile
 from infra.services.base import PlatformService, ServiceArgs
+from serving.inference_service import DEPLOYMENT_MODE
 
 KNATIVE_NAMESPACE = "knative-serving"
 # Where the pods that forward requests to model servers run: the activator and autoscaler always in knative-serving;
@@ -22,7 +35,19 @@ KNATIVE_NAMESPACE = "knative-serving"
 KNATIVE_INGRESS_NAMESPACES = (KNATIVE_NAMESPACE, "kourier-system")
 KNATIVE_REVISION_LABEL = "serving.knative.dev/revision"  # set by Knative on every revision's pods
 KOURIER_NODE_PORT = 31080  # kind maps it to the host (infra.cluster.kind.INGRESS_NODE_PORT)
-KOURIER_GATEWAY_LABELS = {"app": "3scale-kourier-gateway"}  # the gateway pods of net-kourier's release manifest
+RUNTIME_KINDS = ("ClusterServingRuntime",)
+"""Kinds dropped from the KServe controller chart's rendered objects (see the module docstring)."""
+
+# Helm's post-renderer contract: the rendered manifests on stdin, the ones to apply on stdout. Documents are split on
+# their ``---`` lines and the rest is passed through byte for byte; a document goes when its top-level ``kind`` (a
+# line starting in column 0) is one of the kinds given as arguments.
+_DROP_KINDS = r"""
+import re, sys
+kinds = set(sys.argv[1:])
+docs = re.split(r"(?m)^---[ \t]*$", sys.stdin.read())
+keep = [d for d in docs if not set(re.findall(r"(?m)^kind:[ \t]*[\"']?(\w+)", d)) & kinds]
+sys.stdout.write("---".join(keep))
+"""
 
 # KnativeServing workload name -> (container, profile key)
 _WORKLOADS = {
@@ -36,10 +61,20 @@ _WORKLOADS = {
 
 
 def knative_serving(profile: Profile, domain: str, node_port: bool) -> dict[str, Any]:
-    """The ``KnativeServing`` custom resource: Kourier ingress, the domain, and every workload sized."""
-    # The operator's Kourier settings are ``enabled`` and ``service-type`` only (no node port), so on kind the
-    # gateway stays ClusterIP and ``kourier_node_port`` adds a Service on the fixed port kind maps to the host.
-    kourier: dict[str, Any] = {"enabled": True, "service-type": "ClusterIP" if node_port else "LoadBalancer"}
+    """The ``KnativeServing`` custom resource: Kourier ingress, the domain, and every workload sized.
+
+    ``node_port`` (kind): the operator makes its Kourier gateway Service a NodePort on ``KOURIER_NODE_PORT``, the port
+    kind maps to the host (``http-port`` is the node port of every non-https port; checked at
+    knative/operator@knative-v1.19.0:pkg/apis/operator/base/ingressconfiguration.go and
+    pkg/reconciler/knativeserving/ingress/kourier.go). ``spec.config`` becomes the ``config-<key>`` ConfigMaps
+    (pkg/reconciler/common/config_maps.go there); ``config-features`` is left at Knative's defaults, under which a
+    revision's pod may carry no pod-level ``securityContext`` (see ``infra/components/manifests.py``).
+    """
+    kourier: dict[str, Any] = (
+        {"enabled": True, "service-type": "NodePort", "http-port": KOURIER_NODE_PORT}
+        if node_port
+        else {"enabled": True, "service-type": "LoadBalancer"}
+    )
     workloads = []
     for name, (container, key) in _WORKLOADS.items():
         w = profile[key]
@@ -73,28 +108,26 @@ def knative_serving(profile: Profile, domain: str, node_port: bool) -> dict[str,
     }
 
 
-def kourier_node_port() -> dict[str, Any]:
-    """A NodePort Service on the Kourier gateway pods at the port the kind cluster maps to the host."""
+def controller_values(profile: Profile, domain: str) -> dict[str, Any]:
+    """Values of KServe's controller chart (checked at kserve/kserve@v0.16.0:charts/kserve-resources/values.yaml)."""
     return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": "kourier-host",
-            "namespace": KNATIVE_NAMESPACE,
-            "labels": {"app.kubernetes.io/part-of": "mlstack"},
-        },
-        "spec": {
-            "type": "NodePort",
-            "selector": KOURIER_GATEWAY_LABELS,
-            "ports": [
-                {"name": "http2", "port": 80, "targetPort": 8080, "nodePort": KOURIER_NODE_PORT, "protocol": "TCP"}
-            ],
-        },
+        "kserve": {
+            "controller": {
+                "deploymentMode": DEPLOYMENT_MODE,
+                "resources": profile["kserve.controller"].resources(),
+                "gateway": {"domain": domain, "disableIstioVirtualHost": True},
+            }
+        }
     }
 
 
+def drop_kinds_command(kinds: tuple[str, ...] = RUNTIME_KINDS) -> list[str]:
+    """The post-renderer's command line: this interpreter (it runs the program, so it exists) and the filter."""
+    return [sys.executable, "-c", _DROP_KINDS, *kinds]
+
+
 class KServe(PlatformService):
-    """Knative Operator -> KnativeServing (Kourier) -> KServe CRDs -> KServe controller (Serverless mode)."""
+    """Knative Operator -> KnativeServing (Kourier) -> KServe CRDs -> KServe controller (Knative mode)."""
 
     kind = "KServe"
 
@@ -119,29 +152,20 @@ class KServe(PlatformService):
             knative_serving(args.profile, domain, node_port_ingress),
             depends_on=[self.knative_operator, self.serving_namespace],
         )
-        if node_port_ingress:
-            self.register("kourier-host", kourier_node_port(), depends_on=[self.knative_serving])
         self.crds = self.chart("crds", versions.KSERVE_CRD, {})
-        controller = args.profile["kserve.controller"]
+        command, *command_args = drop_kinds_command()
         self.controller = self.chart(
             "controller",
             versions.KSERVE,
-            {
-                "kserve": {
-                    "controller": {
-                        "deploymentMode": "Serverless",
-                        "resources": controller.resources(),
-                        "gateway": {"domain": domain, "disableIstioVirtualHost": True},
-                    }
-                }
-            },
+            controller_values(args.profile, domain),
             depends_on=[self.crds, self.knative_serving, *args.depends_on],
+            post_renderer=k8s.helm.v4.PostRendererArgs(command=command, args=command_args),
         )
         self.done(
             {
                 "version": versions.KSERVE.version,
                 "knative_version": versions.KNATIVE_VERSION,
                 "domain": domain,
-                "deployment_mode": "Serverless",
+                "deployment_mode": DEPLOYMENT_MODE,
             }
         )

@@ -26,9 +26,9 @@ KUBERNETES_VERSION = "1.34.0"  # the kind node image's version (infra/versions.p
 STACKS = ("kind", "gke")
 # Custom resources (their CRDs come from upstream operators): listed so nothing unvalidated slips in unnoticed.
 CUSTOM_KINDS = {"Kafka", "KafkaNodePool", "KnativeServing"}
-# Our objects that select upstream pods (not in this set, so kube-score cannot match them): the kind host port
-# Service in front of Knative's Kourier gateway.
-SELECTS_UPSTREAM_PODS = {("Service", "kourier-host")}
+# Our objects that select upstream pods (not in this set, so kube-score cannot match them): none since the Knative
+# Operator's own Kourier Service is the kind host port's NodePort (infra/services/kserve.py).
+SELECTS_UPSTREAM_PODS: frozenset[tuple[str, str]] = frozenset()
 # NetworkPolicies of namespaces whose pods operators and upstream charts create (Knative revisions, Flink and Ray
 # clusters, the Prometheus server; component workers only once components are deployed): kube-score sees no pods.
 POLICIES_OF_OPERATOR_PODS = {"mlstack", "monitoring"}
