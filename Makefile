@@ -108,7 +108,7 @@ stream-stop: ## Stop the Flink job and Feast pusher of COMPONENT (checkpoints ar
 .PHONY: policy-tools preview up down profile-budget preflight
 STACK ?= kind
 
-policy-tools: ## Build helm + kube-score from Go modules into .cache/tools for the manifest tier (cached; never fails)
+policy-tools: ## Build helm, kube-score and tests/support/judges from Go modules into .cache/tools for the manifest tier (cached; never fails)
 	@if [ -x $(PY) ]; then $(PY) -m infra.tools; else $(PYTHON) -m infra.tools; fi
 
 preview: setup ## Preview the platform on STACK (kind|gke): what `make up` would create
