@@ -70,9 +70,10 @@ KNATIVE_OPERATOR = HelmChart(
 )
 # KServe stays at v0.16.0 although the Python package (requirements/main.txt) is kserve 0.21.0. Why: no chart location
 # for a newer release has been verified from here (no network; /work/shared/UPSTREAM-FACTS.md records no KServe chart
-# address or version), and a guessed OCI name or tag would only fail at deploy time. Moving the pin past 0.16 also
-# means: the controller's deploymentMode "Serverless" is renamed "Knative" (0.17+), in infra/services/kserve.py and
-# the InferenceService annotation in serving/inference_service.py; re-check the chart's value names then.
+# address or version), and a guessed OCI name or tag would only fail at deploy time. Already at v0.16.0 the controller
+# records deploymentMode "Knative" ("Serverless" is a deprecated alias whose updates its webhook refuses), so the
+# annotation and chart value come from serving/inference_service.py DEPLOYMENT_MODE; on a bump re-check the chart's
+# value names and the rest of infra/UPSTREAM-CHECKS.md.
 # Consequence for the tests: the InferenceService the components build is checked against the kserve 0.21 package's
 # models (tests/manifests/test_components_manifests.py), not against this 0.16 CRD; the fields it uses
 # (predictor.minReplicas, containers, canaryTrafficPercent) exist in both.
