@@ -69,6 +69,41 @@ elif name == "base-python":  # the interpreter that runs setup: `-m venv <dir>`
     if args[:2] != ["-m", "venv"]:
         sys.exit(97)
     executable(Path(args[2]) / "bin" / "python")
+elif name == "go":
+    if args == ["version"]:
+        print("go version go1.26.8 linux/amd64")
+    elif args == ["env", "GOFLAGS"]:
+        print("")
+    elif args[:3] == ["mod", "download", "-json"]:  # a module in the fake module cache, as `go mod download` says
+        module, version = args[3].split("@")
+        root = Path(os.environ["FAKE_TOOLS_GO_MODULES"]) / f"{module}@{version}"
+        for helper in ("python/cmd/pulumi-language-python-exec", "python/dist/pulumi-resource-pulumi-python"):
+            (root / helper).parent.mkdir(parents=True, exist_ok=True)
+            (root / helper).write_text("#!/bin/sh\n")
+        command = root / "cmd" / "pulumi-resource-kubernetes"
+        command.mkdir(parents=True, exist_ok=True)
+        for file in ("main.go", "generate.go", "schema.json"):
+            (command / file).write_text("package main\n")
+        go_mod = root / "go.mod"
+        go_mod.write_text(
+            f"module {module}\n\nreplace (\n\tgithub.com/a/b => github.com/c/b v1.2.3\n\tgithub.com/local/x => ../x\n)\n"
+        )
+        print(json.dumps({"Path": module, "Version": version, "Dir": str(root), "GoMod": str(go_mod)}))
+    elif args[0] == "run" and "generate.go" in args:
+        for file in ("schema-embed.json", "terraform-mapping-embed.json"):
+            Path(file).write_text("{}")
+    elif args[0] == "build":
+        out = Path(args[args.index("-o") + 1])
+        print("github.com/fake/pkg/one\ngithub.com/fake/pkg/two", flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("#!/bin/sh\n")
+        out.chmod(0o755)
+    elif args[0] == "install":
+        out = Path(os.environ["GOBIN"]) / args[1].split("@")[0].rsplit("/", 1)[-1]
+        out.write_text("#!/bin/sh\n")
+        out.chmod(0o755)
+    else:
+        sys.exit(97)
 else:
     sys.exit(97)
 """
@@ -117,6 +152,7 @@ class FakeTools:
             "FAKE_TOOLS_WATCH": ",".join(self.watch),
             "FAKE_TOOLS_APT_PROVIDES": json.dumps(apt_provides or {}),
             "FAKE_TOOLS_FAIL": ",".join(fail),
+            "FAKE_TOOLS_GO_MODULES": str(self.bin.parent / "go-modules"),
         }
 
     def calls(self, tool: str | None = None) -> list[Call]:
