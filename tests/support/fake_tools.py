@@ -86,7 +86,8 @@ elif name == "go":
             (command / file).write_text("package main\n")
         go_mod = root / "go.mod"
         go_mod.write_text(
-            f"module {module}\n\nreplace (\n\tgithub.com/a/b => github.com/c/b v1.2.3\n\tgithub.com/local/x => ../x\n)\n"
+            f"module {module}\n\nreplace (\n"
+            "\tgithub.com/a/b => github.com/c/b v1.2.3\n\tgithub.com/local/x => ../x\n)\n"
         )
         print(json.dumps({"Path": module, "Version": version, "Dir": str(root), "GoMod": str(go_mod)}))
     elif args[0] == "run" and "generate.go" in args:
