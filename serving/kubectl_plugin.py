@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.rollout.rollout import CHAMPION, Rollout, RolloutConfig, RolloutError
+from serving.rollout.rollout import CHAMPION, ReportsTraffic, Rollout, RolloutConfig, RolloutError
 
 console = Console()
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -82,21 +82,37 @@ def rollout_for(component: str, config: RolloutConfig | None = None) -> Rollout:
 
 
 def status_table(rollout: Rollout) -> Table:
-    """One row per version: role, share, traffic and key metrics of the current window, and the verdict."""
+    """One row per version: role, traffic, key metrics of the current window, and the verdict.
+
+    The traffic is what the platform reports routing where it reports it (the InferenceService's status), with
+    the rollout's intended share beside it while the two differ (a revision not ready yet, a rollback waiting)."""
     state = rollout.state()
+    reported = rollout.backend.reported_traffic() if isinstance(rollout.backend, ReportsTraffic) else None
+
+    def traffic(version: object, intended: int) -> str:
+        if reported is None:
+            return f"{intended}%"
+        now = reported.get(str(version), 0)
+        return f"{now}%" if now == intended else f"{now}% (intended {intended}%)"
+
     table = Table(title=f"canary of {rollout.name}", title_justify="left")
-    for column in ("role", "version", "share", "requests", "error rate", "p99 ms", "PSI", "verdict"):
+    if reported is not None:
+        table.caption = "reported by the InferenceService: " + (
+            ", ".join(f"v{version} {share}%" for version, share in reported.items()) or "no traffic yet"
+        )
+    for column in ("role", "version", "traffic", "requests", "error rate", "p99 ms", "PSI", "verdict"):
         table.add_column(column, justify="left" if column in {"role", "verdict"} else "right")
     if not state:
-        table.add_row("stable", rollout.backend.stable_version(), "100%", "", "", "", "", "no rollout yet")
+        stable = rollout.backend.stable_version()
+        table.add_row("stable", stable, traffic(stable, 100), "", "", "", "", "no rollout yet")
         return table
     if state.get("outcome"):
         ended = datetime.fromtimestamp(float(state.get("ended_at", 0)), tz=UTC).isoformat(timespec="seconds")
         reason = f": {state['reason']}" if state.get("reason") else ""
-        table.add_row("stable", rollout.backend.stable_version(), "100%", "", "", "", "", "")
-        table.add_row(
-            "last canary", str(state["canary_version"]), "0%", "", "", "", "", f"{state['outcome']} {ended}{reason}"
-        )
+        stable = rollout.backend.stable_version()
+        canary = str(state["canary_version"])
+        table.add_row("stable", stable, traffic(stable, 100), "", "", "", "", "")
+        table.add_row("last canary", canary, traffic(canary, 0), "", "", "", "", f"{state['outcome']} {ended}{reason}")
         return table
     analysis = rollout.analyse()
     for role, version, share, window in (
@@ -107,7 +123,7 @@ def status_table(rollout: Rollout) -> Table:
         table.add_row(
             role,
             str(version),
-            f"{share}%",
+            traffic(version, share),
             f"{window.requests:.0f}",
             f"{window.error_rate:.1%}",
             "" if math.isnan(p99) else f"{p99 * 1000:.1f}",
@@ -150,7 +166,9 @@ def promote(component: ComponentArg) -> None:
 
 @app.command()
 def rollback(component: ComponentArg) -> None:
-    """Send all traffic back to the stable version; the canary loses the challenger alias."""
+    """Send all traffic back to the stable version; the canary loses the challenger alias.
+
+    In a cluster the canary stays at 0% until the stable version's new revision is ready (up to 10 minutes)."""
     state = rollout_for(component).rollback()
     console.print(f"rolled back {component} v{state['canary_version']}; stable v{state['stable_version']} serves all")
 

@@ -24,6 +24,31 @@ from infra.components import manifests, streaming, training
 from infra.components.manifests import Endpoints
 from infra.services import objects
 
+ROLLOUT_OWNED = ("spec.predictor.canaryTrafficPercent", "spec.predictor.containers")
+"""The InferenceService's fields `kubectl canary` owns after creation (serving/rollout/cluster_backend.py patches
+them as field manager ``kubectl-canary``): Pulumi creates them, then never touches them, so `pulumi up` after a
+rollout changes nothing and conflicts with nothing.
+
+The whole ``containers`` list, not ``containers[0].args``: the provider applies with server-side apply
+(``enable_server_side_apply`` on the cluster's provider), and there its ignoreChanges handling
+(``handleSSAIgnoreFields``, provider/pkg/await/await.go) splits each path on "." and walks maps only
+("TODO: Enhance support for ignoreField path to support nested arrays"), so ``containers[0].args`` matches nothing
+and the update sends the whole list. The list is atomic (KServe's CRD gives ``spec.predictor.containers`` no
+``x-kubernetes-list-type``, and the API server's schema conversion treats such a list as atomic: k8s.io/kube-openapi
+pkg/schemaconv/smd.go, "Treat as atomic by default"), so after a rollout's merge patch
+``kubectl-canary`` owns all of it: the apply then conflicts, or with patchForce reverts the rollout. A path of map
+keys works: the field is dropped from the apply while another manager owns it, and kept at its live value while
+Pulumi still does; and the diff (provider/pkg/provider/provider.go, ``Diff``) drops every change under it, so a
+preview after a rollout, refreshed or not, plans nothing for the service. Checked at pulumi/pulumi-kubernetes
+v4.32.0 and its main of 2026-07-01, the newest stored (``handleSSAIgnoreFields`` is unchanged there since #2566 of
+2023; the pinned 4.34.2 is newer and was not readable here), and kserve/kserve@v0.16.0:charts/kserve-crd/templates/
+serving.kserve.io_inferenceservices.yaml.
+
+The price: the image, resources and env of a running service are no longer Pulumi's to change; a new serving
+image reaches it by replacing the service (`pulumi up --replace <its urn>`), which restarts it on the version the
+program names (the ``champion`` alias by default).
+"""
+
 
 @dataclass(frozen=True)
 class PlatformHandles:
@@ -157,12 +182,7 @@ class UseCase(pulumi.ComponentResource):
             "isvc",
             manifests.champion_service(c, ns, args.images["serving"], args.version, ep),
             [*p.kserve, *p.mlflow, self.feast_apply, self.credentials, *args.image_resources],
-            # After creation `kubectl canary` owns the served version and the traffic split; `pulumi up` must not
-            # undo a rollout (the image and resources stay Pulumi's).
-            ignore_changes=[
-                "spec.predictor.canaryTrafficPercent",
-                "spec.predictor.containers[0].args",
-            ],
+            ignore_changes=list(ROLLOUT_OWNED),
         )
         self.endpoints: dict[str, pulumi.Output[str]] = {
             "topics": pulumi.Output.from_input(",".join(t for t in _topic_names(c))),

@@ -4,11 +4,12 @@ the schedule, and it ends promoted (alias ``champion``) or rolled back. Used by 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from serving.rollout.analysis import Analysis, AnalysisConfig, Snapshot, analyse
 from serving.rollout.backend import TrafficBackend
@@ -19,6 +20,22 @@ Progress = Callable[[str], None]
 
 class RolloutError(RuntimeError):
     """A command that does not fit the rollout's state (e.g. ``step`` with no rollout running)."""
+
+
+@runtime_checkable
+class ReportsTraffic(Protocol):
+    """A backend whose platform applies a share asynchronously and reports the split it really routes (KServe
+    with Knative: a new revision takes its share only once ready). Embedded mode's proxy applies a weight at once
+    and has no such report; its backend does not implement this."""
+
+    def split_pending(self, share: int | None) -> str:
+        """Why the reported split is not yet the canary at ``share``% ("" when it is); None: why the service is
+        not settled on one version outside a rollout."""
+        ...
+
+    def reported_traffic(self) -> dict[str, int]:
+        """Percent of requests per model version, as the platform reports them."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,10 @@ class Rollout:
                 f"a canary of {self.name} v{current['canary_version']} is already at {current['share']}%: "
                 "promote, roll back or abort it first"
             )
+        if isinstance(self.backend, ReportsTraffic):
+            pending = self.backend.split_pending(None)
+            if pending:
+                raise RolloutError(f"{self.name} is not settled for a canary: {pending}")
         if version is None:
             version = str(self.client.get_model_version_by_alias(self.name, CHALLENGER).version)
         stable = self.backend.stable_version()
@@ -109,8 +130,17 @@ class Rollout:
         return analyse(stable, canary, self.config.analysis)
 
     def step(self) -> tuple[str, Analysis]:
-        """Analyse the window; on pass move to the next share (or promote after 100%), on fail roll back."""
+        """Analyse the window; on pass move to the next share (or promote after 100%), on fail roll back.
+
+        Where the backend reports its real split, a window counts only from when the split is the share: until
+        then the step waits and the window restarts."""
         state = self._active()
+        pending = self.backend.split_pending(state["share"]) if isinstance(self.backend, ReportsTraffic) else ""
+        if pending:
+            self._baseline(state)
+            self.backend.save_state(state)
+            reason = f"traffic not yet at {state['share']}%: {pending}"
+            return "waiting", Analysis("inconclusive", [reason], Snapshot(), Snapshot(), math.nan)
         result = self.analyse()
         self._record(state, result)
         if result.verdict == "inconclusive":

@@ -4,7 +4,8 @@ API (the program builds the project's images and loads them into kind), then the
 events produced to ``fraud.events`` -> the FlinkDeployment's window results -> online features in Feast ->
 the training pipeline run through the KFP API (twice: a champion, then a challenger) -> the InferenceService
 serving the champion -> ``kubectl canary`` start / status / promote against the real InferenceService ->
-``pulumi destroy``.
+``pulumi up`` changing nothing after the promotion -> a second canary rolled back, the split pinned until the
+reverted revision is ready (``tests.kind.canary_checks``) -> ``pulumi destroy``.
 
 Needs Docker, kind, kubectl and the Pulumi CLI; skips in one line naming what is missing.
 """
@@ -28,9 +29,9 @@ from embedded.service_spec import free_port
 from infra import deploy, images
 from infra.cluster import preflight
 from infra.components import manifests
+from tests.kind import canary_checks
 from tests.kind.kind_stack import kind_stack
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = "fraud"
 NAMESPACE = "mlstack"
 TIMEOUT_S = 1800
@@ -178,18 +179,21 @@ def _ready(obj: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def _canary_command(cluster: dict[str, Any], prometheus: str, mlflow: str, *args: str) -> dict[str, Any]:
+    return canary_checks.canary_command(cluster["kubeconfig"], NAMESPACE, prometheus, mlflow, *args)
+
+
 def _canary(cluster: dict[str, Any], prometheus: str, mlflow: str, *args: str) -> str:
-    cli = ROOT / ".venv" / "bin" / "kubectl-canary"
-    env = {"KUBECONFIG": str(cluster["kubeconfig"]), "MLSTACK_PROMETHEUS_URL": prometheus}
-    result = subprocess.run(
-        [str(cli), "--namespace", NAMESPACE, "--mlflow-uri", mlflow, *args],
-        capture_output=True,
-        text=True,
-        env={**env, "PATH": str(ROOT / ".venv" / "bin")},
-        check=False,
-    )
+    command = _canary_command(cluster, prometheus, mlflow, *args)
+    result = subprocess.run(**command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return str(result.stdout)
+
+
+def _split(cluster: dict[str, Any]) -> list[int]:
+    """The percents the InferenceService reports routing, sorted (``status.components.predictor.traffic``)."""
+    predictor = _isvc(cluster).get("status", {}).get("components", {}).get("predictor", {})
+    return sorted(int(t.get("percent", 0)) for t in predictor.get("traffic", []))
 
 
 def test_component_lifecycle_on_kind(stack: Any, cluster: dict[str, Any]) -> None:
@@ -267,21 +271,30 @@ def test_component_lifecycle_on_kind(stack: Any, cluster: dict[str, Any]) -> Non
         assert "takes 10%" in started
         isvc = _isvc(cluster)
         assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
-        canary_version = _rollout_books(cluster)["canary-version"]
+        books = _rollout_books(cluster)
+        canary_version, first_stable = books["canary-version"], books["stable-version"]
         assert _served_version(isvc) == canary_version
-        _wait(
-            "traffic split 90/10",
-            lambda: (
-                sorted(t.get("percent", 0) for t in _isvc(cluster)["status"]["components"]["predictor"]["traffic"])
-                == [10, 90]
-            ),
-            600,
-        )
-        assert COMPONENT in _canary(cluster, prometheus, mlflow, "status", COMPONENT)
+        _wait("traffic split 90/10", lambda: _split(cluster) == [10, 90], 600)
+        assert "10%" in _canary(cluster, prometheus, mlflow, "status", COMPONENT)
         _canary(cluster, prometheus, mlflow, "promote", COMPONENT)
-    promoted = _isvc(cluster)
-    assert _rollout_books(cluster)["stable-version"] == canary_version == _served_version(promoted)
-    assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
-    # The rollout owns the served version (ignoreChanges): `pulumi preview` must not want to undo it.
-    preview = stack.preview()
-    assert not preview.change_summary.get("update"), preview.change_summary
+        promoted = _isvc(cluster)
+        assert _rollout_books(cluster)["stable-version"] == canary_version == _served_version(promoted)
+        assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
+        _wait("the promoted revision on all traffic", lambda: _split(cluster) == [100], 600)
+
+        # The rollout owns the served version and the split (ignoreChanges): `pulumi up` now changes nothing.
+        canary_checks.pulumi_up_changes_nothing(stack, lambda: _isvc(cluster), canary_version)
+
+        # A canary of the replaced version, rolled back: the split stays pinned until the reverted revision is ready.
+        _canary(cluster, prometheus, mlflow, "start", COMPONENT, "--version", first_stable, "--share", "10")
+        _wait("traffic split 90/10 again", lambda: _split(cluster) == [10, 90], 600)
+        canary_checks.rollback_waits_for_the_reverted_revision(
+            cluster["custom"],
+            NAMESPACE,
+            lambda: _isvc(cluster),
+            _canary_command(cluster, prometheus, mlflow, "rollback", COMPONENT),
+            canary_version,
+        )
+        assert "canary-version" not in _rollout_books(cluster)
+        shown = _canary(cluster, prometheus, mlflow, "status", COMPONENT)
+        assert "rolled back" in shown and "intended" not in shown, shown

@@ -1,9 +1,9 @@
-"""Rollout decisions and the kubectl plugin's InferenceService patches, against a recording Kubernetes API (custom
-objects and ConfigMaps), canned Prometheus counters and a real (in-process, SQLite) MLflow registry."""
+"""Rollout decisions and the kubectl plugin's InferenceService patches, against a fake Kubernetes API that plays
+KServe and Knative (``tests.unit.kserve_fake``: revisions ready at once here), canned Prometheus counters and a real
+(in-process, SQLite) MLflow registry."""
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -18,69 +18,10 @@ from serving.inference_service import inference_service
 from serving.rollout.analysis import AnalysisConfig, Snapshot, analyse, psi
 from serving.rollout.cluster_backend import CANARY, STABLE, ClusterBackend, PrometheusReader
 from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
+from tests.unit.kserve_fake import FakeKServe
 
 LATENCY = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, math.inf]
 PROBABILITY = [round(0.05 * i, 2) for i in range(1, 21)]
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies ``patch_namespaced_custom_object`` with a merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-class RecordingConfigMaps:
-    """``CoreV1Api``'s ConfigMap calls on one namespace, with the API server's 404 and merge-patch behaviour."""
-
-    def __init__(self) -> None:
-        self.maps: dict[str, dict[str, Any]] = {}
-
-    def read_namespaced_config_map(self, name: str, namespace: str) -> Any:
-        from kubernetes.client import V1ConfigMap
-        from kubernetes.client.exceptions import ApiException
-
-        if name not in self.maps:
-            raise ApiException(status=404, reason="Not Found")
-        return V1ConfigMap(data=copy.deepcopy(self.maps[name].get("data")))
-
-    def patch_namespaced_config_map(self, name: str, namespace: str, body: Any) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        if name not in self.maps:
-            raise ApiException(status=404, reason="Not Found")
-        self.maps[name] = merge_patch(self.maps[name], body)
-
-    def create_namespaced_config_map(self, namespace: str, body: Any) -> None:
-        assert body["metadata"]["name"] not in self.maps
-        self.maps[body["metadata"]["name"]] = copy.deepcopy(body)
-
-    def data(self, name: str = "fraud-rollout") -> dict[str, str]:
-        return dict(self.maps.get(name, {}).get("data", {}))
-
-
-class RecordingCustomObjects:
-    def __init__(self, isvc: dict[str, Any]) -> None:
-        self.isvc = isvc
-        self.patches: list[dict[str, Any]] = []
-        self.core = RecordingConfigMaps()
-        """The same cluster's ConfigMaps (``CoreV1Api``)."""
-
-    def get_namespaced_custom_object(self, group: str, version: str, ns: str, plural: str, name: str) -> Any:
-        assert (group, version, plural, name) == ("serving.kserve.io", "v1beta1", "inferenceservices", "fraud")
-        return copy.deepcopy(self.isvc)
-
-    def patch_namespaced_custom_object(
-        self, group: str, version: str, ns: str, plural: str, name: str, body: Any
-    ) -> None:
-        self.patches.append(copy.deepcopy(body))
-        self.isvc = merge_patch(self.isvc, body)
 
 
 def window(requests: int, errors: int = 0, latency_s: float = 0.01, mean_score: float = 0.1) -> Snapshot:
@@ -113,7 +54,7 @@ def registry(tmp_path: Path) -> MlflowClient:
     return client
 
 
-def _cluster(registry: MlflowClient, deployed_version: str) -> tuple[Rollout, RecordingCustomObjects, CannedPrometheus]:
+def _cluster(registry: MlflowClient, deployed_version: str) -> tuple[Rollout, FakeKServe, CannedPrometheus]:
     isvc = inference_service(
         load("fraud"),
         "mlstack",
@@ -123,7 +64,7 @@ def _cluster(registry: MlflowClient, deployed_version: str) -> tuple[Rollout, Re
         "/feast/fraud",
         {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
     )
-    api, prometheus = RecordingCustomObjects(isvc), CannedPrometheus()
+    api, prometheus = FakeKServe(isvc), CannedPrometheus()
 
     def champion() -> str:
         return str(registry.get_model_version_by_alias("fraud", "champion").version)
@@ -134,7 +75,7 @@ def _cluster(registry: MlflowClient, deployed_version: str) -> tuple[Rollout, Re
 
 
 @pytest.fixture()
-def cluster(registry: MlflowClient) -> tuple[Rollout, RecordingCustomObjects, CannedPrometheus]:
+def cluster(registry: MlflowClient) -> tuple[Rollout, FakeKServe, CannedPrometheus]:
     return _cluster(registry, "1")
 
 

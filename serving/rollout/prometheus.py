@@ -1,0 +1,46 @@
+"""Each model version's counters, read from Prometheus (the series ``serving.metrics`` exports, labelled by
+component and version)."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from serving.rollout.analysis import Snapshot
+
+
+class PrometheusReader:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        target = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        with urllib.request.urlopen(target, timeout=10) as response:
+            body = json.load(response)
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus query failed: {body.get('error', body)}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def snapshot(self, component: str, version: str) -> Snapshot:
+        selector = f'component="{component}",version="{version}"'
+
+        def scalar(promql: str) -> float:
+            result = self.query(promql)
+            return float(result[0]["value"][1]) if result else 0.0
+
+        def buckets(metric: str) -> dict[float, float]:
+            return {
+                float(r["metric"]["le"]): float(r["value"][1])
+                for r in self.query(f"sum by (le) ({metric}_bucket{{{selector}}})")
+            }
+
+        predictions = buckets("mlstack_prediction_probability") or buckets("mlstack_prediction_estimate")
+        return Snapshot(
+            requests=scalar(f"sum(mlstack_requests_total{{{selector}}})"),
+            server_errors=scalar(f'sum(mlstack_request_errors_total{{{selector},kind="server"}})'),
+            latency=buckets("mlstack_request_latency_seconds"),
+            predictions=predictions,
+        )
