@@ -104,13 +104,24 @@ LAPTOP = Profile(
         "kuberay.operator": _w(50, 128, 500, 256),
         "knative.operator": _KNATIVE_OPERATOR_UPSTREAM,
         "knative.operator-webhook": _KNATIVE_OPERATOR_UPSTREAM,
+        # Knative Serving's pods are sized through the KnativeServing's spec.workloads (infra/services/kserve.py).
+        # The activator, webhook and Kourier gateway have upstream HPAs (at most 20, 5 and 10 pods, scaling at 100%
+        # of the CPU request; checked at knative/operator@knative-v1.19.0:cmd/operator/kodata/knative-serving/
+        # 1.19.0/2-serving-core.yaml and ingress/1.19/kourier/kourier.yaml). The operator offers no cap: a
+        # workload's replicas only raise its HPA's minimum, and the maximum by as much (pkg/reconciler/common/
+        # hpa.go, workload_override.go). So their replicas here are the idle pod count, and under load those three
+        # can grow past it (to 20, 5 and 10 pods plus replicas - 1) beyond this profile's totals.
         "knative.activator": _w(25, 64, 500, 256),
         "knative.autoscaler": _w(25, 64, 500, 256),
+        # autoscaler-hpa is installed with Serving (3-serving-hpa.yaml) and idles: KServe gives its revisions the
+        # KPA class (kserve/kserve@v0.16.0:pkg/controller/v1alpha1/utils/utils.go, SetAutoScalingAnnotations).
+        "knative.autoscaler-hpa": _w(25, 64, 300, 256),
         "knative.controller": _w(25, 64, 500, 256),
         "knative.webhook": _w(25, 64, 500, 256),
         "knative.kourier-gateway": _w(25, 64, 500, 256),
         "knative.kourier-controller": _w(25, 64, 500, 256),
         "kserve.controller": _w(50, 128, 500, 384),
+        "kserve.rbac-proxy": _w(10, 32, 100, 128),  # the controller pod's kube-rbac-proxy sidecar
         "prometheus.server": _w(100, 256, 1000, 768),
         "prometheus.configmap-reload": _w(5, 16, 50, 64),  # the server pod's sidecar
         "feast.postgres": _w(50, 128, 500, 384),
@@ -141,13 +152,15 @@ FULL = Profile(
         "kuberay.operator": _w(100, 256, 1000, 512),
         "knative.operator": _KNATIVE_OPERATOR_UPSTREAM,
         "knative.operator-webhook": _KNATIVE_OPERATOR_UPSTREAM,
-        "knative.activator": _w(300, 256, 1000, 1024, replicas=2),
+        "knative.activator": _w(300, 256, 1000, 1024, replicas=2),  # HPA: see the note in LAPTOP
         "knative.autoscaler": _w(100, 128, 1000, 512, replicas=2),
+        "knative.autoscaler-hpa": _w(30, 64, 300, 512),
         "knative.controller": _w(100, 128, 1000, 512, replicas=2),
         "knative.webhook": _w(100, 128, 1000, 512, replicas=2),
         "knative.kourier-gateway": _w(250, 256, 2000, 1024, replicas=2),
         "knative.kourier-controller": _w(100, 128, 1000, 512, replicas=2),
         "kserve.controller": _w(100, 256, 1000, 1024),
+        "kserve.rbac-proxy": _w(100, 300, 100, 300),  # the chart's own size for the sidecar
         "prometheus.server": _w(500, 2048, 2000, 4096),
         "prometheus.configmap-reload": _w(10, 32, 100, 128),  # the server pod's sidecar
         "feast.postgres": _w(250, 512, 1000, 2048),

@@ -59,9 +59,13 @@ def inference_service(
             "name": component.name,
             "namespace": namespace,
             "labels": {"app.kubernetes.io/part-of": "mlstack", "mlstack.io/component": component.name},
+            # Prometheus scrapes the server's own port (the mlstack_* series the canary analysis reads). Not
+            # KServe's serving.kserve.io/enable-prometheus-scraping: when "true" its pod mutator rewrites
+            # prometheus.io/port to queue-proxy's 9091, which has none of them (InjectMetricsAggregator, checked at
+            # kserve/kserve@v0.16.0:pkg/webhook/admission/pod/metrics_aggregate_injector.go); absent, it takes the
+            # chart's metricsaggregator.enablePrometheusScraping, "false", and leaves these annotations alone.
             "annotations": {
                 "serving.kserve.io/deploymentMode": DEPLOYMENT_MODE,
-                "serving.kserve.io/enable-prometheus-scraping": "true",
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": str(HTTP_PORT),
                 "prometheus.io/path": "/metrics",

@@ -49,10 +49,15 @@ keep = [d for d in docs if not set(re.findall(r"(?m)^kind:[ \t]*[\"']?(\w+)", d)
 sys.stdout.write("---".join(keep))
 """
 
-# KnativeServing workload name -> (container, profile key)
+# KnativeServing workload name -> (container, profile key): every Deployment the operator installs for Serving 1.19
+# with Kourier (checked at knative/operator@knative-v1.19.0:cmd/operator/kodata/knative-serving/1.19.0/
+# 2-serving-core.yaml, 3-serving-hpa.yaml -- autoscaler-hpa is installed although only the HPA autoscaling class uses
+# it -- and cmd/operator/kodata/ingress/1.19/kourier/kourier.yaml). The activator, webhook and Kourier gateway carry
+# upstream HPAs: there ``replicas`` is only the HPA's minimum (see ``infra/profiles.py``).
 _WORKLOADS = {
     "activator": ("activator", "knative.activator"),
     "autoscaler": ("autoscaler", "knative.autoscaler"),
+    "autoscaler-hpa": ("autoscaler-hpa", "knative.autoscaler-hpa"),
     "controller": ("controller", "knative.controller"),
     "webhook": ("webhook", "knative.webhook"),
     "3scale-kourier-gateway": ("kourier-gateway", "knative.kourier-gateway"),
@@ -109,12 +114,18 @@ def knative_serving(profile: Profile, domain: str, node_port: bool) -> dict[str,
 
 
 def controller_values(profile: Profile, domain: str) -> dict[str, Any]:
-    """Values of KServe's controller chart (checked at kserve/kserve@v0.16.0:charts/kserve-resources/values.yaml)."""
+    """Values of KServe's controller chart (checked at kserve/kserve@v0.16.0:charts/kserve-resources/values.yaml).
+
+    The controller pod has two containers, ``manager`` and the ``kube-rbac-proxy`` the chart always adds in front of
+    its metrics (templates/deployment.yaml, sized by ``kserve.controller.rbacProxy.resources``, 100m/300Mi by
+    default); both are sized by the profile so its total counts the whole pod.
+    """
     return {
         "kserve": {
             "controller": {
                 "deploymentMode": DEPLOYMENT_MODE,
                 "resources": profile["kserve.controller"].resources(),
+                "rbacProxy": {"resources": profile["kserve.rbac-proxy"].resources()},
                 "gateway": {"domain": domain, "disableIstioVirtualHost": True},
             }
         }

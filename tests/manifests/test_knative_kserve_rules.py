@@ -13,7 +13,13 @@ as read upstream, and the program's objects checked against them (both stacks, w
   annotation differs from the status is refused (``validateDeploymentMode``, pkg/apis/serving/v1beta1/
   inference_service_validation.go). The controller chart renders ``ClusterServingRuntime`` objects unconditionally
   (charts/kserve-resources/templates/clusterservingruntimes.yaml) beside their ``failurePolicy: Fail`` validating
-  webhook (templates/webhookconfiguration.yaml).
+  webhook (templates/webhookconfiguration.yaml). Its pod mutator, on every pod labelled
+  ``serving.kserve.io/inferenceservice``, runs ``InjectMetricsAggregator``
+  (pkg/webhook/admission/pod/metrics_aggregate_injector.go, constants in pkg/constants/constants.go).
+- Prometheus chart (prometheus-community/helm-charts@prometheus-27.45.0:charts/prometheus/values.yaml): job
+  ``kubernetes-pods`` keeps a pod whose ``prometheus.io/scrape`` is ``true`` and scrapes ``<pod IP>:<prometheus.io/
+  port>`` at ``prometheus.io/path``: that container directly, not via queue-proxy, whose ports a user container may
+  not take (``reservedPorts``, knative/serving@knative-v1.19.0:pkg/apis/serving/k8s_validation.go).
 """
 
 from __future__ import annotations
@@ -71,6 +77,15 @@ RUNTIME_SELECTORS = {
 LEGACY_MODES = {"Serverless": "Knative", "RawDeployment": "Standard"}  # pkg/constants/constants.go (deprecated)
 MODES = {"Knative", "Standard", "ModelMesh"}
 
+# KServe's metrics aggregator: the annotations it reads, the ports it writes, and the chart's defaults for a pod
+# without the annotations (charts/kserve-resources/values.yaml, ``kserve.metricsaggregator``).
+SET_PROMETHEUS = "serving.kserve.io/enable-prometheus-scraping"
+AGGREGATE = "serving.kserve.io/enable-metric-aggregation"
+QUEUE_PROXY_METRICS_PORT = "9091"  # DefaultPodPrometheusPort: queue-proxy's user metrics port
+AGGREGATE_METRICS_PORT = "9088"  # QueueProxyAggregatePrometheusMetricsPort
+AGGREGATOR_DEFAULTS = {"enableMetricAggregation": "false", "enablePrometheusScraping": "false"}
+KNATIVE_RESERVED_PORTS = {8012, 8013, 8022, 9090, 9091, 8008}  # queue-proxy's ports and the profiling port
+
 
 def _flag(features: dict[str, str], name: str) -> str:
     return features.get(name, FEATURE_DEFAULTS[name]).lower()
@@ -112,6 +127,44 @@ def recorded_mode(annotation: str) -> str:
 def update_refused(status_mode: str, annotation: str) -> bool:
     """KServe's ``validateDeploymentMode``: an update whose annotation differs from the recorded mode is refused."""
     return annotation != status_mode
+
+
+def mutated_pod_annotations(annotations: dict[str, str], aggregator: dict[str, str]) -> dict[str, str]:
+    """The pod's annotations after KServe's ``InjectMetricsAggregator`` with the controller's ``aggregator`` config:
+    a missing flag takes the config's value; with scraping "true" the Prometheus port becomes queue-proxy's."""
+    out = dict(annotations)
+    aggregate = out.setdefault(AGGREGATE, aggregator["enableMetricAggregation"])
+    if out.setdefault(SET_PROMETHEUS, aggregator["enablePrometheusScraping"]) == "true":
+        out["prometheus.io/port"] = AGGREGATE_METRICS_PORT if aggregate == "true" else QUEUE_PROXY_METRICS_PORT
+        out["prometheus.io/path"] = "/metrics"
+    return out
+
+
+def scrape_target(annotations: dict[str, str], pod_ip: str) -> str | None:
+    """The URL the chart's ``kubernetes-pods`` job scrapes for a pod (None: the pod is not kept)."""
+    if annotations.get("prometheus.io/scrape") != "true":
+        return None
+    return f"http://{pod_ip}:{annotations['prometheus.io/port']}{annotations.get('prometheus.io/path') or '/metrics'}"
+
+
+REVISION_POD = {"serving.knative.dev/revision": "r-00001"}  # Knative labels every revision pod with its revision
+
+
+def _admits(policy: dict[str, Any], from_ns: str, port: int, pod_labels: dict[str, str]) -> bool:
+    """Whether NetworkPolicy spec ``policy`` admits pods of ``from_ns`` to ``port`` of a pod with ``pod_labels``."""
+    selector = policy["podSelector"]
+    if any(pod_labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    if any(e["operator"] != "Exists" or e["key"] not in pod_labels for e in selector.get("matchExpressions", [])):
+        return False
+    for rule in policy.get("ingress", []):
+        if rule.get("ports") and {"protocol": "TCP", "port": port} not in rule["ports"]:
+            continue
+        for peer in rule["from"]:
+            expressions = peer.get("namespaceSelector", {}).get("matchExpressions", [])
+            if any(e["key"] == "kubernetes.io/metadata.name" and from_ns in e["values"] for e in expressions):
+                return True
+    return False
 
 
 REGISTRY = "europe-west4-docker.pkg.dev/mlstack-demo/mlstack"  # a cloud stack pushes the components' images
@@ -211,3 +264,37 @@ def test_kourier_gateway_is_the_node_port_kind_maps(run: mocks.Run) -> None:
     else:
         assert kourier == {"enabled": True, "service-type": "LoadBalancer"}
     assert not [r for r in run.registrations if r.typ == "kubernetes:core/v1:Service" and "kourier" in r.name]
+
+
+def test_rule_kserve_scraping_flag_moves_the_port_to_queue_proxy() -> None:
+    """The rule as read: the scraping flag sends Prometheus to queue-proxy (9091, or 9088 aggregated), which does
+    not serve the model server's own series; without the flag and with the chart's defaults nothing changes."""
+    ours = {"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/metrics"}
+    flagged = mutated_pod_annotations({**ours, SET_PROMETHEUS: "true"}, AGGREGATOR_DEFAULTS)
+    assert flagged["prometheus.io/port"] == QUEUE_PROXY_METRICS_PORT
+    both = mutated_pod_annotations({**ours, SET_PROMETHEUS: "true", AGGREGATE: "true"}, AGGREGATOR_DEFAULTS)
+    assert both["prometheus.io/port"] == AGGREGATE_METRICS_PORT
+    assert mutated_pod_annotations(ours, AGGREGATOR_DEFAULTS)["prometheus.io/port"] == "8080"
+    assert scrape_target({**ours, "prometheus.io/scrape": "false"}, "10.0.0.1") is None
+
+
+def test_prometheus_scrapes_the_model_servers_own_port(run: mocks.Run) -> None:
+    """After KServe's pod mutator, each model server's pod is kept by the Prometheus chart's ``kubernetes-pods`` job
+    and scraped on the port the server listens on and the pod declares (Knative's user port, ``ports[0]``), never a
+    queue-proxy port; the workloads namespace admits the monitoring namespace to that port of the revision pods."""
+    controller = run.named("kserve-controller").inputs["values"]["kserve"]
+    aggregator = {**AGGREGATOR_DEFAULTS, **controller.get("metricsaggregator", {})}
+    assert "serverFiles" not in run.named("prometheus-server").inputs["values"]  # the chart's own scrape jobs
+    monitoring = run.named("prometheus-server").inputs["namespace"]
+    for isvc in _isvcs(run):
+        assert SET_PROMETHEUS not in isvc["metadata"]["annotations"]
+        container = isvc["spec"]["predictor"]["containers"][0]
+        server_port = int(container["args"][container["args"].index("--http_port") + 1])
+        assert container["ports"][0]["containerPort"] == server_port
+        assert server_port not in KNATIVE_RESERVED_PORTS
+        pod = mutated_pod_annotations(isvc["metadata"]["annotations"], aggregator)
+        assert scrape_target(pod, "10.0.0.1") == f"http://10.0.0.1:{server_port}/metrics"
+        policies = run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        ns = isvc["metadata"]["namespace"]
+        mine = [p.inputs["spec"] for p in policies if p.inputs["metadata"]["namespace"] == ns]
+        assert any(_admits(p, monitoring, server_port, REVISION_POD) for p in mine), isvc["metadata"]["name"]

@@ -52,13 +52,15 @@ def test_budget_command_prints_totals_and_fails_when_over(capsys: pytest.Capture
 
 
 def test_every_sized_container_counts_in_the_total() -> None:
-    """Sidecars the project sizes (Prometheus' configmap-reload) are workloads of the profile, so the printed total
-    includes them; upstream-sized pieces (KFP, the Knative Operator) are counted with the same numbers in both."""
+    """Sidecars the project sizes (Prometheus' configmap-reload, the KServe controller's kube-rbac-proxy) are
+    workloads of the profile, so the printed total includes them; upstream-sized pieces (KFP, the Knative Operator)
+    are counted with the same numbers in both."""
     for profile in PROFILES.values():
-        reload = profile["prometheus.configmap-reload"]
-        assert not reload.set_by_upstream and reload.cpu > 0 and reload.memory > 0
-        without = sum(w.cpu * w.replicas for n, w in profile.workloads.items() if n != "prometheus.configmap-reload")
-        assert profile.totals()[0] == without + reload.cpu * reload.replicas
+        for sidecar in ("prometheus.configmap-reload", "kserve.rbac-proxy"):
+            size = profile[sidecar]
+            assert not size.set_by_upstream and size.cpu > 0 and size.memory > 0
+            without = sum(w.cpu * w.replicas for n, w in profile.workloads.items() if n != sidecar)
+            assert profile.totals()[0] == without + size.cpu * size.replicas
     upstream = {n for n, w in LAPTOP.workloads.items() if w.set_by_upstream}
     assert upstream == {"kfp.upstream", "knative.operator", "knative.operator-webhook"}
     assert all(FULL[n] == LAPTOP[n] for n in upstream)
