@@ -102,6 +102,10 @@ LAPTOP = Profile(
         "kafka.user-operator": _w(50, 192, 500, 384),
         "flink.operator": _w(100, 384, 1000, 768),
         "kuberay.operator": _w(50, 128, 500, 256),
+        # The search cluster (infra/services/kuberay.py): on a laptop its head alone, running the job's driver and
+        # the trials (2 CPUs by its limit: the pipeline's default concurrency); no worker pods.
+        "kuberay.head": _w(200, 768, 2000, 3072),
+        "kuberay.worker": _w(500, 1024, 2000, 3072, replicas=0),
         "knative.operator": _KNATIVE_OPERATOR_UPSTREAM,
         "knative.operator-webhook": _KNATIVE_OPERATOR_UPSTREAM,
         # Knative Serving's pods are sized through the KnativeServing's spec.workloads (infra/services/kserve.py).
@@ -133,7 +137,7 @@ LAPTOP = Profile(
         "kfp.upstream": _KFP_UPSTREAM,
     },
     budget_cpu=2500,
-    budget_memory=8192,
+    budget_memory=8704,  # 8.5 GiB since the Ray search cluster's head counts (8 GiB before)
     storage_gi=2,
     kafka_replication=1,
 )
@@ -150,6 +154,9 @@ FULL = Profile(
         "kafka.user-operator": _w(100, 256, 500, 512),
         "flink.operator": _w(200, 768, 1000, 1536),
         "kuberay.operator": _w(100, 256, 1000, 512),
+        # Head: GCS, dashboard (Jobs API), the job's driver; no trials (num-cpus 0). Workers: 2 trial slots each.
+        "kuberay.head": _w(500, 2048, 2000, 4096),
+        "kuberay.worker": _w(1000, 2048, 2000, 4096, replicas=2),
         "knative.operator": _KNATIVE_OPERATOR_UPSTREAM,
         "knative.operator-webhook": _KNATIVE_OPERATOR_UPSTREAM,
         "knative.activator": _w(300, 256, 1000, 1024, replicas=2),  # HPA: see the note in LAPTOP

@@ -16,6 +16,7 @@ from infra.services import Platform
 from infra.services.base import WORKLOADS_NAMESPACE
 from infra.services.feast import FeatureStore
 from infra.services.kafka import CLUSTER_NAME
+from infra.services.kuberay import KubeRay, SearchCluster, search_address
 from infra.services.mlflow import Mlflow
 
 __all__ = ["Endpoints", "PlatformHandles", "UseCase", "UseCaseArgs", "deploy", "platform_endpoints"]
@@ -31,6 +32,7 @@ def platform_endpoints(platform: Platform) -> Endpoints:
         mlflow_uri=f"http://mlflow.{ns['mlflow']}.svc.cluster.local:5000",
         s3_endpoint=f"http://mlflow-s3.{ns['mlflow']}.svc.cluster.local:8333",
         kfp_api=f"http://ml-pipeline.{ns['kubeflow-pipelines']}.svc.cluster.local:8888",
+        ray_address=search_address(WORKLOADS_NAMESPACE) if "kuberay" in ns else "",
     )
 
 
@@ -86,6 +88,17 @@ def deploy(
         "s3-secret-key": mlflow.s3_secret_key.result,
     }
     endpoints, handles = platform_endpoints(platform), _handles(platform)
+    kuberay = platform.services.get("kuberay")
+    if isinstance(kuberay, KubeRay):
+        # One search cluster for every component, on the pipeline image (their code, the search step's packages).
+        SearchCluster(
+            "ray-search",
+            WORKLOADS_NAMESPACE,
+            refs["pipeline"],
+            config.profile,
+            provider,
+            [kuberay.release, *handles.namespace, *built],
+        )
     use_cases = {}
     for ref in config.components:
         use_cases[ref.name] = UseCase(

@@ -43,6 +43,8 @@ class Endpoints:
     """S3-compatible object store URL (MLflow's artifact store; also the offline feature history)."""
     kfp_api: str
     """Kubeflow Pipelines API URL."""
+    ray_address: str = ""
+    """The search cluster's Jobs API URL (KubeRay), which scheduled runs search on; empty: in the step's pod."""
 
 
 def credentials_secret(component: str) -> str:

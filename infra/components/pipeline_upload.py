@@ -32,9 +32,26 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--feast-repo", required=True)
     parser.add_argument("--offline-root", required=True)
     parser.add_argument("--schedule", default="", help="cron expression (6 fields, KFP's) for a recurring run")
+    parser.add_argument(
+        "--ray-address", default="", help="Jobs API of the Ray cluster the scheduled runs search on (KubeRay)"
+    )
     parser.add_argument("--experiment", default="mlstack")
     parser.add_argument("--wait-s", type=float, default=600, help="how long to wait for the API to answer")
     return parser.parse_args(argv)
+
+
+def run_params(args: argparse.Namespace) -> dict[str, str]:
+    """The scheduled run's parameters; with ``--ray-address`` its search runs on that Ray cluster (the search step
+    submits it through the Jobs API), without it inside the step's own pod."""
+    params = {
+        "component": args.component,
+        "mlflow_uri": args.mlflow_uri,
+        "feast_repo": args.feast_repo,
+        "offline_root": args.offline_root,
+    }
+    if args.ray_address:
+        params["ray_address"] = args.ray_address
+    return params
 
 
 def _client(host: str, wait_s: float) -> Any:
@@ -84,12 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             cron_expression=args.schedule,
             pipeline_id=pipeline_id,
             version_id=existing.pipeline_version_id,
-            params={
-                "component": args.component,
-                "mlflow_uri": args.mlflow_uri,
-                "feast_repo": args.feast_repo,
-                "offline_root": args.offline_root,
-            },
+            params=run_params(args),
             enable_caching=False,
         )
         print(f"scheduled {job_name}: {args.schedule}")

@@ -95,6 +95,8 @@ def pipeline_upload_job(
     ]
     if schedule:
         args += ["--schedule", schedule]
+    if endpoints.ray_address:
+        args += ["--ray-address", endpoints.ray_address]
     container = objects.container(
         "upload",
         image,

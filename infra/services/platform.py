@@ -37,7 +37,6 @@ NAMESPACES = {
 }
 # Namespaces whose pods call each data service: the components' jobs and servers, and KFP's pipeline pods.
 CLIENTS = (WORKLOADS_NAMESPACE, "kubeflow")
-KFP_PIPELINE_RUNNER = ("kubeflow", "pipeline-runner")
 
 
 class Platform(pulumi.ComponentResource):
@@ -63,14 +62,9 @@ class Platform(pulumi.ComponentResource):
             monitoring=NAMESPACES["prometheus"] if on("prometheus") else "",
             flink_operator=NAMESPACES["flink"] if on("flink") else "",
             kuberay_operator=NAMESPACES["kuberay"] if on("kuberay") else "",
+            pipelines=NAMESPACES["kubeflow-pipelines"] if on("kubeflow-pipelines") and on("kuberay") else "",
         )
-        workloads = Workloads(
-            "workloads",
-            args("workloads"),
-            pipeline_runner=KFP_PIPELINE_RUNNER if on("kubeflow-pipelines") else None,
-            peers=peers,
-            opts=child,
-        )
+        workloads = Workloads("workloads", args("workloads"), peers=peers, opts=child)
         self.services["workloads"] = workloads
         cert_manager: list[pulumi.Resource] = []
         if on("cert-manager"):

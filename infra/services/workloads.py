@@ -2,13 +2,16 @@
 accounts there (each gets exactly the verbs on exactly the resources its code calls), and its NetworkPolicies.
 
 Ingress into the namespace is denied by default; then allowed from
-- the namespace itself (Flink JobManager <-> TaskManagers, Ray head <-> workers and the RayJob submitter, workers);
+- the namespace itself (Flink JobManager <-> TaskManagers, Ray head <-> workers);
 - Knative's data path (activator, autoscaler, Kourier gateway) to the model servers' revision pods, every port
   (queue-proxy's 8012/8013 for requests, 9090 for the autoscaler's metrics, the probes the activator sends);
 - the monitoring namespace to the revision pods (Prometheus scrapes the ``prometheus.io/port`` the
   InferenceService names);
 - the Flink operator to the Flink clusters' JobManager REST port (job status, savepoints, upgrades);
-- the KubeRay operator to the Ray pods (the RayJob controller calls the head's dashboard API).
+- the KubeRay operator to the Ray pods (the RayCluster controller probes the head's dashboard);
+- Kubeflow Pipelines' namespace to the search cluster's Ray head, on the Jobs API port only (the search step submits
+  there: ``infra/services/kuberay.py``); head <-> workers (GCS 6379, raylets, object managers, workers on ports Ray
+  picks) is same-namespace traffic, allowed above.
 Each allow exists only when its service is deployed. ``kubectl port-forward`` and kubelet probes are not pod traffic
 and pass regardless.
 """
@@ -23,6 +26,7 @@ import pulumi
 from infra.services import objects
 from infra.services.base import PlatformService, ServiceArgs
 from infra.services.kserve import KNATIVE_REVISION_LABEL
+from infra.services.kuberay import DASHBOARD_PORT, HEAD_LABELS
 
 FLINK_POD_LABELS = {"type": "flink-native-kubernetes"}  # on every JobManager/TaskManager pod of native Kubernetes mode
 FLINK_REST_PORT = 8081  # the JobManager's REST API, which the operator calls
@@ -40,12 +44,8 @@ ROLES: dict[str, list[dict[str, Any]]] = {
         },
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
     ],
-    # Training pipeline steps: submit a Ray Tune search as a RayJob and follow it.
-    "mlstack-trainer": [
-        {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
-        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
-    ],
-    # Model servers and Flink jobs call no Kubernetes API at all.
+    # Model servers, Flink jobs and the Ray search cluster call no Kubernetes API at all. Nor do the training
+    # pipeline's steps: they submit searches to the Ray head's Jobs API over HTTP (no RayJob, no pod logs).
     "mlstack-workload": [],
 }
 
@@ -91,6 +91,8 @@ class IngressPeers:
     """The Flink Kubernetes Operator's namespace."""
     kuberay_operator: str = ""
     """The KubeRay operator's namespace."""
+    pipelines: str = ""
+    """Where Kubeflow Pipelines runs the pipeline steps, which submit searches to the Ray head (with KubeRay)."""
 
 
 def network_policies(ns: str, peers: IngressPeers) -> dict[str, objects.Manifest]:
@@ -117,6 +119,10 @@ def network_policies(ns: str, peers: IngressPeers) -> dict[str, objects.Manifest
         policies["allow-kuberay-operator"] = objects.network_policy(
             ns, "allow-kuberay-operator", RAY_POD_LABELS, [], [peers.kuberay_operator], same_namespace=False
         )
+        if peers.pipelines:
+            policies["allow-pipelines-ray-jobs"] = objects.network_policy(
+                ns, "allow-pipelines-ray-jobs", HEAD_LABELS, [DASHBOARD_PORT], [peers.pipelines], same_namespace=False
+            )
     return policies
 
 
@@ -129,7 +135,6 @@ class Workloads(PlatformService):
         self,
         name: str,
         args: ServiceArgs,
-        pipeline_runner: tuple[str, str] | None = None,
         peers: IngressPeers | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -141,9 +146,6 @@ class Workloads(PlatformService):
             if not rules:
                 continue
             subjects = [{"kind": "ServiceAccount", "name": account, "namespace": ns}]
-            if account == "mlstack-trainer" and pipeline_runner is not None:
-                # KFP runs pipeline pods as its own service account in its namespace.
-                subjects.append({"kind": "ServiceAccount", "name": pipeline_runner[1], "namespace": pipeline_runner[0]})
             r = self.register(f"{account}-role", role(account, ns, rules))
             self.register(f"{account}-binding", role_binding(account, ns, subjects), depends_on=[sa, r])
         for role_name, policy in network_policies(ns, peers or IngressPeers()).items():

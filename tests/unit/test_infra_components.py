@@ -85,7 +85,12 @@ def test_removing_a_component_removes_its_resources(bare: mocks.Run, fraud_only:
     assert not [r for r in bare.registrations if r.typ.startswith("pulumi-python:dynamic:Resource")]
     added = names(fraud_only) - names(bare)
     images_built = {("pulumi-python:dynamic:Resource", f"image-{n}") for n in images.IMAGES}
-    assert set(added) == {(t, f"fraud-{role}" if role else "fraud") for t, role in ROLES} | images_built
+    # With the first component, the Ray cluster every component's search runs on (infra/services/kuberay.py).
+    search = {
+        ("mlstack:components:RaySearchCluster", "ray-search"),
+        ("kubernetes:ray.io/v1:RayCluster", "ray-search-raycluster"),
+    }
+    assert set(added) == {(t, f"fraud-{role}" if role else "fraud") for t, role in ROLES} | images_built | search
     assert names(bare) - names(fraud_only) == Counter()  # the platform itself is unchanged
     demand = set(names(both) - names(fraud_only))
     assert all(name.startswith("demand") for _, name in demand)

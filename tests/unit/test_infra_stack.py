@@ -235,7 +235,7 @@ def test_workload_rbac_is_least_privilege(run: mocks.Run) -> None:
         r.inputs["metadata"]["name"]: r.inputs["rules"]
         for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
     }
-    assert set(roles) == {"mlstack-canary", "mlstack-trainer"}
+    assert set(roles) == {"mlstack-canary"}  # the training steps use the Ray Jobs API, not Kubernetes' (RayJob)
     for rules in roles.values():
         for rule in rules:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
@@ -251,8 +251,6 @@ def test_workload_rbac_is_least_privilege(run: mocks.Run) -> None:
     assert not run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     accounts = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type("kubernetes:core/v1:ServiceAccount")}
     assert accounts["mlstack-workload"]["automountServiceAccountToken"] is False
-    binding = run.named("workloads-mlstack-trainer-binding").inputs
-    assert {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"} in binding["subjects"]
 
 
 def _policies(run: mocks.Run) -> dict[tuple[str, str], dict[str, Any]]:
@@ -294,7 +292,8 @@ def test_network_policies_admit_only_clients(run: mocks.Run) -> None:
 
 def test_workloads_namespace_admits_only_the_flows_it_serves(run: mocks.Run) -> None:
     """mlstack: deny by default; the namespace itself; Knative's activator/autoscaler/Kourier and Prometheus to the
-    model servers' revision pods; the Flink operator to JobManager REST; the KubeRay operator to Ray pods."""
+    model servers' revision pods; the Flink operator to JobManager REST; the KubeRay operator to Ray pods; KFP's
+    pipeline pods to the Ray head's Jobs API."""
     mlstack = {name: spec for (ns, name), spec in _policies(run).items() if ns == "mlstack"}
     revision = {"matchExpressions": [{"key": "serving.knative.dev/revision", "operator": "Exists"}]}
     same = mlstack["allow-same-namespace"]
@@ -312,6 +311,10 @@ def test_workloads_namespace_admits_only_the_flows_it_serves(run: mocks.Run) -> 
     ray = mlstack["allow-kuberay-operator"]
     assert ray["podSelector"] == {"matchLabels": {"ray.io/is-ray-node": "yes"}}
     assert _from_namespaces(ray["ingress"][0]) == ["ray-system"]
+    jobs = mlstack["allow-pipelines-ray-jobs"]  # KFP's steps submit searches to the Ray head's Jobs API
+    assert jobs["podSelector"] == {"matchLabels": {"ray.io/cluster": "mlstack-search", "ray.io/node-type": "head"}}
+    assert jobs["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8265}]
+    assert _from_namespaces(jobs["ingress"][0]) == ["kubeflow"] and len(jobs["ingress"][0]["from"]) == 1
     # Every allow in the namespace is one of these: nothing else gets in.
     assert set(mlstack) == {
         "default-deny-ingress",
@@ -320,6 +323,7 @@ def test_workloads_namespace_admits_only_the_flows_it_serves(run: mocks.Run) -> 
         "allow-monitoring",
         "allow-flink-operator",
         "allow-kuberay-operator",
+        "allow-pipelines-ray-jobs",
     }
     prometheus = _policies(run)[("monitoring", "allow-prometheus")]
     assert prometheus["podSelector"] == {} and prometheus["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9090}]
