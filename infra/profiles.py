@@ -9,8 +9,8 @@ standalone manifests and the Knative Operator chart's own pods (operator and web
 applied unmodified through ``kustomize.v2.Directory``, which takes a directory and nothing else (no patches or
 transformations; patching upstream kustomizations in place would fork them); the Knative Operator chart is applied
 with its defaults. Their requests are *upstream sizes counted in the budget* (``set_by_upstream``, marked in the
-table), so the total is the whole stack's, not only the part this project sizes. Sidecars the project sizes count
-too (Prometheus' configmap-reload).
+table), so the total is the whole stack's, not only the part this project sizes. Second containers the project
+sizes count too (Prometheus' configmap-reload, the Flink operator pod's webhook).
 """
 
 from __future__ import annotations
@@ -87,8 +87,11 @@ def _w(cpu: int, memory: int, cpu_limit: int, memory_limit: int, replicas: int =
 # profiles: the kustomization is applied unpatched (see the module docstring); counted so the budget is honest.
 _KFP_UPSTREAM = Workload(670, 3174, 0, 0, 1, set_by_upstream=True)
 # The Knative operator chart's own pods (operator and its webhook) at the chart's defaults, each counted; the chart is
-# applied with its default values in both profiles (the KnativeServing it reconciles is sized per profile).
+# applied with its default values in both profiles (the KnativeServing it reconciles is sized per profile). Same
+# requests, different limits (checked at knative/operator@knative-v1.19.0: config/charts/knative-operator/values.yaml,
+# `knative_operator.knative_operator.resources` and `knative_operator.operator_webhook.resources`).
 _KNATIVE_OPERATOR_UPSTREAM = Workload(100, 100, 1000, 1000, 1, set_by_upstream=True)
+_KNATIVE_OPERATOR_WEBHOOK_UPSTREAM = Workload(100, 100, 500, 500, 1, set_by_upstream=True)
 
 LAPTOP = Profile(
     name="laptop",
@@ -101,13 +104,15 @@ LAPTOP = Profile(
         "kafka.topic-operator": _w(50, 192, 500, 384),
         "kafka.user-operator": _w(50, 192, 500, 384),
         "flink.operator": _w(100, 384, 1000, 768),
+        # The operator pod's second container (a JVM too; see infra/services/flink.py).
+        "flink.webhook": _w(25, 192, 500, 512),
         "kuberay.operator": _w(50, 128, 500, 256),
         # The search cluster (infra/services/kuberay.py): on a laptop its head alone, running the job's driver and
         # the trials (2 CPUs by its limit: the pipeline's default concurrency); no worker pods.
         "kuberay.head": _w(200, 768, 2000, 3072),
         "kuberay.worker": _w(500, 1024, 2000, 3072, replicas=0),
         "knative.operator": _KNATIVE_OPERATOR_UPSTREAM,
-        "knative.operator-webhook": _KNATIVE_OPERATOR_UPSTREAM,
+        "knative.operator-webhook": _KNATIVE_OPERATOR_WEBHOOK_UPSTREAM,
         # Knative Serving's pods are sized through the KnativeServing's spec.workloads (infra/services/kserve.py).
         # The activator, webhook and Kourier gateway have upstream HPAs (at most 20, 5 and 10 pods, scaling at 100%
         # of the CPU request; checked at knative/operator@knative-v1.19.0:cmd/operator/kodata/knative-serving/
@@ -153,12 +158,13 @@ FULL = Profile(
         "kafka.topic-operator": _w(100, 256, 500, 512),
         "kafka.user-operator": _w(100, 256, 500, 512),
         "flink.operator": _w(200, 768, 1000, 1536),
+        "flink.webhook": _w(50, 256, 1000, 1024),
         "kuberay.operator": _w(100, 256, 1000, 512),
         # Head: GCS, dashboard (Jobs API), the job's driver; no trials (num-cpus 0). Workers: 2 trial slots each.
         "kuberay.head": _w(500, 2048, 2000, 4096),
         "kuberay.worker": _w(1000, 2048, 2000, 4096, replicas=2),
         "knative.operator": _KNATIVE_OPERATOR_UPSTREAM,
-        "knative.operator-webhook": _KNATIVE_OPERATOR_UPSTREAM,
+        "knative.operator-webhook": _KNATIVE_OPERATOR_WEBHOOK_UPSTREAM,
         "knative.activator": _w(300, 256, 1000, 1024, replicas=2),  # HPA: see the note in LAPTOP
         "knative.autoscaler": _w(100, 128, 1000, 512, replicas=2),
         "knative.autoscaler-hpa": _w(30, 64, 300, 512),

@@ -50,9 +50,12 @@ def pipeline_package(component: Component, package_yaml: str, endpoints: Endpoin
             "configMapAsVolume": [
                 {"configMapName": f"{component.name}-feast-repo", "mountPath": FEAST_DIR, "optional": False}
             ],
-            "secretAsEnv": [
-                {"secretName": credentials_secret(component.name), "keyToEnv": secret_env, "optional": False}
-            ],
+            # No "optional" here: KFP 2.14.3's SecretAsEnv has no such field (added in 2.15.0) and the backend
+            # unmarshals this config strictly, failing every run on an unknown field. Without it the driver's
+            # SecretKeyRef is required, as intended. Checked at kubeflow/pipelines@2.14.3:
+            # kubernetes_platform/proto/kubernetes_executor_config.proto, backend/src/v2/compiler/argocompiler/
+            # container.go (protojson.Unmarshal), backend/src/v2/driver/k8s.go.
+            "secretAsEnv": [{"secretName": credentials_secret(component.name), "keyToEnv": secret_env}],
         }
     platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
     return str(yaml.safe_dump_all([pipeline, platform], sort_keys=False))

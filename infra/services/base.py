@@ -87,8 +87,14 @@ class PlatformService(pulumi.ComponentResource):
         depends_on: Sequence[pulumi.Resource] = (),
         namespace: str | None = None,
         post_renderer: k8s.helm.v4.PostRendererArgs | None = None,
+        values_yaml: str = "",
     ) -> pulumi.Resource:
-        """An upstream chart at its pinned version, fetched at deploy time; ``post_renderer`` edits the render."""
+        """An upstream chart at its pinned version, fetched at deploy time; ``post_renderer`` edits the render.
+
+        ``values_yaml`` is a values file merged under ``values``: the only way to hand Helm an explicit ``null``
+        (which deletes a chart default), since the Python SDK drops ``None`` map values before they reach the
+        provider (pulumi/pulumi-kubernetes@v4.30.0 CHANGELOG, #4293).
+        """
         if self.args.left_out is not None:
             return self._left_out(role, f"helm chart {chart.chart} {chart.version}")
         return k8s.helm.v4.Chart(
@@ -100,6 +106,7 @@ class PlatformService(pulumi.ComponentResource):
                 repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
                 namespace=namespace or self.args.namespace,
                 values=values,
+                value_yaml_files=[pulumi.StringAsset(values_yaml)] if values_yaml else None,
                 post_renderer=post_renderer,
             ),
             opts=self.options(depends_on),

@@ -15,13 +15,17 @@ class FlinkOperator(PlatformService):
 
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, args, opts)
-        operator = args.profile["flink.operator"]
+        operator, webhook = args.profile["flink.operator"], args.profile["flink.webhook"]
         self.release = self.chart(
             "operator",
             versions.FLINK_OPERATOR,
             {
                 "replicas": operator.replicas,
-                "operatorPod": {"resources": operator.resources()},
+                # The webhook is a second container of the operator pod with its own resources value, empty by
+                # default (checked at apache/flink-kubernetes-operator@release-1.13.0:
+                # helm/flink-kubernetes-operator/values.yaml `operatorPod.webhook.resources`,
+                # templates/controller/deployment.yaml container `flink-webhook`).
+                "operatorPod": {"resources": operator.resources(), "webhook": {"resources": webhook.resources()}},
                 "webhook": {"create": True},
                 # Jobs run in the workloads namespace; the chart grants the job service account there.
                 "watchNamespaces": [WORKLOADS_NAMESPACE],

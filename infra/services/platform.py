@@ -1,8 +1,10 @@
 """Wires the platform services in dependency order on one cluster.
 
 Order: the workloads namespace (the Flink operator watches it) and cert-manager first; the Flink operator and
-KServe after cert-manager (their webhooks need its certificates); every custom resource after the operator that
-defines it (inside each component). Services that do not depend on each other deploy in parallel.
+KServe after cert-manager's chart (their charts create Issuers and Certificates): the chart counts as ready only once
+its API check Job has passed, i.e. cert-manager's webhook serves with its CA injected (see
+``infra/services/cert_manager.py``); every custom resource after the operator that defines it (inside each
+component). Services that do not depend on each other deploy in parallel.
 """
 
 from __future__ import annotations
