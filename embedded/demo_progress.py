@@ -40,10 +40,10 @@ def wait_caught_up(
     began = time.monotonic()
     while True:
         status = streaming.status()
-        phase.update(max(sent - status.events_lag, 0), _pending(status))
         if status.caught_up:
-            phase.done(f"features in Feast, events archived, {status.dead_letters} dead letters")
+            phase.done(f"features in Feast, events archived, {status.dead_letters} dead letters", completed=sent)
             return status
+        phase.update(max(sent - status.events_lag, 0), _pending(status))
         if time.monotonic() - began > timeout_s:
             waiting = _pending(status) or f"{status.events_lag} events not yet checkpointed"
             raise EmbeddedError(f"streaming did not catch up within {timeout_s:.0f}s: {waiting}")
@@ -70,6 +70,7 @@ class TrialProgress:
         self.metric = metric
         self.emit = emit
         self.best: float | None = None
+        self.ended = 0
         self.errored = 0
         self._scoring = False
 
@@ -81,18 +82,23 @@ class TrialProgress:
         line = line.strip()
         if planned := TRIALS_PLANNED.match(line):
             self.phase.start(int(planned.group(1)), "trials")
-        elif trial := TRIAL_LINE.match(line):
+            return
+        if trial := TRIAL_LINE.match(line):
+            self.ended += 1
             self.errored += trial.group(1) == "errored"
-            self._scoring = trial.group(1) == "completed"
-            self.phase.advance(1, self._detail())
+            self._scoring = trial.group(1) == "completed"  # its score is in the table that follows
         elif self._scoring and (score := SCORE_ROW.match(line)):
             self._scoring = False
             value = float(score.group(1))
             if self.best is None or self.metric.better(value, self.best):
                 self.best = value
-            self.phase.update(self.phase.completed, self._detail())
-        if self.phase.total is not None and self.phase.completed >= self.phase.total:
-            self.phase.done(self._detail())
+        else:
+            return
+        last = self.phase.total is not None and self.ended >= self.phase.total
+        if not last:
+            self.phase.update(self.ended, self._detail())
+        elif not self._scoring:  # the last trial's score is in: the summary says it all
+            self.phase.done(self._detail(), completed=self.ended)
 
     def _detail(self) -> str:
         parts = [] if self.best is None else [f"best validation {self.metric.name} {self.best:.4f}"]
@@ -125,9 +131,8 @@ class CanaryProgress:
         detail = f"window {self.windows} at {judged}%: {analysis.verdict}"
         if analysis.verdict == "inconclusive" and analysis.reasons:
             detail += f" ({analysis.reasons[0]})"
-        if analysis.verdict == "pass":
-            self.phase.advance(1, detail)
+        passed = self.phase.completed + (analysis.verdict == "pass")
+        if state.get("outcome"):  # the summary says it, with the verdict line just printed above it
+            self.phase.done(f"{state['outcome']} after {self.windows} windows", completed=passed)
         else:
-            self.phase.update(self.phase.completed, detail)
-        if state.get("outcome"):
-            self.phase.done(f"{state['outcome']} after {self.windows} windows")
+            self.phase.update(passed, detail)

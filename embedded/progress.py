@@ -70,8 +70,11 @@ class Phase:
         if self.started:
             self._show()
 
-    def done(self, summary: str = "") -> None:
-        """End the phase with its summary line (nothing when it never started: the work did not happen)."""
+    def done(self, summary: str = "", completed: int | None = None) -> None:
+        """End the phase with its summary line (nothing when it never started: the work did not happen);
+        ``completed`` is the final count, when the summary should say it rather than one more status line."""
+        if completed is not None:
+            self.completed = completed
         if self.started and not self.finished:
             self.finished = True
             self._finish(self.summary_line(summary))

@@ -126,8 +126,12 @@ def test_for_stream_draws_bars_only_on_a_terminal() -> None:
     assert isinstance(phases("x"), BarPhase)
 
 
-def _ray_tune_output() -> list[str]:
-    """What the search step prints for two trials, rendered by Ray Tune's own terminal reporter."""
+TRIALS = ((0.8812, None), (0.9123, None), (0.95, "/tmp/error.txt"))
+"""Scores and error files of three trials: the last errored (its score is no result)."""
+
+
+def _ray_tune_output(trials: tuple[tuple[float, str | None], ...] = TRIALS) -> list[str]:
+    """What the search step prints for ``trials``, rendered by Ray Tune's own terminal reporter."""
     from ray.air.constants import TRAINING_ITERATION
     from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
 
@@ -136,11 +140,11 @@ def _ray_tune_output() -> list[str]:
             return str(self.name)
 
     reporter = TuneTerminalReporter(AirVerbosity.DEFAULT, metric="score", mode="max")
-    reporter.setup(start_time=0, total_samples=3)
+    reporter.setup(start_time=0, total_samples=len(trials))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        print("Ray Tune: 3 trials, 2 at a time, ASHA over 4 stages")
-        for index, score, error in ((0, 0.8812, None), (1, 0.9123, None), (2, 0.95, "/tmp/error.txt")):
+        print(f"Ray Tune: {len(trials)} trials, 2 at a time, ASHA over 4 stages")
+        for index, (score, error) in enumerate(trials):
             result = {"score": score, "stage": 4, TRAINING_ITERATION: 4, "config": {}}
             trial = Trial(name=f"_trial_8a1c2_0000{index}", trial_id=str(index), last_result=result, error_file=error)
             (reporter.on_trial_error if error else reporter.on_trial_complete)(0, [trial], trial)
@@ -162,6 +166,16 @@ def test_trials_are_counted_from_ray_tunes_output_with_the_best_score_and_their_
     assert "search: 2/3 trials (66%), 10s per trial, about 10s left; best validation auc 0.9123" in lines
     # The errored trial's score is not a result: the best stays the completed trials' best.
     assert lines[-1] == "search: 3/3 trials in 30s (10s per trial); best validation auc 0.9123, 1 errored"
+
+
+def test_the_last_trials_score_counts_though_it_ends_with_the_search() -> None:
+    """Trials often end together: the last one's score comes after the count is complete (a real run missed it)."""
+    lines: list[str] = []
+    search = TrialProgress(LinePhase("search", lines.append, 0), Metric("auc", "max", lambda y, p: 0.0), print)
+    for line in _ray_tune_output(((0.9735, None), (0.9905, None))):
+        search.output(line)
+    assert lines[-1].startswith("search: 2/2 trials in ") and lines[-1].endswith("; best validation auc 0.9905")
+    assert not any("(100%)" in line for line in lines), "the summary, not one more status line, says it ended"
 
 
 def test_for_a_metric_to_minimise_the_lowest_score_is_the_best() -> None:
@@ -200,7 +214,10 @@ def test_canary_steps_count_passed_windows_and_only_decisive_lines_are_printed()
         "canary steps: 0/2 steps (0%), 5s so far; window 1 at 50%: inconclusive (not enough traffic yet "
         "(canary 12 requests))"
     )
-    assert lines[-1] == "canary steps: 2/2 steps in 15s (8s per step); promoted after 3 windows"
+    assert lines[2:] == [
+        "canary steps: 1/2 steps (50%), 10s per step, about 10s left; window 2 at 50%: pass",
+        "canary steps: 2/2 steps in 15s (8s per step); promoted after 3 windows",
+    ]
 
 
 class Streaming:
