@@ -33,7 +33,9 @@ from tests.render.conftest import RenderRun
 from tests.render.render_stack import PROGRAM, load_documents
 
 COMPONENT_LABEL = "mlstack.io/component"
-ALLOWED_CUSTOM_KINDS = CUSTOM_KINDS | component_tier.CUSTOM
+# RayCluster: the training search's cluster, created with the first component (its CRD fields are checked in
+# tests/manifests/test_kuberay_manifests.py).
+ALLOWED_CUSTOM_KINDS = CUSTOM_KINDS | component_tier.CUSTOM | {"RayCluster"}
 """Kinds without a built-in schema the render may contain: the platform's and the use-case components' custom
 resources, as the manifest tier lists them (their CRDs come from upstream charts, left out in render mode)."""
 
