@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-MLSTACK := $(PY) -m embedded
+MLSTACK := $(PY) -m cli
 PYTEST_ARGS ?=
 COMPONENT ?= fraud
 EVENTS ?= 20000
@@ -17,11 +17,11 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install environments, engines and Debian packages (idempotent; a second run is a no-op)
-	@$(PYTHON) -m embedded.install
+	@$(PYTHON) -m devtools.install
 
 .PHONY: tools
 tools: ## Build the pinned Pulumi CLI + Kubernetes provider from Go modules into .cache/tools (cached; make test starts it in the background)
-	@$(PYTHON) -m embedded.pulumi_toolchain
+	@$(PYTHON) -m devtools.pulumi_toolchain
 
 demo: setup ## The whole lifecycle of COMPONENT (default fraud) on the embedded default, left running to explore
 	@$(MLSTACK) demo --component $(COMPONENT) --events $(EVENTS) $(if $(SEED),--seed $(SEED))
@@ -41,7 +41,7 @@ test-fresh: ## Run `make setup` in a fresh Debian root file system (FRESH_MACHIN
 
 .PHONY: tools-background
 tools-background: ## Start the Pulumi toolchain build in the background at low priority (the render tier waits for it)
-	@$(PYTHON) -m embedded.pulumi_toolchain --background
+	@$(PYTHON) -m devtools.pulumi_toolchain --background
 
 test-unit: setup policy-tools ## Only the fast tiers (unit, manifests)
 	@$(PY) -m pytest -m "unit or manifests" $(PYTEST_ARGS)
@@ -109,16 +109,16 @@ stream-stop: ## Stop the Flink job and Feast pusher of COMPONENT (checkpoints ar
 STACK ?= kind
 
 policy-tools: ## Build helm, kube-score and tests/support/judges from Go modules into .cache/tools for the manifest tier (cached; never fails)
-	@if [ -x $(PY) ]; then $(PY) -m infra.tools; else $(PYTHON) -m infra.tools; fi
+	@if [ -x $(PY) ]; then $(PY) -m devtools.go_tools; else $(PYTHON) -m devtools.go_tools; fi
 
 preview: setup ## Preview the platform on STACK (kind|gke): what `make up` would create
-	@$(PY) -m infra.deploy preview --stack $(STACK)
+	@$(PY) -m cli.stack preview --stack $(STACK)
 
 up: setup ## Stand up the cluster and platform of STACK (kind: preflight first; needs pulumi, docker, kind)
-	@$(PY) -m infra.deploy up --stack $(STACK)
+	@$(PY) -m cli.stack up --stack $(STACK)
 
 down: ## Destroy STACK's platform and cluster
-	@$(PY) -m infra.deploy down --stack $(STACK)
+	@$(PY) -m cli.stack down --stack $(STACK)
 
 profile-budget: ## Print the laptop profile's total requests against its budget (PROFILE=full for the other)
 	@$(PY) -m infra.profiles $(or $(PROFILE),laptop)

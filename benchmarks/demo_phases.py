@@ -14,9 +14,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from embedded.demo import DemoOptions, run_demo
-from embedded.services import EmbeddedServices
-from embedded.settings import EmbeddedSettings
+from cli.demo import DemoOptions, run_demo
+from local.services import EmbeddedServices
+from local.settings import EmbeddedSettings
 
 GOAL_S = 300.0
 

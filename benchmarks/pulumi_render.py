@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from embedded.pulumi_toolchain import PROVIDER_VERSION, ToolchainError, ensure, locate, read_report
+from devtools.pulumi_toolchain import PROVIDER_VERSION, ToolchainError, ensure, locate, read_report
 from tests.render.render_stack import run_cycle
 
 PARTS = ("pulumi CLI", "kubernetes provider", "plugin install")

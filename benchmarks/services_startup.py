@@ -15,9 +15,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from embedded.paths import CACHE_DIR
-from embedded.services import EmbeddedServices
-from embedded.settings import EmbeddedSettings
+from local.paths import CACHE_DIR
+from local.services import EmbeddedServices
+from local.settings import EmbeddedSettings
 
 
 def _measure(services: EmbeddedServices, settle_s: float = 10.0) -> tuple[float, float]:

@@ -55,12 +55,12 @@ from threadpoolctl import threadpool_limits
 
 from contract import Component
 from contract.registry import load as load_component
-from embedded.model_serving import EmbeddedServing
-from embedded.paths import venv_bin
-from embedded.service_spec import free_port
-from embedded.services import EmbeddedServices
-from embedded.settings import EmbeddedSettings
-from embedded.streaming import EmbeddedStreaming
+from local.model_serving import EmbeddedServing
+from local.paths import venv_bin
+from local.service_spec import free_port
+from local.services import EmbeddedServices
+from local.settings import EmbeddedSettings
+from local.streaming import EmbeddedStreaming
 from pipelines.features.feast_repo import push_source_name
 from tests.local.streaming_reference import reference_windows
 

@@ -28,9 +28,9 @@ from rich.table import Table
 from contract import Component
 from contract.registry import load
 from contract.streaming import topics
-from embedded.services import EmbeddedServices
-from embedded.settings import EmbeddedSettings
-from embedded.streaming import EmbeddedStreaming
+from local.services import EmbeddedServices
+from local.settings import EmbeddedSettings
+from local.streaming import EmbeddedStreaming
 from pipelines.features.feast_repo import push_source_name
 from pipelines.streaming.producer import advance_watermark, produce
 from tests.local.streaming_reference import offline_history, reference_windows

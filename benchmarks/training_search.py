@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
+from cli.train_cli import embedded_params
 from contract.registry import load
-from embedded.services import EmbeddedServices
-from embedded.settings import EmbeddedSettings
-from embedded.train_cli import embedded_params
+from local.services import EmbeddedServices
+from local.settings import EmbeddedSettings
 from pipelines.training import dataset
 from pipelines.training.runner import run_local
 from pipelines.training.search import SearchSettings, TrialData, run_search, sample_configs, score_stages

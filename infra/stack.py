@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.cluster.base import Cluster
-from infra.components import UseCase, deploy
 from infra.config import StackConfig
 from infra.services import Platform
+from infra.use_cases import UseCase, deploy
 
 
 @dataclass(frozen=True)

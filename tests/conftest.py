@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from embedded.services import EmbeddedServices
-from embedded.settings import EmbeddedSettings
+from local.services import EmbeddedServices
+from local.settings import EmbeddedSettings
 
 TIERS = ("unit", "manifests", "local", "render", "kind")
 

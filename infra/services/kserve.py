@@ -11,7 +11,7 @@ created), beside the ``clusterservingruntime.serving.kserve.io`` validating webh
 webhookconfiguration.yaml, ``failurePolicy: Fail``) served by the controller the same install starts. Pulumi orders a
 chart's objects by CRD and namespace only, so on a first install they reach a webhook with no ready endpoint (the
 same failure plain helm has: kserve#5037, #4182). The project needs none of them: its InferenceServices name their
-own container (``predictor.containers``, ``infra/components/manifests.py``), so the controller never looks a runtime
+own container (``predictor.containers``, ``infra/use_cases/manifests.py``), so the controller never looks a runtime
 up. Helm's post-render step drops them from the rendered chart.
 """
 
@@ -73,7 +73,7 @@ def knative_serving(profile: Profile, domain: str, node_port: bool) -> dict[str,
     knative/operator@knative-v1.19.0:pkg/apis/operator/base/ingressconfiguration.go and
     pkg/reconciler/knativeserving/ingress/kourier.go). ``spec.config`` becomes the ``config-<key>`` ConfigMaps
     (pkg/reconciler/common/config_maps.go there); ``config-features`` is left at Knative's defaults, under which a
-    revision's pod may carry no pod-level ``securityContext`` (see ``infra/components/manifests.py``).
+    revision's pod may carry no pod-level ``securityContext`` (see ``infra/use_cases/manifests.py``).
     """
     kourier: dict[str, Any] = (
         {"enabled": True, "service-type": "NodePort", "http-port": KOURIER_NODE_PORT}

@@ -2,7 +2,7 @@
 
 - ``pulumi up`` then changes nothing: after a refresh the preview plans no step other than ``same``, the update
   runs with ``expect_no_changes``, the service keeps the promoted version and revision, and the rollout's field
-  manager still owns the containers (``infra.components.use_case.ROLLOUT_OWNED``);
+  manager still owns the containers (``infra.use_cases.use_case.ROLLOUT_OWNED``);
 - a rollback keeps ``canaryTrafficPercent`` while the reverted revision is not ready, watched from outside by
   sampling the InferenceService while ``kubectl canary rollback`` runs, and ends with the stable version on all
   traffic (``serving.rollout.cluster_backend``).

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from embedded.service_spec import free_port
-from infra import deploy
+from cli import stack as deploy
 from infra.cluster import preflight
+from local.service_spec import free_port
 
 
 @contextmanager

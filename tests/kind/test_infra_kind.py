@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra import deploy
+from cli import stack as deploy
 from infra.cluster import preflight
 from tests.kind.kind_stack import kind_stack
 

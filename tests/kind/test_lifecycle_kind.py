@@ -25,10 +25,11 @@ from typing import Any
 
 import pytest
 
-from embedded.service_spec import free_port
-from infra import deploy, images
+from cli import stack as deploy
+from infra import images
 from infra.cluster import preflight
-from infra.components import manifests
+from infra.use_cases import manifests
+from local.service_spec import free_port
 from tests.kind import canary_checks
 from tests.kind.kind_stack import kind_stack
 

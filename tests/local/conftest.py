@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from cli.train_cli import embedded_params
 from contract.registry import load
-from embedded.services import EmbeddedServices
-from embedded.streaming import EmbeddedStreaming
-from embedded.train_cli import embedded_params
+from local.services import EmbeddedServices
+from local.streaming import EmbeddedStreaming
 from pipelines.streaming.producer import advance_watermark, produce
 from pipelines.training.runner import PipelineParams, PipelineRun, run_local
 

@@ -11,11 +11,11 @@ from typing import Any
 import psutil
 from mlflow import MlflowClient
 
+from cli.demo import DemoOptions, DemoResult, run_demo
 from contract.registry import load
-from embedded.demo import DemoOptions, DemoResult, run_demo
-from embedded.model_serving import EmbeddedServing
-from embedded.services import EmbeddedServices
-from embedded.streaming import EmbeddedStreaming
+from local.model_serving import EmbeddedServing
+from local.services import EmbeddedServices
+from local.streaming import EmbeddedStreaming
 from serving.rollout.analysis import AnalysisConfig
 from serving.rollout.rollout import CHALLENGER, CHAMPION, RolloutConfig
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 
-from embedded.paths import REPO_ROOT
-from embedded.services import EmbeddedServices
-from embedded.supervisor_daemon import SupervisorDaemon
+from local.paths import REPO_ROOT
+from local.services import EmbeddedServices
+from local.supervisor_daemon import SupervisorDaemon
 from tests.conftest import isolated_settings, settings_env
 from tests.local.demo_run import assert_lifecycle, assert_summary, small_demo
 
@@ -44,7 +44,7 @@ def _started_by(state_dir: Path) -> list[psutil.Process]:
 
 def _demo(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "embedded", "demo", *DEMAND_DEMO],
+        [sys.executable, "-m", "cli", "demo", *DEMAND_DEMO],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -79,7 +79,7 @@ def test_demand_demo_interrupted_cleans_up_and_a_second_run_on_the_leftovers_suc
         assert not SupervisorDaemon(settings.state_dir).running()
 
         second = subprocess.run(
-            [sys.executable, "-m", "embedded", "demo", *DEMAND_DEMO],
+            [sys.executable, "-m", "cli", "demo", *DEMAND_DEMO],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,

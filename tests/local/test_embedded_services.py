@@ -20,10 +20,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from embedded.errors import EmbeddedError
-from embedded.paths import REPO_ROOT
-from embedded.services import EmbeddedServices
-from embedded.supervisor_daemon import MARKER, SupervisorDaemon
+from local.errors import EmbeddedError
+from local.paths import REPO_ROOT
+from local.services import EmbeddedServices
+from local.supervisor_daemon import MARKER, SupervisorDaemon
 from tests.conftest import isolated_settings, settings_env
 
 
@@ -40,7 +40,7 @@ def _marked(state_dir: Path) -> list[psutil.Process]:
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "embedded", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO_ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -181,7 +181,7 @@ def test_ctrl_c_during_up_leaves_nothing_behind(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "state")
     env = settings_env(settings)
     process = subprocess.Popen(
-        [sys.executable, "-m", "embedded", "services", "up"],
+        [sys.executable, "-m", "cli", "services", "up"],
         cwd=REPO_ROOT,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,

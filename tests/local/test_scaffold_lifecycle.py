@@ -7,8 +7,8 @@ import importlib
 import os
 import shutil
 
-from embedded.scaffold import create
-from embedded.services import EmbeddedServices
+from cli.scaffold import create
+from local.services import EmbeddedServices
 
 
 def test_a_scaffolded_component_passes_its_generated_lifecycle_test(embedded: EmbeddedServices) -> None:

@@ -17,14 +17,14 @@ import requests
 from mlflow import MlflowClient
 
 from contract.registry import load
-from embedded.model_serving import EmbeddedBackend, EmbeddedServing
-from embedded.service_spec import free_port
-from embedded.services import EmbeddedServices
+from local.model_serving import EmbeddedBackend, EmbeddedServing
+from local.server_metrics import scrape
+from local.service_spec import free_port
+from local.services import EmbeddedServices
+from local.traffic import TrafficGenerator, instances
 from serving.rollout.analysis import AnalysisConfig, Snapshot
 from serving.rollout.cluster_backend import PrometheusReader
 from serving.rollout.rollout import CHAMPION, Rollout, RolloutConfig
-from serving.rollout.server_metrics import scrape
-from serving.traffic import TrafficGenerator, instances
 from tests.local import broken_models
 from tests.local.conftest import Streamed, Trained
 

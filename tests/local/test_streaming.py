@@ -15,8 +15,8 @@ from confluent_kafka import Consumer
 from contract import Component
 from contract.registry import load
 from contract.streaming import topics
-from embedded.services import EmbeddedServices
-from embedded.streaming import EmbeddedStreaming
+from local.services import EmbeddedServices
+from local.streaming import EmbeddedStreaming
 from pipelines.streaming.event_archive import read_events
 from pipelines.streaming.producer import advance_watermark, produce
 from tests.local.streaming_reference import compare, offline_history, reference_windows

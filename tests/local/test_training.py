@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from contract.component import ContractError
 from contract.registry import load
-from embedded.services import EmbeddedServices
+from local.services import EmbeddedServices
 from pipelines.training import dataset
 from pipelines.training.registration import CHALLENGER, CHAMPION
 from pipelines.training.runner import PipelineFailed, run_local

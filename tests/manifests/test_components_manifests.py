@@ -25,9 +25,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra import mocks, tools
+from devtools import go_tools as tools
 from tests.manifests import policy
 from tests.manifests.test_infra_manifests import KUBE_SCORE_IGNORED, KUBERNETES_VERSION, as_manifest
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 COMPONENTS = ("fraud", "demand")

@@ -161,7 +161,7 @@ def test_streaming_image_has_the_file_system_its_checkpoints_use() -> None:
     """The FlinkDeployment keeps checkpoints under ``s3://``: the image must enable Flink's S3 plugin, and copy
     Flink from the base pinned by digest (its jars end up in the runtime image)."""
     from contract.registry import load
-    from infra.components.streaming import state_root
+    from infra.use_cases.streaming import state_root
 
     assert state_root(load("fraud")).startswith("s3://")
     stages = parse(images.IMAGES_DIR / "streaming" / "Dockerfile")

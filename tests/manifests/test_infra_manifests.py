@@ -16,8 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra import mocks, tools
+from devtools import go_tools as tools
 from tests.manifests import policy
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 ROOT = Path(__file__).resolve().parents[2]

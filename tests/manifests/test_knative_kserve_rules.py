@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from infra import mocks
 from infra.cluster import kind
-from infra.components.manifests import APP_UID
+from infra.use_cases.manifests import APP_UID
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 STACKS = ("kind", "gke")

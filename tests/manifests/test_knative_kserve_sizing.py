@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from infra import mocks
 from infra.profiles import PROFILES, Profile
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 # Container -> the chart value path its resources come from (templates/deployment.yaml).

@@ -16,9 +16,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from infra import mocks
 from tests.manifests import policy
 from tests.manifests.test_infra_manifests import KUBERNETES_VERSION, as_manifest
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 RAY_CLUSTER_SPEC = {

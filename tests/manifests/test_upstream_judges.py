@@ -1,5 +1,5 @@
 """Upstream's own code judges what the program renders: kustomize's remote-URL parser and Knative's revision
-validation, run by ``tests/support/judges`` (a Go module built by ``make policy-tools``; see ``infra/tools.py``).
+validation, run by ``tests/support/judges`` (a Go module built by ``make policy-tools``; see ``devtools/go_tools.py``).
 
 - Every ``Kustomization`` in ``infra/versions.py`` goes through ``sigs.k8s.io/kustomize/api`` v0.21.1, the version
   pulumi-kubernetes' ``kustomize.v2.Directory`` uses from v4.30.0 to v4.32.0 and on its main branch (provider/go.mod;
@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from infra import mocks, tools, versions
+from devtools import go_tools as tools
+from infra import versions
 from tests.manifests.test_infra_manifests import as_manifest
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 COMPONENTS = ("fraud", "demand")

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from embedded.paths import REPO_ROOT
-from embedded.pulumi_toolchain import Toolchain, ToolchainError, locate, log_tails, wait_for_build
+from devtools.pulumi_toolchain import Toolchain, ToolchainError, locate, log_tails, wait_for_build
+from local.paths import REPO_ROOT
 
 BUILD_WAIT_S = 3600  # cold on 2 cores: about 10 minutes alone, about 29 beside the other tiers
 CYCLE_TIMEOUT = 1200  # seconds; the whole platform renders in well under this on 2 cores

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from embedded.paths import REPO_ROOT
-from embedded.pulumi_toolchain import Toolchain, ToolchainError, locate
+from devtools.pulumi_toolchain import Toolchain, ToolchainError, locate
+from local.paths import REPO_ROOT
 
 STACK = "kind"
 TEST_PASSPHRASE = "mlstack-render-tier-not-a-secret"

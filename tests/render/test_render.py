@@ -17,8 +17,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from embedded.pulumi_toolchain import PROVIDER_VERSION, Toolchain
-from infra import tools, versions
+from devtools import go_tools as tools
+from devtools.pulumi_toolchain import PROVIDER_VERSION, Toolchain
+from infra import versions
 from tests.manifests import policy
 from tests.manifests import test_components_manifests as component_tier
 from tests.manifests.test_infra_manifests import (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from embedded import pulumi_toolchain
-from embedded.pulumi_toolchain import _remote_replaces, _wrapper_go_mod
+from devtools import pulumi_toolchain
+from devtools.pulumi_toolchain import _remote_replaces, _wrapper_go_mod
 
 PKG_GO_MOD = """module github.com/pulumi/pulumi/pkg/v3
 

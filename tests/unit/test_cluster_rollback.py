@@ -17,8 +17,8 @@ from mlflow import MlflowClient
 from rich.console import Console
 from typer.testing import CliRunner
 
+from cli import kubectl_canary as kubectl_plugin
 from contract.registry import load
-from serving import kubectl_plugin
 from serving.inference_service import inference_service
 from serving.rollout.analysis import AnalysisConfig
 from serving.rollout.cluster_backend import CANARY, FIELD_MANAGER, ClusterBackend, RevisionNotReady

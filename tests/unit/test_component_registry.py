@@ -129,7 +129,7 @@ def test_an_entry_point_that_fails_to_load_is_named(builtin: Write, monkeypatch:
 def test_component_list_marks_an_invalid_component_and_lists_the_rest(builtin: Write) -> None:
     from typer.testing import CliRunner
 
-    from embedded.cli import app
+    from cli.mlstack import app
 
     builtin("abroken", "component = (\n")
     builtin("copied", A_COPY_OF_FRAUD.format(name="copied"))
@@ -143,7 +143,7 @@ def test_component_list_marks_an_invalid_component_and_lists_the_rest(builtin: W
 def test_the_cli_prints_a_contract_error_as_one_line(
     builtin: Write, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from embedded import cli
+    from cli import mlstack as cli
 
     builtin("broken", "import no_such_dependency_for_tests\n")
     monkeypatch.setattr(cli, "app", lambda: load("broken"))

@@ -13,7 +13,7 @@ from contract import Aggregate, Component, EventField, EventSchema, FeatureGroup
 from contract.component import ContractError
 from contract.registry import available, load
 from contract.streaming import feast_entity
-from embedded.paths import REPO_ROOT
+from local.paths import REPO_ROOT
 
 
 def _with(**changes: Any) -> Component:
@@ -71,7 +71,7 @@ def test_window_labels_and_feature_names() -> None:
 
 def test_shared_templates_import_nothing_from_components() -> None:
     offenders = []
-    for folder in ("pipelines", "serving", "contract", "embedded", "infra"):
+    for folder in ("pipelines", "serving", "contract", "local", "infra", "monitoring"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
             tree = ast.parse(path.read_text())
             for node in ast.walk(tree):

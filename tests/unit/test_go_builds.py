@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from embedded import pulumi_toolchain
-from infra import tools
+from devtools import go_tools as tools
+from devtools import pulumi_toolchain
 from tests.support.fake_tools import FakeTools
 
 pytestmark = pytest.mark.unit

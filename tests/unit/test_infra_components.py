@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import images, mocks
-from infra.components import pipeline_upload
+from infra import images
 from infra.config import ConfigError, parse
+from infra.use_cases import pipeline_upload
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 UPSTREAM_OR_BUILD = ("kubernetes:helm.sh/v4:Chart", "kubernetes:kustomize/v2:Directory")

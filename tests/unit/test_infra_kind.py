@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import deploy
+from cli import stack as deploy
 from infra.cluster import kind, preflight
 from infra.profiles import FULL, LAPTOP, Profile
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from infra import images, mocks
-from infra.components import pipeline_upload
+from infra import images
 from infra.config import SERVICES
 from infra.profiles import FULL, LAPTOP
 from infra.services import kuberay, objects
+from infra.use_cases import pipeline_upload
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 with ignoreChanges paths the Kubernetes provider can honour under server-side apply (map keys only: its
 ``handleSSAIgnoreFields`` splits a path on "." and walks maps, so ``containers[0].args`` matches nothing and the
 atomic ``containers`` list goes out whole), covering every field ``kubectl canary`` patches, with nothing that
-would force Pulumi's apply over the rollout's fields (see ``infra.components.use_case.ROLLOUT_OWNED``)."""
+would force Pulumi's apply over the rollout's fields (see ``infra.use_cases.use_case.ROLLOUT_OWNED``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from infra import mocks
-from infra.components.use_case import ROLLOUT_OWNED
+from infra.use_cases.use_case import ROLLOUT_OWNED
 from serving.inference_service import inference_service
 from serving.rollout.cluster_backend import ClusterBackend
+from tests.support import pulumi_mocks as mocks
 from tests.unit.kserve_fake import FakeKServe
 from tests.unit.test_infra_config import stack_config
 from tests.unit.test_rollout import CannedPrometheus

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from infra import mocks, versions
+from infra import versions
 from infra.config import SERVICES, ConfigError
 from infra.services.platform import NAMESPACES
+from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
 STACKS = ("kind", "gke")

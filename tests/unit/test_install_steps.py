@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from embedded import install
+from devtools import install
 from tests.support.fake_tools import FakeTools
 
 pytestmark = pytest.mark.unit

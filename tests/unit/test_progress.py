@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from cli import demo_progress
+from cli.demo_progress import CanaryProgress, TrialProgress, wait_caught_up
 from contract.model import Metric
-from embedded import demo_progress
-from embedded.demo_progress import CanaryProgress, TrialProgress, wait_caught_up
-from embedded.errors import EmbeddedError
-from embedded.progress import BarPhase, LinePhase, for_stream, line_phases
-from embedded.pulumi_toolchain import Go, ToolchainError
-from embedded.streaming import StreamingStatus
+from devtools.pulumi_toolchain import Go, ToolchainError
+from local.errors import EmbeddedError
+from local.progress import BarPhase, LinePhase, for_stream, line_phases
+from local.streaming import StreamingStatus
 from serving.rollout.analysis import Analysis, Snapshot, Verdict
 
 

@@ -12,8 +12,8 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from cli import kubectl_canary as kubectl_plugin
 from contract.registry import load
-from serving import kubectl_plugin
 from serving.inference_service import inference_service
 from serving.rollout.analysis import AnalysisConfig, Snapshot, analyse, psi
 from serving.rollout.cluster_backend import CANARY, STABLE, ClusterBackend, PrometheusReader

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embedded.rollout_report import _share_steps, plot_rollout
+from local.rollout_report import _share_steps, plot_rollout
+from local.traffic import Response, TrafficLog
 from serving.rollout.analysis import Analysis, Snapshot
-from serving.traffic import Response, TrafficLog
 
 START = 1_000.0
 

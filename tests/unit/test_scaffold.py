@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from cli.scaffold import Scaffold, create, plan
 from contract.registry import load
-from embedded.errors import EmbeddedError
-from embedded.paths import REPO_ROOT
-from embedded.scaffold import Scaffold, create, plan
+from local.errors import EmbeddedError
+from local.paths import REPO_ROOT
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 

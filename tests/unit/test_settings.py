@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from embedded.errors import EmbeddedError
-from embedded.kafka_broker import server_properties
-from embedded.settings import EmbeddedSettings
+from local.errors import EmbeddedError
+from local.kafka_broker import server_properties
+from local.settings import EmbeddedSettings
 
 
 def test_ports_come_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

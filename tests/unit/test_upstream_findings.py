@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from contract import registry
-from infra import mocks
-from infra.components import training
-from infra.components.manifests import Endpoints
 from infra.profiles import PROFILES
+from infra.use_cases import training
+from infra.use_cases.manifests import Endpoints
+from tests.support import pulumi_mocks as mocks
 
 # -- KFP: the Kubernetes platform spec -------------------------------------------------------------------------
 

@@ -1,0 +1,3 @@
+from cli.mlstack import main
+
+main()

@@ -1,3 +1,0 @@
-from embedded.cli import main
-
-main()

@@ -1,0 +1,203 @@
+"""A component's streaming side: its Kafka topics (Strimzi ``kafka.strimzi.io/v1`` ``KafkaTopic``), its feature job
+on the Flink Kubernetes Operator (``flink.apache.org/v1beta1`` ``FlinkDeployment`` running the shared template
+``pipelines/streaming/job.py``) and the pusher that moves the job's window results into Feast."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from contract import Component
+from contract.resources import mebibytes, millicores
+from contract.streaming import topics
+from infra.services import objects
+from infra.services.mlflow import FLINK_BUCKET
+from infra.use_cases.manifests import (
+    FEAST_DIR,
+    Endpoints,
+    component_labels,
+    feast_env,
+    feast_target,
+    feast_volume,
+    object_meta,
+    secret_env,
+    sized,
+    workload_pod,
+)
+
+TOPIC_API = "kafka.strimzi.io/v1"
+FLINK_API = "flink.apache.org/v1beta1"
+# The pinned operator (1.13.0) knows Flink 2.2 (FlinkVersion.v2_2), the version the streaming image runs.
+FLINK_VERSION = "v2_2"
+FLINK_UID = 9999  # the flink user of images/streaming
+PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+FLINK_PYTHON_JAR = "local:///opt/flink/opt/flink-python-2.2.1.jar"
+JOB_JARS = (
+    "file:///opt/flink/usrlib/flink-sql-connector-kafka-5.0.0-2.2.jar",
+    "file:///opt/flink/usrlib/streaming-udf-1.0.0.jar",
+)
+SPEC_DIR = "/opt/mlstack/spec"
+
+
+# -- Kafka ----------------------------------------------------------------------------------------------------
+
+
+def kafka_topics(component: Component, namespace: str, cluster: str, replicas: int) -> list[dict[str, Any]]:
+    """One ``KafkaTopic`` per topic of ``contract.streaming.topics`` (events, features, dead letters)."""
+    partitions = component.streaming.partitions
+    out = []
+    for role, topic in topics(component.name).items():
+        out.append(
+            {
+                "apiVersion": TOPIC_API,
+                "kind": "KafkaTopic",
+                "metadata": {
+                    # Kubernetes names cannot hold '_' or repeat '.'-less roles: the name is derived, the topic
+                    # name is exactly the contract's.
+                    "name": f"{component.name.replace('_', '-')}-{role.replace('_', '-')}",
+                    "namespace": namespace,
+                    "labels": {"strimzi.io/cluster": cluster, "mlstack.io/component": component.name},
+                    "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+                },
+                "spec": {
+                    "topicName": topic,
+                    "partitions": partitions,
+                    "replicas": replicas,
+                    "config": {"retention.ms": 7 * 24 * 3600 * 1000 if role != "features" else 24 * 3600 * 1000},
+                },
+            }
+        )
+    return out
+
+
+# -- Flink ----------------------------------------------------------------------------------------------------
+
+
+def spec_config_map(component: Component, namespace: str) -> dict[str, Any]:
+    """The streaming job spec (``StreamingSpec.to_json_dict``) the job reads with ``--spec``."""
+    spec = json.dumps(component.streaming.to_json_dict(component.name), indent=2, sort_keys=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(component, "streaming-spec", namespace),
+        "data": {"spec.json": spec},
+    }
+
+
+def state_root(component: Component) -> str:
+    """Where the job keeps checkpoints and HA metadata: the platform's object store, reachable from any node, so
+    a TaskManager rescheduled elsewhere (or a second one) restores from the same place."""
+    return f"s3://{FLINK_BUCKET}/{component.name}"
+
+
+def job_args(component: Component, bootstrap: str) -> list[str]:
+    """PythonDriver arguments: the shared job template, then the job's own flags (``pipelines.streaming.job``)."""
+    return [
+        "-pyclientexec",
+        "/usr/local/bin/python",
+        "-py",
+        "/app/pipelines/streaming/job.py",
+        "--spec",
+        f"{SPEC_DIR}/spec.json",
+        "--bootstrap",
+        bootstrap,
+        "--checkpoints",
+        f"{state_root(component)}/checkpoints",
+        "--jars",
+        ";".join(JOB_JARS),
+        "--parallelism",
+        str(component.resources.streaming.replicas),
+        "--checkpoint-interval-s",
+        "10",
+    ]
+
+
+def flink_deployment(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
+    """The component's streaming job on the Flink Kubernetes Operator (application mode).
+
+    Kubernetes HA keeps the newest checkpoint's pointer in ConfigMaps, which the operator's ``last-state``
+    upgrades need; checkpoints and HA files go to the object store through Flink's S3 plugin (``images/streaming``
+    enables it), with the component's S3 key pair from its Secret."""
+    hint = component.resources.streaming
+    cpu, memory = millicores(hint.cpu), mebibytes(hint.memory)
+    container = {
+        "name": "flink-main-container",
+        "env": [
+            {"name": "PYTHONPATH", "value": "/app"},
+            secret_env(component, "AWS_ACCESS_KEY_ID", "s3-access-key"),
+            secret_env(component, "AWS_SECRET_ACCESS_KEY", "s3-secret-key"),
+        ],
+        "securityContext": objects.container_security(read_only_root=False),
+        "volumeMounts": [{"name": "spec", "mountPath": SPEC_DIR, "readOnly": True}],
+    }
+    return {
+        "apiVersion": FLINK_API,
+        "kind": "FlinkDeployment",
+        "metadata": object_meta(component, "features", namespace),
+        "spec": {
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "flinkVersion": FLINK_VERSION,
+            "serviceAccount": "flink",  # created in the watched namespace by the operator chart
+            "flinkConfiguration": {
+                "taskmanager.numberOfTaskSlots": "1",
+                "execution.checkpointing.dir": f"{state_root(component)}/checkpoints",
+                "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+                "high-availability.type": "kubernetes",
+                "high-availability.storageDir": f"{state_root(component)}/ha",
+                "s3.endpoint": endpoints.s3_endpoint,
+                "s3.path.style.access": "true",
+            },
+            "podTemplate": {
+                "spec": {
+                    "securityContext": objects.pod_security(FLINK_UID),
+                    "containers": [container],
+                    "volumes": [{"name": "spec", "configMap": {"name": f"{component.name}-streaming-spec"}}],
+                }
+            },
+            "jobManager": {"replicas": 1, "resource": {"cpu": 0.25, "memory": "1024m"}},
+            "taskManager": {"replicas": hint.replicas, "resource": {"cpu": cpu / 1000, "memory": f"{memory}m"}},
+            "job": {
+                "jarURI": FLINK_PYTHON_JAR,
+                "entryClass": PYTHON_DRIVER,
+                "args": job_args(component, endpoints.kafka_bootstrap),
+                "parallelism": hint.replicas,
+                "upgradeMode": "last-state",
+                "state": "running",
+            },
+        },
+    }
+
+
+def _worker(
+    component: Component, role: str, module: str, args: list[str], namespace: str, image: str, endpoints: Endpoints
+) -> dict[str, Any]:
+    """A one-replica consumer of the component's topics that writes to Feast and the object store."""
+    container = objects.container(
+        role.split("-")[-1],
+        image,
+        sized(component.resources.serving),
+        command=["python", "-m", module],
+        args=["--component", component.name, "--bootstrap", endpoints.kafka_bootstrap, *args],
+        env=feast_env(component, endpoints.s3_endpoint),
+        mounts=[
+            {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    )
+    pod = workload_pod(container, [feast_volume(component), {"name": "tmp", "emptyDir": {}}])
+    return objects.deployment(f"{component.name}-{role}", namespace, component_labels(component, role), pod)
+
+
+def feature_pusher(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
+    """Consumes the job's window results and pushes them to Feast (online) and the offline history."""
+    root = feast_target(component, endpoints).offline_root
+    args = ["--repo", FEAST_DIR, "--offline-root", root]
+    return _worker(component, "feature-pusher", "pipelines.streaming.feature_pusher", args, namespace, image, endpoints)
+
+
+def event_archive(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
+    """Archives the raw events beside the feature history: training builds its labelled examples from them."""
+    root = feast_target(component, endpoints).offline_root
+    args = ["--offline-root", root]
+    return _worker(component, "event-archive", "pipelines.streaming.event_archive", args, namespace, image, endpoints)

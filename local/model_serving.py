@@ -1,0 +1,282 @@
+"""Embedded mode's serving for one component: two model server slots (``a`` and ``b``) behind HAProxy, all
+supervised. One slot is stable, the other holds a canary during a rollout. HAProxy's runtime API changes the
+weights in place, so moving traffic never drops a request, and the split is HAProxy's, not simulated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from contract import Component
+from local.errors import EmbeddedError
+from local.paths import REPO_ROOT, main_module
+from local.server_metrics import scrape
+from local.service_spec import free_port
+from local.services import EmbeddedServices, Progress
+from local.streaming import EmbeddedStreaming
+from serving.rollout.analysis import Snapshot
+
+SERVER_START_TIMEOUT_S = 180
+HAPROXY_CONFIG = """global
+    stats socket {socket} mode 600 level admin
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    # A busy model server answers its health check late: generous checks, so load alone never marks it down.
+    timeout check 5s
+    # A refused connection (a server restarting) is retried on the other server, not returned as a 503.
+    retries 2
+    option redispatch 1
+    option http-keep-alive
+
+frontend model
+    bind 127.0.0.1:{port}
+    default_backend servers
+
+backend servers
+    # Weighted round robin, changed in place through the runtime API: each server gets exactly its share.
+    # (`balance random` draws two servers and takes the less loaded one, which favours a canary that fails fast.)
+    balance roundrobin
+    option httpchk GET /v2/health/ready
+    http-response set-header x-mlstack-slot %s
+    server a 127.0.0.1:{port_a} weight {weight_a} check inter 1s fall 3 rise 1
+    server b 127.0.0.1:{port_b} weight {weight_b} check inter 1s fall 3 rise 1
+"""
+
+
+class EmbeddedServing:
+    def __init__(self, services: EmbeddedServices, component: Component) -> None:
+        self.services = services
+        self.component = component
+        self.settings = services.settings
+        self.root = self.settings.state_dir / "serving" / component.name
+        self.slots_path = self.root / "slots.json"
+        self.state_path = self.root / "rollout.json"
+        self.proxy_program = f"proxy-{component.name}"
+
+    # -- slots and ports ------------------------------------------------------------------------------------
+
+    def slots(self) -> dict[str, Any]:
+        """``{"stable": "a", "a": {"version": .., "port": ..}, "b": {..}, "proxy_port": ..}``."""
+        if self.slots_path.exists():
+            loaded: dict[str, Any] = json.loads(self.slots_path.read_text())
+            return loaded
+        self.root.mkdir(parents=True, exist_ok=True)
+        slots = {
+            "stable": "a",
+            "a": {"version": None, "port": free_port()},
+            "b": {"version": None, "port": free_port()},
+            "proxy_port": free_port(),
+        }
+        self._save_slots(slots)
+        return slots
+
+    def _save_slots(self, slots: dict[str, Any]) -> None:
+        self.slots_path.write_text(json.dumps(slots, indent=2))
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the component's model endpoint (V1 ``/v1/models/<name>:predict``, V2 ``/v2/...``)."""
+        return f"http://127.0.0.1:{self.slots()['proxy_port']}"
+
+    @staticmethod
+    def canary_slot(stable: str) -> str:
+        return "b" if stable == "a" else "a"
+
+    def program(self, slot: str) -> str:
+        return f"serve-{self.component.name}-{slot}"
+
+    # -- processes ------------------------------------------------------------------------------------------
+
+    def serve(self, version: str, progress: Progress = print) -> str:
+        """Serve ``version`` as the stable model (restarting its slot if it serves another), behind the proxy."""
+        slots = self.slots()
+        stable = slots["stable"]
+        if slots[stable]["version"] != version or not self.services.daemon.is_running(self.program(stable)):
+            self._start_server(stable, version, progress)
+            slots = self.slots()
+        self._start_proxy(progress)
+        self.set_weights({stable: 100, self.canary_slot(stable): 0})
+        return self.endpoint
+
+    def _start_server(self, slot: str, version: str, progress: Progress) -> None:
+        slots = self.slots()
+        streaming = EmbeddedStreaming(self.services, self.component)
+        port = slots[slot]["port"]
+        command = main_module(
+            "serving.server",
+            "--component",
+            self.component.name,
+            "--mlflow-uri",
+            self.settings.mlflow_url,
+            "--feast-repo",
+            str(streaming.repo),
+            "--model-version",
+            str(version),
+            "--http_port",
+            str(port),
+            "--grpc_port",
+            str(free_port()),
+        )
+        daemon = self.services.daemon
+        daemon.stop(self.program(slot))
+        daemon.register(self.program(slot), command, {"PYTHONPATH": str(REPO_ROOT)}, 20, REPO_ROOT)
+        daemon.start(self.program(slot))
+        slots[slot]["version"] = str(version)
+        self._save_slots(slots)
+        began = time.monotonic()
+        progress(f"{self.program(slot)}: model server for {self.component.name} v{version} starting on port {port}")
+        while not self._ready(port):
+            daemon.running_info(self.program(slot))
+            if time.monotonic() - began > SERVER_START_TIMEOUT_S:
+                raise EmbeddedError(f"{self.program(slot)} not ready after {SERVER_START_TIMEOUT_S}s")
+            time.sleep(0.3)
+        progress(f"{self.program(slot)}: ready after {time.monotonic() - began:.1f}s")
+
+    @staticmethod
+    def _ready(port: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def _start_proxy(self, progress: Progress) -> None:
+        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not Path(haproxy).exists():
+            raise EmbeddedError("haproxy is missing: run `make setup` (it installs Debian's haproxy)")
+        slots = self.slots()
+        config = self.root / "haproxy.cfg"
+        text = HAPROXY_CONFIG.format(
+            socket=self._socket_path(),
+            port=slots["proxy_port"],
+            port_a=slots["a"]["port"],
+            port_b=slots["b"]["port"],
+            weight_a=100 if slots["stable"] == "a" else 0,
+            weight_b=100 if slots["stable"] == "b" else 0,
+        )
+        if not config.exists() or config.read_text() != text:
+            config.write_text(text)
+        daemon = self.services.daemon
+        daemon.register(self.proxy_program, (haproxy, "-db", "-f", str(config)), {}, 10, self.root)
+        if not daemon.is_running(self.proxy_program):
+            # A socket left by an earlier HAProxy would pass the wait below before the new one listens.
+            self._socket_path().unlink(missing_ok=True)
+            daemon.start(self.proxy_program)
+            began = time.monotonic()
+            while not self._socket_path().exists():
+                daemon.running_info(self.proxy_program)
+                if time.monotonic() - began > 30:
+                    raise EmbeddedError(f"{self.proxy_program} did not open its admin socket")
+                time.sleep(0.1)
+            progress(f"{self.proxy_program}: HAProxy on {self.endpoint}")
+        daemon.record_pids()
+
+    def _socket_path(self) -> Path:
+        return self.root / "haproxy.sock"
+
+    def haproxy(self, command: str) -> str:
+        """One command on HAProxy's runtime API."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(5)
+            connection.connect(str(self._socket_path()))
+            connection.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode().strip()
+
+    def set_weights(self, weights: dict[str, int]) -> None:
+        for slot, weight in weights.items():
+            answer = self.haproxy(f"set weight servers/{slot} {weight}")
+            if answer:
+                raise EmbeddedError(f"HAProxy refused weight {weight} for slot {slot}: {answer}")
+
+    def weights(self) -> dict[str, int]:
+        """Current weights as HAProxy reports them."""
+        weights = {}
+        for slot in ("a", "b"):
+            answer = self.haproxy(f"get weight servers/{slot}")
+            weights[slot] = int(answer.split()[0])
+        return weights
+
+    def stop(self) -> None:
+        for program in (self.proxy_program, self.program("a"), self.program("b")):
+            self.services.daemon.stop(program)
+
+
+class EmbeddedBackend:
+    """``TrafficBackend`` over ``EmbeddedServing``."""
+
+    def __init__(self, serving: EmbeddedServing, progress: Progress = print) -> None:
+        self.serving = serving
+        self.component = serving.component.name
+        self.progress = progress
+
+    def stable_version(self) -> str:
+        slots = self.serving.slots()
+        version = slots[slots["stable"]]["version"]
+        if version is None:
+            raise EmbeddedError(f"{self.component} is not being served: start it with `mlstack serve start`")
+        return str(version)
+
+    def start_canary(self, version: str, share: int) -> None:
+        slots = self.serving.slots()
+        canary = self.serving.canary_slot(slots["stable"])
+        self.serving._start_server(canary, version, self.progress)
+        self.set_share(share)
+
+    def set_share(self, share: int) -> None:
+        stable = self.serving.slots()["stable"]
+        self.serving.set_weights({stable: 100 - share, self.serving.canary_slot(stable): share})
+
+    def promote(self) -> None:
+        slots = self.serving.slots()
+        old = slots["stable"]
+        new = self.serving.canary_slot(old)
+        self.serving.set_weights({new: 100, old: 0})
+        slots["stable"] = new
+        self.serving._save_slots(slots)
+        self.serving.services.daemon.stop(self.serving.program(old))
+
+    def rollback(self) -> None:
+        stable = self.serving.slots()["stable"]
+        canary = self.serving.canary_slot(stable)
+        self.serving.set_weights({stable: 100, canary: 0})
+        self.serving.services.daemon.stop(self.serving.program(canary))
+
+    def snapshots(self) -> tuple[Snapshot, Snapshot]:
+        slots = self.serving.slots()
+        stable, canary = slots["stable"], self.serving.canary_slot(slots["stable"])
+
+        def read(slot: str) -> Snapshot:
+            version = slots[slot]["version"]
+            if version is None:
+                return Snapshot()
+            return scrape(f"http://127.0.0.1:{slots[slot]['port']}/metrics", self.component, str(version))
+
+        return read(stable), read(canary)
+
+    def load_state(self) -> dict[str, object] | None:
+        path = self.serving.state_path
+        if not path.exists():
+            return None
+        state: dict[str, object] = json.loads(path.read_text())
+        return state
+
+    def save_state(self, state: dict[str, object] | None) -> None:
+        path = self.serving.state_path
+        if state is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(state, indent=2))

@@ -1,0 +1,84 @@
+"""Ports and locations of the embedded services, overridable through ``MLSTACK_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from local.errors import EmbeddedError
+from local.paths import state_dir
+from local.service_spec import free_port
+
+
+def _port(variable: str, default: int) -> int:
+    raw = os.environ.get(variable)
+    if raw is None:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise EmbeddedError(f"{variable}={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise EmbeddedError(f"{variable}={port} is outside 1-65535")
+    return port
+
+
+@dataclass(frozen=True)
+class EmbeddedSettings:
+    """Where each embedded service listens and keeps its state."""
+
+    state_dir: Path = field(default_factory=state_dir)
+    """Data, logs and pid files (``MLSTACK_STATE_DIR``, default ``.state/`` in the repo)."""
+    kafka_port: int = 9092
+    """Kafka client listener (``MLSTACK_KAFKA_PORT``)."""
+    kafka_controller_port: int = 9093
+    """KRaft controller listener (``MLSTACK_KAFKA_CONTROLLER_PORT``)."""
+    mlflow_port: int = 5000
+    """MLflow tracking server and UI (``MLSTACK_MLFLOW_PORT``)."""
+    redis_port: int = 6379
+    """Redis, the Feast online store (``MLSTACK_REDIS_PORT``)."""
+
+    @classmethod
+    def from_env(cls) -> EmbeddedSettings:
+        """Defaults, overridden by ``MLSTACK_<FIELD>`` environment variables."""
+        defaults = cls(state_dir=state_dir())
+        ports: dict[str, Any] = {  # by field name, so a new port field needs no change here
+            f.name: _port(f"MLSTACK_{f.name.upper()}", getattr(defaults, f.name))
+            for f in fields(cls)
+            if f.name.endswith("_port")
+        }
+        settings = replace(defaults, **ports)
+        settings.check()
+        return settings
+
+    @classmethod
+    def on_free_ports(cls, state_dir: Path) -> EmbeddedSettings:
+        """Fresh ports and a private state folder: tests and benchmarks never touch a running stack."""
+        ports = {f.name: free_port() for f in fields(cls) if f.name.endswith("_port")}
+        return cls(state_dir=state_dir, **ports)
+
+    def check(self) -> None:
+        """Refuse two services on one port."""
+        ports = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name.endswith("_port")]
+        seen: dict[int, str] = {}
+        for name, port in ports:
+            if port in seen:
+                raise EmbeddedError(f"{name} and {seen[port]} are both set to port {port}")
+            seen[port] = name
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers for Kafka clients."""
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        """Tracking URI and UI address of the MLflow server."""
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def redis_address(self) -> str:
+        """``host:port`` of the Redis online store, as Feast's ``connection_string`` wants it."""
+        return f"127.0.0.1:{self.redis_port}"
