@@ -102,13 +102,14 @@ class EmbeddedServing:
         slots = self.slots()
         stable = slots["stable"]
         if slots[stable]["version"] != version or not self.services.daemon.is_running(self.program(stable)):
-            self._start_server(stable, version, progress)
+            self.start_server(stable, version, progress)
             slots = self.slots()
         self._start_proxy(progress)
         self.set_weights({stable: 100, self.canary_slot(stable): 0})
         return self.endpoint
 
-    def _start_server(self, slot: str, version: str, progress: Progress) -> None:
+    def start_server(self, slot: str, version: str, progress: Progress = print) -> None:
+        """(Re)start ``slot``'s model server on ``version`` and return once it is ready; its weight is unchanged."""
         slots = self.slots()
         streaming = EmbeddedStreaming(self.services, self.component)
         port = slots[slot]["port"]
@@ -209,6 +210,16 @@ class EmbeddedServing:
             weights[slot] = int(answer.split()[0])
         return weights
 
+    def set_stable(self, slot: str) -> None:
+        """Record ``slot`` as the stable one; the weights are ``set_weights``'s."""
+        slots = self.slots()
+        slots["stable"] = slot
+        self._save_slots(slots)
+
+    def stop_server(self, slot: str) -> None:
+        """Stop ``slot``'s model server (the slot keeps its port and last version)."""
+        self.services.daemon.stop(self.program(slot))
+
     def stop(self) -> None:
         for program in (self.proxy_program, self.program("a"), self.program("b")):
             self.services.daemon.stop(program)
@@ -232,7 +243,7 @@ class EmbeddedBackend:
     def start_canary(self, version: str, share: int) -> None:
         slots = self.serving.slots()
         canary = self.serving.canary_slot(slots["stable"])
-        self.serving._start_server(canary, version, self.progress)
+        self.serving.start_server(canary, version, self.progress)
         self.set_share(share)
 
     def set_share(self, share: int) -> None:
@@ -240,19 +251,17 @@ class EmbeddedBackend:
         self.serving.set_weights({stable: 100 - share, self.serving.canary_slot(stable): share})
 
     def promote(self) -> None:
-        slots = self.serving.slots()
-        old = slots["stable"]
+        old = self.serving.slots()["stable"]
         new = self.serving.canary_slot(old)
         self.serving.set_weights({new: 100, old: 0})
-        slots["stable"] = new
-        self.serving._save_slots(slots)
-        self.serving.services.daemon.stop(self.serving.program(old))
+        self.serving.set_stable(new)
+        self.serving.stop_server(old)
 
     def rollback(self) -> None:
         stable = self.serving.slots()["stable"]
         canary = self.serving.canary_slot(stable)
         self.serving.set_weights({stable: 100, canary: 0})
-        self.serving.services.daemon.stop(self.serving.program(canary))
+        self.serving.stop_server(canary)
 
     def snapshots(self) -> tuple[Snapshot, Snapshot]:
         slots = self.serving.slots()

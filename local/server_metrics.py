@@ -6,24 +6,26 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving import metrics
 from serving.rollout.analysis import Snapshot
 
 
 def snapshot_from_text(text: str, component: str, version: str) -> Snapshot:
+    """The counters of one version in a server's Prometheus text exposition (series named by ``serving.metrics``)."""
     snapshot = Snapshot()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
-            if labels.get("component") != component or labels.get("version") != version:
+            if labels.get(metrics.COMPONENT) != component or labels.get(metrics.VERSION) != version:
                 continue
-            if sample.name == "mlstack_requests_total":
+            if sample.name == metrics.REQUESTS_TOTAL:
                 snapshot.requests += sample.value
-            elif sample.name == "mlstack_request_errors_total" and labels.get("kind") == "server":
+            elif sample.name == metrics.ERRORS_TOTAL and labels.get(metrics.KIND) == metrics.SERVER_ERROR:
                 snapshot.server_errors += sample.value
-            elif sample.name == "mlstack_request_latency_seconds_bucket":
-                snapshot.latency[float(labels["le"])] = sample.value
-            elif sample.name in ("mlstack_prediction_probability_bucket", "mlstack_prediction_estimate_bucket"):
-                snapshot.predictions[float(labels["le"])] = sample.value
+            elif sample.name == metrics.LATENCY_BUCKET:
+                snapshot.latency[float(labels[metrics.BUCKET_BOUND])] = sample.value
+            elif sample.name in metrics.PREDICTION_BUCKETS:
+                snapshot.predictions[float(labels[metrics.BUCKET_BOUND])] = sample.value
     return snapshot
 
 

@@ -1,5 +1,9 @@
 """Prometheus metrics of the model server, per component and registry version: what the canary analysis
-compares between stable and canary (in the cluster through Prometheus, locally from each server's /metrics)."""
+compares between stable and canary, read through Prometheus or from each server's own /metrics.
+
+This module owns the names: the server exports these objects, and every reader (the PromQL of
+``serving.rollout.prometheus``, a scraper of the server's text exposition) selects the series by the constants
+below, so a renamed metric or label cannot leave a reader querying a series nobody exports."""
 
 from __future__ import annotations
 
@@ -8,14 +12,35 @@ from prometheus_client import Counter, Histogram
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 ESTIMATE_BUCKETS = (0.0, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
-LABELS = ("component", "version")
 
-REQUESTS = Counter("mlstack_requests", "Prediction requests", LABELS)
-ERRORS = Counter("mlstack_request_errors", "Failed prediction requests", (*LABELS, "kind"))
-LATENCY = Histogram(
-    "mlstack_request_latency_seconds", "Feature lookup + model, per request", LABELS, buckets=LATENCY_BUCKETS
-)
+# -- label names and values ----------------------------------------------------------------------------------
+COMPONENT, VERSION, KIND = "component", "version", "kind"
+LABELS = (COMPONENT, VERSION)
+SERVER_ERROR, BAD_REQUEST = "server", "bad request"
+"""Values of ``kind``: the analysis counts server errors only; a bad request (HTTP 4xx) is the caller's."""
+BUCKET_BOUND = "le"
+"""The label holding a histogram bucket's upper bound (Prometheus' own name for it)."""
+
+# -- metric names ----------------------------------------------------------------------------------------------
+REQUESTS_NAME = "mlstack_requests"
+ERRORS_NAME = "mlstack_request_errors"
+LATENCY_NAME = "mlstack_request_latency_seconds"
+PROBABILITY_NAME = "mlstack_prediction_probability"
+ESTIMATE_NAME = "mlstack_prediction_estimate"
+
+# -- series names, as the text format and Prometheus show them (a counter gains ``_total``, a histogram's
+# buckets ``_bucket``): what the readers select -----------------------------------------------------------------
+REQUESTS_TOTAL = f"{REQUESTS_NAME}_total"
+ERRORS_TOTAL = f"{ERRORS_NAME}_total"
+LATENCY_BUCKET = f"{LATENCY_NAME}_bucket"
+PREDICTION_BUCKETS = (f"{PROBABILITY_NAME}_bucket", f"{ESTIMATE_NAME}_bucket")
+"""Classifiers export the first, regressors the second: one version has one of them."""
+
+# -- the server's metrics --------------------------------------------------------------------------------------
+REQUESTS = Counter(REQUESTS_NAME, "Prediction requests", LABELS)
+ERRORS = Counter(ERRORS_NAME, "Failed prediction requests", (*LABELS, KIND))
+LATENCY = Histogram(LATENCY_NAME, "Feature lookup + model, per request", LABELS, buckets=LATENCY_BUCKETS)
 PROBABILITIES = Histogram(
-    "mlstack_prediction_probability", "Predicted probabilities (classifiers)", LABELS, buckets=PROBABILITY_BUCKETS
+    PROBABILITY_NAME, "Predicted probabilities (classifiers)", LABELS, buckets=PROBABILITY_BUCKETS
 )
-ESTIMATES = Histogram("mlstack_prediction_estimate", "Predicted values (regressors)", LABELS, buckets=ESTIMATE_BUCKETS)
+ESTIMATES = Histogram(ESTIMATE_NAME, "Predicted values (regressors)", LABELS, buckets=ESTIMATE_BUCKETS)

@@ -33,13 +33,13 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
         self.store = store
         self.schema = RequestSchema.of(component)
         self.features = OnlineFeatures(component, store)
-        labels = {"component": component.name, "version": version}
+        labels = {metrics.COMPONENT: component.name, metrics.VERSION: version}
         # Each metric's child for this version, bound once: ``labels()`` is a dict lookup under a lock per call.
         histogram = metrics.PROBABILITIES if component.model.task == "classification" else metrics.ESTIMATES
         self.predictions = histogram.labels(**labels)
         self.requests = metrics.REQUESTS.labels(**labels)
-        self.bad_requests = metrics.ERRORS.labels(**labels, kind="bad request")
-        self.server_errors = metrics.ERRORS.labels(**labels, kind="server")
+        self.bad_requests = metrics.ERRORS.labels(**labels, **{metrics.KIND: metrics.BAD_REQUEST})
+        self.server_errors = metrics.ERRORS.labels(**labels, **{metrics.KIND: metrics.SERVER_ERROR})
         self.latency = metrics.LATENCY.labels(**labels)
         self.estimator: Any = None
         self.columns: list[str] = []

@@ -1,5 +1,6 @@
 """What a rollout needs from where the model servers run: move traffic between the stable and the canary
-version and read each side's counters. Embedded mode and the cluster each provide one."""
+version and read each side's counters. Each place the model servers run provides one (the cluster's is
+``serving.rollout.cluster_backend``)."""
 
 from __future__ import annotations
 

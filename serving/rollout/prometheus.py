@@ -1,5 +1,5 @@
-"""Each model version's counters, read from Prometheus (the series ``serving.metrics`` exports, labelled by
-component and version)."""
+"""Each model version's counters, read from Prometheus (the series ``serving.metrics`` exports and names,
+labelled by component and version)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from serving import metrics
 from serving.rollout.analysis import Snapshot
 
 
@@ -25,22 +26,23 @@ class PrometheusReader:
         return result
 
     def snapshot(self, component: str, version: str) -> Snapshot:
-        selector = f'component="{component}",version="{version}"'
+        selector = f'{metrics.COMPONENT}="{component}",{metrics.VERSION}="{version}"'
 
         def scalar(promql: str) -> float:
             result = self.query(promql)
             return float(result[0]["value"][1]) if result else 0.0
 
-        def buckets(metric: str) -> dict[float, float]:
+        def buckets(series: str) -> dict[float, float]:
             return {
-                float(r["metric"]["le"]): float(r["value"][1])
-                for r in self.query(f"sum by (le) ({metric}_bucket{{{selector}}})")
+                float(r["metric"][metrics.BUCKET_BOUND]): float(r["value"][1])
+                for r in self.query(f"sum by ({metrics.BUCKET_BOUND}) ({series}{{{selector}}})")
             }
 
-        predictions = buckets("mlstack_prediction_probability") or buckets("mlstack_prediction_estimate")
+        probability, estimate = metrics.PREDICTION_BUCKETS  # a version exports one of them
+        predictions = buckets(probability) or buckets(estimate)
         return Snapshot(
-            requests=scalar(f"sum(mlstack_requests_total{{{selector}}})"),
-            server_errors=scalar(f'sum(mlstack_request_errors_total{{{selector},kind="server"}})'),
-            latency=buckets("mlstack_request_latency_seconds"),
+            requests=scalar(f"sum({metrics.REQUESTS_TOTAL}{{{selector}}})"),
+            server_errors=scalar(f'sum({metrics.ERRORS_TOTAL}{{{selector},{metrics.KIND}="{metrics.SERVER_ERROR}"}})'),
+            latency=buckets(metrics.LATENCY_BUCKET),
             predictions=predictions,
         )

@@ -25,8 +25,8 @@ class RolloutError(RuntimeError):
 @runtime_checkable
 class ReportsTraffic(Protocol):
     """A backend whose platform applies a share asynchronously and reports the split it really routes (KServe
-    with Knative: a new revision takes its share only once ready). Embedded mode's proxy applies a weight at once
-    and has no such report; its backend does not implement this."""
+    with Knative: a new revision takes its share only once ready). A backend whose proxy applies a weight at once
+    has no such report and does not implement this."""
 
     def split_pending(self, share: int | None) -> str:
         """Why the reported split is not yet the canary at ``share``% ("" when it is); None: why the service is
