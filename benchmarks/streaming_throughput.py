@@ -33,7 +33,7 @@ from local.settings import EmbeddedSettings
 from local.streaming import EmbeddedStreaming
 from pipelines.features.feast_repo import push_source_name
 from pipelines.streaming.producer import advance_watermark, produce
-from tests.local.streaming_reference import offline_history, reference_windows
+from tests.support.streaming_reference import offline_history, reference_windows
 
 console = Console(width=140)
 

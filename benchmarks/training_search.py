@@ -28,15 +28,15 @@ from rich.console import Console
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from cli.train_cli import embedded_params
 from contract.registry import load
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
+from local.synthetic_stream import stream_backlog
+from local.training import embedded_params
 from pipelines.training import dataset
 from pipelines.training.runner import run_local
 from pipelines.training.search import SearchSettings, TrialData, run_search, sample_configs, score_stages
 from pipelines.training.steps import feature_store
-from tests.local.conftest import stream_component
 
 console = Console(width=140)
 
@@ -83,7 +83,7 @@ def main() -> None:
         services.up(progress=lambda _line: None)
         try:
             console.print(f"streaming {n_events} fraud events into Feast ...")
-            streamed = stream_component(services, "fraud", n_events)
+            streamed = stream_backlog(services, "fraud", n_events)
             streamed.streaming.stop()
             component = load("fraud")
             params = embedded_params(services.settings, "fraud", trials=trials, concurrency=concurrency)

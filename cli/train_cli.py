@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Unpack
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from contract.registry import load
-from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
-from local.streaming import EmbeddedStreaming
+from local.training import embedded_params, pipeline_root
 from pipelines.training.pipeline import DEFAULT_IMAGE
 from pipelines.training.runner import PipelineParams, PipelineRun, RunOptions, compile_pipeline, run_cluster, run_local
 
 console = Console()
 app = typer.Typer(no_args_is_help=True, help="The training pipeline: KFP v2 + Ray Tune + MLflow registry.")
 ComponentArg = Annotated[str, typer.Argument(help="Component name (see `mlstack stream components`).")]
-
-
-def embedded_params(settings: EmbeddedSettings, component: str, **run: Unpack[RunOptions]) -> PipelineParams:
-    """Pipeline arguments that point at the embedded services and the component's embedded feature store."""
-    streaming = EmbeddedStreaming(EmbeddedServices(settings), load(component))
-    return PipelineParams(
-        component=component,
-        mlflow_uri=settings.mlflow_url,
-        feast_repo=str(streaming.repo),
-        offline_root=streaming.feast_target.offline_root,
-        **run,
-    )
-
-
-def pipeline_root(settings: EmbeddedSettings) -> Path:
-    return settings.state_dir / "pipelines"
 
 
 def print_run(component: str, run: PipelineRun) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from contract import Component
 from contract.model import EVENT_TIMESTAMP
-from tests.local.streaming_reference import reference_windows
+from tests.support.streaming_reference import reference_windows
 
 
 def training_frame(component: Component, events: list[dict[str, Any]]) -> pd.DataFrame:

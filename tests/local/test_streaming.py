@@ -19,7 +19,7 @@ from local.services import EmbeddedServices
 from local.streaming import EmbeddedStreaming
 from pipelines.streaming.event_archive import read_events
 from pipelines.streaming.producer import advance_watermark, produce
-from tests.local.streaming_reference import compare, offline_history, reference_windows
+from tests.support.streaming_reference import compare, offline_history, reference_windows
 
 HOUR_MS = 3_600_000
 MALFORMED: list[tuple[bytes | dict[str, Any], str]] = [

@@ -1,0 +1,131 @@
+"""What a demo is asked to do (``DemoOptions``), what it found (``DemoResult``, also saved as JSON for scripts and
+tests), and what its phases share while it runs (``Demo``: the outputs, the engines' settings, the result)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contract import Component
+from local.progress import Phases
+from local.services import EmbeddedServices
+from local.settings import EmbeddedSettings
+from local.streaming import StreamingStatus
+from pipelines.training.runner import PipelineRun
+from serving.rollout.rollout import RolloutConfig
+
+Progress = Callable[[str], None]
+PHASES = 8
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    component: str = "fraud"
+    events: int = 20_000
+    """Backlog of synthetic events streamed first; its last event is 'now'."""
+    seed: int | None = None
+    """Seed of the generated events (None: a new one each run, printed so a run can be repeated)."""
+    champion_trials: int = 2
+    """A quick first search: the model that serves first."""
+    challenger_trials: int = 6
+    """A larger search on more data: the model the canary tries."""
+    accept_ties: bool = True
+    """Register the challenger when it beats the champion or ties with it within the metric's tolerance: the
+    demo's stream does not change its habits, so a model retrained on more of it is usually as good, not
+    better, and retraining is then about freshness, which the canary judges. False: only a strict gain."""
+    traffic_rate: float = 40.0
+    """Requests per second sent to the endpoint during the canary."""
+    window_s: float = 5.0
+    """How often the canary is analysed; a window without enough requests keeps accumulating."""
+    canary_timeout_s: float = 300.0
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+
+
+@dataclass
+class DemoResult:
+    component: str
+    seed: int
+    phases: dict[str, float] = field(default_factory=dict)
+    events_sent: int = 0
+    produce_rate: float = 0.0
+    processed_rate: float = 0.0
+    """Backlog events per second from the first sent until all were in Feast (produce + Flink + push)."""
+    live_events: int = 0
+    status: StreamingStatus | None = None
+    pusher: dict[str, float] = field(default_factory=dict)
+    online_sample: list[dict[str, Any]] = field(default_factory=list)
+    champion_version: str = ""
+    champion_reused: bool = False
+    trainings: dict[str, PipelineRun] = field(default_factory=dict)
+    challenger_version: str = ""
+    canary: dict[str, Any] = field(default_factory=dict)
+    """The rollout's final state: outcome, reason, history of analysed windows."""
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Client-side p50/p99 per served version during the canary."""
+    report: Path | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+    example_request: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (written beside the report as JSON, for scripts and tests)."""
+        return {
+            "component": self.component,
+            "seed": self.seed,
+            "phases_s": self.phases,
+            "events_sent": self.events_sent,
+            "live_events": self.live_events,
+            "produce_rate": self.produce_rate,
+            "processed_rate": self.processed_rate,
+            "dead_letters": self.status.dead_letters if self.status else None,
+            "pusher": self.pusher,
+            "online_sample": self.online_sample,
+            "champion_version": self.champion_version,
+            "champion_reused": self.champion_reused,
+            "trainings": {label: run.decision for label, run in self.trainings.items()},
+            "challenger_version": self.challenger_version,
+            "verdict": self.verdict,
+            "canary": self.canary,
+            "latency_ms": self.latency_ms,
+            "report": str(self.report) if self.report else None,
+            "urls": self.urls,
+        }
+
+    @property
+    def verdict(self) -> str:
+        if self.canary:
+            return str(self.canary.get("outcome", ""))
+        return "no canary: the challenger did not pass the gate" if self.trainings else ""
+
+
+@dataclass
+class Demo:
+    """One demo run as its phases see it: what was asked, where lines and long phases go, the component, the
+    embedded services and settings, and the result the phases fill in."""
+
+    options: DemoOptions
+    progress: Progress
+    phases: Phases
+    """The long phases' progress (bars on a terminal, a few lines elsewhere)."""
+    settings: EmbeddedSettings
+    component: Component
+    services: EmbeddedServices
+    result: DemoResult
+
+    def step(self, number: int, text: str) -> None:
+        """A phase's heading, ``[n/8] text``."""
+        self.progress(f"[{number}/{PHASES}] {text}")
+
+    def indent(self, line: str) -> None:
+        """A line within a phase."""
+        self.progress(f"      {line}")
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Records the seconds the block took as ``result.phases[phase]`` (not when it raises)."""
+        began = time.monotonic()
+        yield
+        self.result.phases[phase] = time.monotonic() - began
