@@ -18,7 +18,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from devtools.pulumi_toolchain import PROVIDER_VERSION, ToolchainError, ensure, locate, read_report
+from devtools.go_build import ToolchainError
+from devtools.pulumi_builds import PROVIDER_VERSION
+from devtools.pulumi_toolchain import ensure, locate
+from devtools.toolchain_report import read_report
 from tests.render.render_stack import run_cycle
 
 PARTS = ("pulumi CLI", "kubernetes provider", "plugin install")

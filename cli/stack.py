@@ -13,45 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
-from devtools.go_tools import REPO_ROOT, TOOLS_DIR
+from infra import engine
 from infra.cluster import preflight
-from infra.config import ConfigError, parse
+from infra.config import ConfigError, parse, stack_settings
+from infra.engine import pulumi_cli
 
 COMMANDS = ("preview", "up", "down")
-LOCAL_BACKEND = REPO_ROOT / ".state" / "pulumi"
-
-
-def pulumi_cli() -> Path | None:
-    """``pulumi`` on PATH, else the one ``make tools`` built."""
-    on_path = shutil.which("pulumi")
-    if on_path:
-        return Path(on_path)
-    built = sorted(TOOLS_DIR.glob("pulumi-*/bin/pulumi"))
-    return built[-1] if built else None
-
-
-def stack_settings(stack: str) -> dict[str, str]:
-    import json
-
-    import yaml
-
-    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}: choose one of {', '.join(known_stacks())}")
-    raw = (yaml.safe_load(path.read_text()) or {}).get("config", {})
-    return {
-        k.split(":", 1)[1]: json.dumps(v) if isinstance(v, list) else str(v)
-        for k, v in raw.items()
-        if k.startswith("mlstack:")
-    }
-
-
-def known_stacks() -> list[str]:
-    return sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
 
 
 def problems(command: str, stack: str) -> list[str]:
@@ -99,24 +69,14 @@ def program() -> None:
 
 
 def environment(cli: Path, backend: str | None = None) -> dict[str, str]:
-    """Environment for the Pulumi CLI: its own directory, a provider built by `make tools`, the main venv, and
-    ``backend`` (else the user's login, else the local file backend)."""
-    env = {"PULUMI_SKIP_UPDATE_CHECK": "true"}
-    if backend:
-        env["PULUMI_BACKEND_URL"] = backend
-    # A provider built by `make tools` is used from PATH (the engine's development path); never download plugins.
-    built_providers = [str(p) for p in sorted(TOOLS_DIR.glob("pulumi-resource-kubernetes-*/bin"))]
-    env["PATH"] = os.pathsep.join(
-        [str(cli.parent), *built_providers, str(REPO_ROOT / ".venv" / "bin"), os.environ.get("PATH", "")]
-    )
-    if built_providers and "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION" not in os.environ:
-        env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "true"
-    logged_in = "PULUMI_BACKEND_URL" in os.environ or (Path.home() / ".pulumi" / "credentials.json").exists()
-    if not backend and not logged_in:
-        LOCAL_BACKEND.mkdir(parents=True, exist_ok=True)
-        env["PULUMI_BACKEND_URL"] = LOCAL_BACKEND.as_uri()
-        print(f"no Pulumi login, using the local backend {env['PULUMI_BACKEND_URL']}")
-    return env
+    """The engine's environment for the stack commands (``infra/engine.py``, as the render tier runs it): the CLI's
+    folder, a provider built by `make tools` on PATH with plugin downloads off, the checkout's plugin home unless the
+    user has a login, and ``backend`` (else the user's login, else the local file backend)."""
+    if not backend:
+        backend = engine.backend()
+        if backend:
+            print(f"no Pulumi login, using the local backend {backend}")
+    return engine.environment(cli, providers=engine.built_providers(), home=engine.plugin_home(), backend=backend)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = pulumi_cli()
     assert cli is not None
     options = auto.LocalWorkspaceOptions(
-        work_dir=str(REPO_ROOT),  # Pulumi.yaml's config schema and Pulumi.<stack>.yaml apply as with the CLI
+        work_dir=str(engine.REPO_ROOT),  # Pulumi.yaml's config schema and Pulumi.<stack>.yaml apply as with the CLI
         env_vars=environment(cli),
         pulumi_command=auto.PulumiCommand(str(cli.parent.parent)),
     )

@@ -10,23 +10,26 @@ renders, pinned by its go.mod/go.sum). It is built with ``go build -trimpath`` i
 the stamp hashing its go.mod, go.sum and sources, so an unchanged module is not rebuilt and a changed one never runs
 a stale binary (``find`` only knows the current stamp's).
 
+The builds run on the shared Go builder (``devtools/go_build.py``: progress, a ``build.log`` in the tool's folder) and
+each run is recorded in ``.cache/tools/policy-tools.json`` (the layout of ``devtools/toolchain_report.py``).
+
 Standard library only; it never fails the caller: where Go is missing or a build fails it prints why, and the tests
 that need the tool skip saying what to install.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TOOLS_DIR = REPO_ROOT / ".cache" / "tools"
+from devtools.go_build import TOOLS_DIR, Go, ToolchainError, files_digest, find_go
+from devtools.toolchain_report import StepReport, record
+from infra.engine import REPO_ROOT
+
+REPORT_NAME = "policy-tools.json"
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,7 @@ class LocalTool:
 
     @property
     def stamp(self) -> str:
-        digest = hashlib.sha256()
-        for path in self.files():
-            if path.exists():  # a missing go.sum changes the stamp; the build then says what is wrong
-                digest.update(f"{path.relative_to(self.source)}\0".encode() + path.read_bytes() + b"\0")
-        return digest.hexdigest()[:16]
+        return files_digest(self.source, self.files())[:16]  # a missing go.sum changes it too
 
     @property
     def directory(self) -> Path:
@@ -110,7 +109,12 @@ def missing_reason(name: str) -> str:
 
 
 def _go() -> str | None:
-    return shutil.which("go") or next((g for g in ("/usr/local/go/bin/go",) if Path(g).exists()), None)
+    found = find_go()
+    return str(found) if found else None
+
+
+def _failure(error: ToolchainError) -> str:
+    return " / ".join(str(error).strip().splitlines()[-3:])
 
 
 def ensure(name: str) -> tuple[Path | None, str]:
@@ -125,14 +129,16 @@ def ensure(name: str) -> tuple[Path | None, str]:
     if go is None:
         return None, f"{name}: not built, Go is missing (install Go 1.22+ to build {tool.package}@{tool.version})"
     tool.directory.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(tool.directory), "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    env = {"GOBIN": str(tool.directory), "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
     started = time.monotonic()
-    result = subprocess.run(
-        [go, "install", f"{tool.package}@{tool.version}"], env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0 or not tool.binary.exists():
-        tail = result.stderr.strip().splitlines()[-3:]
-        return None, f"{name}: build of {tool.package}@{tool.version} failed: {' / '.join(tail)}"
+    try:
+        Go(Path(go), print, goflags=()).run(
+            ["install", f"{tool.package}@{tool.version}"], tool.directory, tool.directory / "build.log", env
+        )
+    except ToolchainError as error:
+        return None, f"{name}: build of {tool.package}@{tool.version} failed: {_failure(error)}"
+    if not tool.binary.exists():
+        return None, f"{name}: build of {tool.package}@{tool.version} failed: no {tool.binary}"
     return tool.binary, f"{name}: built {tool.version} in {time.monotonic() - started:.0f}s -> {tool.binary}"
 
 
@@ -144,21 +150,17 @@ def _build_local(tool: LocalTool) -> tuple[Path | None, str]:
     partial = tool.directory / f".{tool.name}.partial"
     # -mod=readonly: the module's go.sum is the pin; a build that would change it fails instead of drifting.
     # -buildvcs=false: the stamp names the sources; the checkout's git state is not the binary's business.
-    command = [go, "build", "-trimpath", "-mod=readonly", "-buildvcs=false", "-o", str(partial), "."]
-    nice = shutil.which("nice")  # a cold build compiles Kubernetes' API packages: keep the machine usable
-    env = {**os.environ, "CGO_ENABLED": "0"}
+    # -v: the packages it compiles, counted as the build's progress.
+    command = ["build", "-trimpath", "-mod=readonly", "-buildvcs=false", "-v", "-o", str(partial), "."]
+    # nice: a cold build compiles Kubernetes' API packages; keep the machine usable.
+    builder = Go(Path(go), print, goflags=(), nice=10)
     started = time.monotonic()
-    result = subprocess.run(
-        [nice, "-n", "10", *command] if nice else command,
-        cwd=tool.source,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0 or not partial.exists():
-        tail = result.stderr.strip().splitlines()[-3:]
-        return None, f"{tool.name}: build in {tool.source} failed: {' / '.join(tail)}"
+    try:
+        builder.run(command, tool.source, tool.directory / "build.log", {"CGO_ENABLED": "0"})
+    except ToolchainError as error:
+        return None, f"{tool.name}: build in {tool.source} failed: {_failure(error)}"
+    if not partial.exists():
+        return None, f"{tool.name}: build in {tool.source} failed: no {partial}"
     partial.replace(tool.binary)
     for stale in TOOLS_DIR.glob(f"{tool.name}-*"):
         if stale != tool.directory:
@@ -167,10 +169,20 @@ def _build_local(tool: LocalTool) -> tuple[Path | None, str]:
 
 
 def main() -> int:
+    """Find or build every tool, saying what happened to each, and record the run (never fails the caller)."""
+    steps: list[StepReport] = []
+    failed: list[str] = []
+    began = time.monotonic()
     for name in [*TOOLS, *LOCAL_TOOLS]:
-        _, message = ensure(name)
+        started = time.monotonic()
+        found, message = ensure(name)
         print(message)
-    return 0  # never fails the caller: tests that need a missing tool skip and say why
+        outcome = message.split(": ", 1)[1]
+        steps.append(StepReport(name, outcome, round(time.monotonic() - started, 1), outcome.startswith("built")))
+        if found is None:
+            failed.append(message)
+    record(steps, time.monotonic() - began, _go() or "", "\n".join(failed), TOOLS_DIR / REPORT_NAME)
+    return 0  # tests that need a missing tool skip and say why
 
 
 if __name__ == "__main__":

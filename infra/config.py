@@ -11,12 +11,15 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from infra import versions
 from infra.profiles import PROFILES, Profile
 
 NAMESPACE = "mlstack"
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+"""The Pulumi project: ``Pulumi.yaml`` and one ``Pulumi.<stack>.yaml`` per stack."""
 ClusterKind = Literal["kind", "gke"]
 CLUSTERS: tuple[ClusterKind, ...] = ("kind", "gke")
 
@@ -362,3 +365,25 @@ def raw_config() -> dict[str, str]:
 def load() -> StackConfig:
     """The running stack's validated config (call before registering any resource)."""
     return parse(raw_config())
+
+
+def known_stacks() -> list[str]:
+    """The stacks with a ``Pulumi.<stack>.yaml`` in the project."""
+    return sorted(p.name.split(".")[1] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
+
+
+def stack_settings(stack: str) -> dict[str, str]:
+    """This project's keys from ``Pulumi.<stack>.yaml``, read without the engine (for checks before it runs); lists
+    as JSON, as the engine passes them to the program."""
+    import yaml
+
+    path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}: choose one of {', '.join(known_stacks())}")
+    raw = (yaml.safe_load(path.read_text()) or {}).get("config", {})
+    prefix = f"{NAMESPACE}:"
+    return {
+        key[len(prefix) :]: json.dumps(value) if isinstance(value, list) else str(value)
+        for key, value in raw.items()
+        if key.startswith(prefix)
+    }

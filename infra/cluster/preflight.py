@@ -187,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     profile and ``kindHttpPort`` from ``Pulumi.<STACK>.yaml``; ``PORT`` overrides the port."""
     import argparse
 
-    from cli.stack import stack_settings
-    from infra.config import ConfigError, parse
+    from infra.config import ConfigError, parse, stack_settings
 
     parser = argparse.ArgumentParser(prog="python -m infra.cluster.preflight", description=main.__doc__)
     parser.add_argument("--stack", default=os.environ.get("STACK") or "kind")

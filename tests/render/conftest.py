@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 
-from devtools.pulumi_toolchain import Toolchain, ToolchainError, locate, log_tails, wait_for_build
+from devtools.go_build import ToolchainError
+from devtools.pulumi_builds import Toolchain
+from devtools.pulumi_toolchain import locate, wait_for_build
+from devtools.toolchain_report import log_tails
 from local.paths import REPO_ROOT
 
 BUILD_WAIT_S = 3600  # cold on 2 cores: about 10 minutes alone, about 29 beside the other tiers

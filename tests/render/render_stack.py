@@ -31,7 +31,9 @@ from typing import Any
 
 import yaml
 
-from devtools.pulumi_toolchain import Toolchain, ToolchainError, locate
+from devtools.go_build import ToolchainError
+from devtools.pulumi_builds import Toolchain
+from devtools.pulumi_toolchain import locate
 from local.paths import REPO_ROOT
 
 STACK = "kind"

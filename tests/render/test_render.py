@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from devtools import go_tools as tools
-from devtools.pulumi_toolchain import PROVIDER_VERSION, Toolchain
+from devtools.pulumi_builds import PROVIDER_VERSION, Toolchain
 from infra import versions
 from tests.manifests import policy
 from tests.manifests import test_components_manifests as component_tier

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools import pulumi_toolchain
-from devtools.pulumi_toolchain import _remote_replaces, _wrapper_go_mod
+from devtools import go_build, pulumi_builds, pulumi_toolchain, toolchain_report
+from devtools.pulumi_builds import _remote_replaces, _wrapper_go_mod
 
 PKG_GO_MOD = """module github.com/pulumi/pulumi/pkg/v3
 
@@ -45,16 +45,16 @@ def test_wrapper_go_mod_requires_cli_and_sdk_at_one_version() -> None:
 
 
 def _no_go() -> Path:
-    raise pulumi_toolchain.GoMissing("Go not found: install Go 1.26+ (https://go.dev/dl/) to build the Pulumi CLI")
+    raise go_build.GoMissing("Go not found: install Go 1.26+ (https://go.dev/dl/) to build the Pulumi CLI")
 
 
 def _record_toolchain(tools: Path, cli: Path, provider: Path) -> None:
-    toolchain = pulumi_toolchain.Toolchain(
+    toolchain = pulumi_builds.Toolchain(
         pulumi_root=cli.parent.parent,
-        cli_version=pulumi_toolchain.CLI_VERSION,
+        cli_version=pulumi_builds.CLI_VERSION,
         cli_source="built from Go modules",
         provider_bin=provider,
-        provider_version=pulumi_toolchain.PROVIDER_VERSION.lstrip("v"),
+        provider_version=pulumi_builds.PROVIDER_VERSION.lstrip("v"),
         wanted_provider_version="4.34.2",
         pulumi_home=tools / "pulumi-home",
     )
@@ -77,14 +77,14 @@ def test_locate_skips_only_when_go_is_missing(tools: Path, monkeypatch: pytest.M
 
 
 def test_locate_fails_when_nothing_is_built(tools: Path) -> None:
-    with pytest.raises(pulumi_toolchain.ToolchainError, match="not built: run `make tools`"):
+    with pytest.raises(go_build.ToolchainError, match="not built: run `make tools`"):
         pulumi_toolchain.locate()
 
 
 def test_locate_fails_on_a_build_error_with_the_log_tail(tools: Path) -> None:
     (tools / "unavailable.txt").write_text("`go build -v -trimpath` failed (exit 1)\ndetails")
     (tools / "build.log").write_text("tools: pulumi CLI ...\n" + "\n".join(f"line {i}" for i in range(100)))
-    with pytest.raises(pulumi_toolchain.ToolchainError) as failed:
+    with pytest.raises(go_build.ToolchainError) as failed:
         pulumi_toolchain.locate()
     message = str(failed.value)
     assert "build failed: `go build -v -trimpath` failed (exit 1)" in message
@@ -97,20 +97,20 @@ def test_locate_fails_when_a_binary_is_missing_after_the_build(tools: Path) -> N
     cli.write_text("")
     (tools / "pulumi-x" / "build.log").write_text("$ go build ...\nok")
     _record_toolchain(tools, cli, tools / "provider" / "pulumi-resource-kubernetes")
-    with pytest.raises(pulumi_toolchain.ToolchainError, match="pulumi-resource-kubernetes is missing") as failed:
+    with pytest.raises(go_build.ToolchainError, match="pulumi-resource-kubernetes is missing") as failed:
         pulumi_toolchain.locate()
     assert "$ go build" in str(failed.value)
     provider = tools / "provider" / "pulumi-resource-kubernetes"
     provider.parent.mkdir()
     provider.write_text("")
-    assert isinstance(pulumi_toolchain.locate(), pulumi_toolchain.Toolchain)
+    assert isinstance(pulumi_toolchain.locate(), pulumi_builds.Toolchain)
 
 
 def test_report_keeps_each_parts_newest_build_apart_from_warm_runs(
     tools: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     report_file = tools / "report.json"
-    monkeypatch.setattr(pulumi_toolchain, "REPORT_FILE", report_file)
+    monkeypatch.setattr(toolchain_report, "REPORT_FILE", report_file)
     old_format = [
         {
             "at": "2026-11-25 22:00:00",
@@ -123,18 +123,18 @@ def test_report_keeps_each_parts_newest_build_apart_from_warm_runs(
     ]
     report_file.write_text(json.dumps(old_format))
     warm = [
-        pulumi_toolchain.StepReport("pulumi CLI", "up to date: /x/pulumi", 0.0),
-        pulumi_toolchain.StepReport("kubernetes provider", "up to date: /x/provider", 0.0),
+        toolchain_report.StepReport("pulumi CLI", "up to date: /x/pulumi", 0.0),
+        toolchain_report.StepReport("kubernetes provider", "up to date: /x/provider", 0.0),
     ]
-    for _ in range(pulumi_toolchain.KEEP_RUNS + 2):
-        pulumi_toolchain._record(warm, 0.3, "go version go1.26.8")
-    failed = pulumi_toolchain.StepReport("kubernetes provider", "failed: `go build` failed", 12.5, built=False)
-    pulumi_toolchain._record([warm[0], failed], 12.6, "go version go1.26.8", error="`go build` failed\ntail")
-    rebuilt = pulumi_toolchain.StepReport("kubernetes provider", "built: /x/provider", 60.0, True, 42, 3)
-    pulumi_toolchain._record([warm[0], rebuilt], 60.1, "go version go1.26.8")
+    for _ in range(toolchain_report.KEEP_RUNS + 2):
+        toolchain_report.record(warm, 0.3, "go version go1.26.8")
+    failed = toolchain_report.StepReport("kubernetes provider", "failed: `go build` failed", 12.5, built=False)
+    toolchain_report.record([warm[0], failed], 12.6, "go version go1.26.8", error="`go build` failed\ntail")
+    rebuilt = toolchain_report.StepReport("kubernetes provider", "built: /x/provider", 60.0, True, 42, 3)
+    toolchain_report.record([warm[0], rebuilt], 60.1, "go version go1.26.8")
 
-    report = pulumi_toolchain.read_report(report_file)
-    assert len(report["runs"]) == pulumi_toolchain.KEEP_RUNS
+    report = toolchain_report.read_report(report_file)
+    assert len(report["runs"]) == toolchain_report.KEEP_RUNS
     assert report["builds"]["pulumi CLI"]["seconds"] == 900.0  # the cold build outlives the warm runs
     assert report["builds"]["kubernetes provider"]["seconds"] == 60.0  # the newest build of the part
     assert report["builds"]["kubernetes provider"]["packages_compiled"] == 42
@@ -143,6 +143,6 @@ def test_report_keeps_each_parts_newest_build_apart_from_warm_runs(
 
 
 def test_package_lines_are_what_go_build_v_prints_per_package() -> None:
-    matches = pulumi_toolchain._PACKAGE_LINE.match
+    matches = go_build._PACKAGE_LINE.match
     assert matches("github.com/pulumi/pulumi/sdk/v3/go/common/util/contract") and matches("net/http")
     assert not matches("go: downloading github.com/x/y v1.0.0") and not matches('"Path": "x",')

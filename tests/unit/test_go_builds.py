@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from devtools import go_tools as tools
-from devtools import pulumi_toolchain
+from devtools import pulumi_builds as pulumi_toolchain
+from devtools.go_build import Go
 from tests.support.fake_tools import FakeTools
 
 pytestmark = pytest.mark.unit
@@ -67,7 +68,7 @@ def test_judges_are_built_from_our_module_readonly_and_stamped_by_their_sources(
 def test_pulumi_cli_and_provider_cold_build(fakes: FakeTools, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pulumi_toolchain, "TOOLS_DIR", tmp_path / "tools")
     lines: list[str] = []
-    go = pulumi_toolchain.Go(fakes.bin / "go", lines.append)
+    go = Go(fakes.bin / "go", lines.append)
 
     root, outcome = pulumi_toolchain.build_cli(go, lines.append)
     binary, version, provider_outcome = pulumi_toolchain.build_provider(go, lines.append)

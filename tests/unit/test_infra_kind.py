@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli import stack as deploy
+from infra import config as stack_config
 from infra.cluster import kind, preflight
 from infra.profiles import FULL, LAPTOP, Profile
 
@@ -173,8 +174,14 @@ def test_provider_checks_the_stacks_profile(fake_kind: Path, monkeypatch: pytest
     assert not kind.KindProvider().diff("x", dict(PROPS), {**PROPS, "profile": "full"}).changes
 
 
+def _stack_files(monkeypatch: pytest.MonkeyPatch, settings: dict[str, str]) -> None:
+    """What ``Pulumi.<stack>.yaml`` says, for ``make up`` (cli.stack) and ``make preflight`` (read in infra.config)."""
+    for module in (deploy, stack_config):
+        monkeypatch.setattr(module, "stack_settings", lambda stack: settings)
+
+
 def _kind_stack(monkeypatch: pytest.MonkeyPatch, settings: dict[str, str]) -> None:
-    monkeypatch.setattr(deploy, "stack_settings", lambda stack: settings)
+    _stack_files(monkeypatch, settings)
     monkeypatch.setattr(deploy, "pulumi_cli", lambda: Path("/usr/bin/pulumi"))
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test")
 
@@ -205,7 +212,7 @@ def test_up_and_make_preflight_check_the_stacks_port_and_profile(monkeypatch: py
     assert preflight.main(["--stack", "kind"]) == 0  # `make preflight`
     assert preflight.main(["--stack", "kind", "9999"]) == 0  # an explicit port still overrides
     assert seen == [(18080, FULL, False), (18080, FULL, False), (9999, FULL, False)]
-    monkeypatch.setattr(deploy, "stack_settings", lambda stack: {"cluster": "gke", "gcpProject": "my-project-1"})
+    _stack_files(monkeypatch, {"cluster": "gke", "gcpProject": "my-project-1"})
     assert preflight.main(["--stack", "gke"]) == 0 and len(seen) == 3  # nothing to check off kind
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from cli import demo_progress
 from cli.demo_progress import CanaryProgress, TrialProgress, wait_caught_up
 from contract.model import Metric
-from devtools.pulumi_toolchain import Go, ToolchainError
+from devtools.go_build import Go, ToolchainError
 from local.errors import EmbeddedError
 from local.progress import BarPhase, LinePhase, for_stream, line_phases
 from local.streaming import StreamingStatus
