@@ -20,6 +20,7 @@ from local.service_spec import free_port, port_free
 from local.services import EmbeddedServices, Progress
 from local.supervisor_daemon import log_tail
 from pipelines.features.feast_repo import FeastTarget, apply
+from pipelines.streaming.launch import ARCHIVE_MODULE, JOB_MODULE, PUSHER_MODULE, ConsumerGroups, StreamingLaunch
 
 #: A small heap, and the throughput collector: G1's concurrent threads would compete with Kafka and the pusher
 #: for the machine's cores (about 1.2x the sustained events/s of G1 in benchmarks/streaming_throughput.py).
@@ -61,6 +62,7 @@ class EmbeddedStreaming:
         self.root = self.settings.state_dir / "streaming" / component.name
         self.feast_root = self.settings.state_dir / "feast" / component.name
         self.topics = topics(component.name)
+        self.groups = ConsumerGroups.of(component.name)
         self.job_program = f"stream-{component.name}"
         self.pusher_program = f"push-{component.name}"
         self.archive_program = f"archive-{component.name}"
@@ -133,8 +135,7 @@ class EmbeddedStreaming:
         if existing:
             for future in admin.delete_topics(existing).values():
                 future.result(30)
-        groups = [f"{self.component.name}-{g}" for g in ("features", "feast-pusher", "event-archive")]
-        for future in admin.delete_consumer_groups(groups).values():
+        for future in admin.delete_consumer_groups(list(self.groups.all())).values():
             with contextlib.suppress(Exception):  # a group that never committed does not exist
                 future.result(30)
         if (self.repo / "feature_store.yaml").exists():
@@ -155,6 +156,29 @@ class EmbeddedStreaming:
         path.write_text(str(port))
         return port
 
+    def launch(self, rest_port: int | None = None) -> StreamingLaunch:
+        """Where this machine's job, pusher and archive run against: the embedded Kafka, the state folder, the
+        jars ``make setup`` fetched and built (the job's REST port when it is known)."""
+        jars = sorted([*FLINK_JARS.glob("*.jar"), *FLINK_UDF_JARS.glob("*.jar")])
+        return StreamingLaunch(
+            component=self.component,
+            bootstrap=self.settings.kafka_bootstrap,
+            spec=str(self.spec_path),
+            checkpoints=f"file://{self.root / 'checkpoints'}",
+            jars=tuple(f"file://{jar}" for jar in jars),
+            parallelism=self.parallelism,
+            feast_repo=str(self.repo),
+            offline_root=self.feast_target.offline_root,
+            rest_port=rest_port,
+            flush_every_s=self.flush_every_s,
+            stats=str(self.stats_path),
+        )
+
+    @property
+    def spec_path(self) -> Path:
+        """The job spec (``StreamingSpec.to_json_dict``), written on each start."""
+        return self.root / "spec.json"
+
     def start(self, progress: Progress = print) -> None:
         """Create topics, apply the Feast repo, and run the Flink job and the pusher until the job is RUNNING."""
         if not FLINK_JARS.is_dir() or not any(FLINK_JARS.glob("flink-sql-connector-kafka-*.jar")):
@@ -166,8 +190,7 @@ class EmbeddedStreaming:
         self.root.mkdir(parents=True, exist_ok=True)
         self.ensure_topics()
         self.feature_store()
-        spec_path = self.root / "spec.json"
-        spec_path.write_text(json.dumps(self.component.streaming.to_json_dict(self.component.name), indent=2))
+        self.spec_path.write_text(json.dumps(self.component.streaming.to_json_dict(self.component.name), indent=2))
         daemon = self.services.daemon
         job_state = self.job_state()
         if job_state != "RUNNING":
@@ -175,26 +198,8 @@ class EmbeddedStreaming:
             if not port_free(port):
                 (self.root / "rest_port").unlink()
                 port = self.rest_port()
-            jars = ";".join(
-                f"file://{jar}" for jar in sorted([*FLINK_JARS.glob("*.jar"), *FLINK_UDF_JARS.glob("*.jar")])
-            )
-            command = (
-                str(venv_bin(STREAMING_VENV, "python")),
-                "-m",
-                "pipelines.streaming.job",
-                "--spec",
-                str(spec_path),
-                "--bootstrap",
-                self.settings.kafka_bootstrap,
-                "--checkpoints",
-                f"file://{self.root / 'checkpoints'}",
-                "--jars",
-                jars,
-                "--rest-port",
-                str(port),
-                "--parallelism",
-                str(self.parallelism),
-            )
+            launch = self.launch(rest_port=port)
+            command = (str(venv_bin(STREAMING_VENV, "python")), "-m", JOB_MODULE, *launch.job_args())
             java_home = str(Path(java_executable()).resolve().parent.parent)
             env = {
                 "PYTHONPATH": str(REPO_ROOT),
@@ -205,34 +210,9 @@ class EmbeddedStreaming:
             daemon.register(self.job_program, command, env, 30, REPO_ROOT, restart_on_crash=True)
             daemon.start(self.job_program)
             progress(f"{self.job_program}: Flink job starting (REST http://127.0.0.1:{port})")
-        pusher = main_module(
-            "pipelines.streaming.feature_pusher",
-            "--component",
-            self.component.name,
-            "--repo",
-            str(self.repo),
-            "--bootstrap",
-            self.settings.kafka_bootstrap,
-            "--offline-root",
-            self.feast_target.offline_root,
-            "--flush-every-s",
-            str(self.flush_every_s),
-            "--stats",
-            str(self.stats_path),
-        )
-        self._start_worker(self.pusher_program, pusher)
-        archive = main_module(
-            "pipelines.streaming.event_archive",
-            "--component",
-            self.component.name,
-            "--bootstrap",
-            self.settings.kafka_bootstrap,
-            "--offline-root",
-            self.feast_target.offline_root,
-            "--flush-every-s",
-            str(self.flush_every_s),
-        )
-        self._start_worker(self.archive_program, archive)
+        launch = self.launch()
+        self._start_worker(self.pusher_program, main_module(PUSHER_MODULE, *launch.pusher_args()))
+        self._start_worker(self.archive_program, main_module(ARCHIVE_MODULE, *launch.archive_args()))
         self._wait_running(progress)
         daemon.record_pids()
 
@@ -300,9 +280,9 @@ class EmbeddedStreaming:
             component=self.component.name,
             job_state=self.job_state(),
             events_in_topic=sum(end_events.values()),
-            events_lag=self._lag(f"{self.component.name}-features", self.topics["events"], end_events),
-            features_lag=self._lag(f"{self.component.name}-feast-pusher", self.topics["features"], end_features),
-            archive_lag=self._lag(f"{self.component.name}-event-archive", self.topics["events"], end_events),
+            events_lag=self._lag(self.groups.job, self.topics["events"], end_events),
+            features_lag=self._lag(self.groups.pusher, self.topics["features"], end_features),
+            archive_lag=self._lag(self.groups.archive, self.topics["events"], end_events),
             dead_letters=sum(self._end_offsets(self.topics["dead_letter"]).values()),
         )
 

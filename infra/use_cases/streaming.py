@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from contract import Component
-from contract.resources import mebibytes, millicores
 from contract.streaming import topics
 from infra.services import objects
 from infra.services.mlflow import FLINK_BUCKET
@@ -24,6 +23,8 @@ from infra.use_cases.manifests import (
     sized,
     workload_pod,
 )
+from contract.resources import mebibytes, millicores
+from pipelines.streaming.launch import ARCHIVE_MODULE, JOB_MODULE, PUSHER_MODULE, StreamingLaunch
 
 TOPIC_API = "kafka.strimzi.io/v1"
 FLINK_API = "flink.apache.org/v1beta1"
@@ -37,36 +38,36 @@ JOB_JARS = (
     "file:///opt/flink/usrlib/streaming-udf-1.0.0.jar",
 )
 SPEC_DIR = "/opt/mlstack/spec"
+APP_DIR = "/app"  # where images/streaming copies the repo's packages (its PYTHONPATH)
 
 
 # -- Kafka ----------------------------------------------------------------------------------------------------
 
 
-def kafka_topics(component: Component, namespace: str, cluster: str, replicas: int) -> list[dict[str, Any]]:
-    """One ``KafkaTopic`` per topic of ``contract.streaming.topics`` (events, features, dead letters)."""
+def kafka_topics(component: Component, namespace: str, cluster: str, replicas: int) -> dict[str, dict[str, Any]]:
+    """One ``KafkaTopic`` per topic of ``contract.streaming.topics`` (events, features, dead letters), by its role
+    as Kubernetes names spell it (``dead-letter``)."""
     partitions = component.streaming.partitions
-    out = []
+    out = {}
     for role, topic in topics(component.name).items():
-        out.append(
-            {
-                "apiVersion": TOPIC_API,
-                "kind": "KafkaTopic",
-                "metadata": {
-                    # Kubernetes names cannot hold '_' or repeat '.'-less roles: the name is derived, the topic
-                    # name is exactly the contract's.
-                    "name": f"{component.name.replace('_', '-')}-{role.replace('_', '-')}",
-                    "namespace": namespace,
-                    "labels": {"strimzi.io/cluster": cluster, "mlstack.io/component": component.name},
-                    "annotations": {"pulumi.com/waitFor": "condition=Ready"},
-                },
-                "spec": {
-                    "topicName": topic,
-                    "partitions": partitions,
-                    "replicas": replicas,
-                    "config": {"retention.ms": 7 * 24 * 3600 * 1000 if role != "features" else 24 * 3600 * 1000},
-                },
-            }
-        )
+        # Kubernetes names cannot hold '_': the object name is derived, the topic name is exactly the contract's.
+        slug = role.replace("_", "-")
+        out[slug] = {
+            "apiVersion": TOPIC_API,
+            "kind": "KafkaTopic",
+            "metadata": {
+                "name": f"{component.name.replace('_', '-')}-{slug}",
+                "namespace": namespace,
+                "labels": {"strimzi.io/cluster": cluster, "mlstack.io/component": component.name},
+                "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+            },
+            "spec": {
+                "topicName": topic,
+                "partitions": partitions,
+                "replicas": replicas,
+                "config": {"retention.ms": 7 * 24 * 3600 * 1000 if role != "features" else 24 * 3600 * 1000},
+            },
+        }
     return out
 
 
@@ -90,26 +91,26 @@ def state_root(component: Component) -> str:
     return f"s3://{FLINK_BUCKET}/{component.name}"
 
 
-def job_args(component: Component, bootstrap: str) -> list[str]:
-    """PythonDriver arguments: the shared job template, then the job's own flags (``pipelines.streaming.job``)."""
-    return [
-        "-pyclientexec",
-        "/usr/local/bin/python",
-        "-py",
-        "/app/pipelines/streaming/job.py",
-        "--spec",
-        f"{SPEC_DIR}/spec.json",
-        "--bootstrap",
-        bootstrap,
-        "--checkpoints",
-        f"{state_root(component)}/checkpoints",
-        "--jars",
-        ";".join(JOB_JARS),
-        "--parallelism",
-        str(component.resources.streaming.replicas),
-        "--checkpoint-interval-s",
-        "10",
-    ]
+def launch(component: Component, endpoints: Endpoints) -> StreamingLaunch:
+    """Where the component's job, pusher and archive run against on the cluster (the image's paths, the platform's
+    Kafka, Feast repo and object store)."""
+    return StreamingLaunch(
+        component=component,
+        bootstrap=endpoints.kafka_bootstrap,
+        spec=f"{SPEC_DIR}/spec.json",
+        checkpoints=f"{state_root(component)}/checkpoints",
+        jars=JOB_JARS,
+        parallelism=component.resources.streaming.replicas,
+        feast_repo=FEAST_DIR,
+        offline_root=feast_target(component, endpoints).offline_root,
+        checkpoint_interval_s=10,
+    )
+
+
+def job_args(component: Component, endpoints: Endpoints) -> list[str]:
+    """PythonDriver arguments: the shared job template in the image, then the job's own flags."""
+    script = f"{APP_DIR}/{JOB_MODULE.replace('.', '/')}.py"
+    return ["-pyclientexec", "/usr/local/bin/python", "-py", script, *launch(component, endpoints).job_args()]
 
 
 def flink_deployment(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
@@ -160,7 +161,7 @@ def flink_deployment(component: Component, namespace: str, image: str, endpoints
             "job": {
                 "jarURI": FLINK_PYTHON_JAR,
                 "entryClass": PYTHON_DRIVER,
-                "args": job_args(component, endpoints.kafka_bootstrap),
+                "args": job_args(component, endpoints),
                 "parallelism": hint.replicas,
                 "upgradeMode": "last-state",
                 "state": "running",
@@ -178,7 +179,7 @@ def _worker(
         image,
         sized(component.resources.serving),
         command=["python", "-m", module],
-        args=["--component", component.name, "--bootstrap", endpoints.kafka_bootstrap, *args],
+        args=args,
         env=feast_env(component, endpoints.s3_endpoint),
         mounts=[
             {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
@@ -191,13 +192,11 @@ def _worker(
 
 def feature_pusher(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
     """Consumes the job's window results and pushes them to Feast (online) and the offline history."""
-    root = feast_target(component, endpoints).offline_root
-    args = ["--repo", FEAST_DIR, "--offline-root", root]
-    return _worker(component, "feature-pusher", "pipelines.streaming.feature_pusher", args, namespace, image, endpoints)
+    args = launch(component, endpoints).pusher_args()
+    return _worker(component, "feature-pusher", PUSHER_MODULE, args, namespace, image, endpoints)
 
 
 def event_archive(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
     """Archives the raw events beside the feature history: training builds its labelled examples from them."""
-    root = feast_target(component, endpoints).offline_root
-    args = ["--offline-root", root]
-    return _worker(component, "event-archive", "pipelines.streaming.event_archive", args, namespace, image, endpoints)
+    args = launch(component, endpoints).archive_args()
+    return _worker(component, "event-archive", ARCHIVE_MODULE, args, namespace, image, endpoints)

@@ -128,10 +128,8 @@ class UseCase(pulumi.ComponentResource):
         secret["metadata"]["labels"]["mlstack.io/component"] = c.name
         self.credentials = self._add("credentials", secret, p.namespace)
         self._add("clients-no-ingress", manifests.client_network_policy(c, ns), p.namespace)
-        self.topics = [
-            self._add(f"topic-{t['metadata']['name'].removeprefix(c.name.replace('_', '-') + '-')}", t, p.kafka)
-            for t in streaming.kafka_topics(c, args.kafka_namespace, args.kafka_cluster, args.topic_replicas)
-        ]
+        topics = streaming.kafka_topics(c, args.kafka_namespace, args.kafka_cluster, args.topic_replicas)
+        self.topics = [self._add(f"topic-{role}", topic, p.kafka) for role, topic in topics.items()]
         streaming_image = args.images["streaming"]
         spec = self._add("streaming-spec", streaming.spec_config_map(c, ns), p.namespace)
         self.flink = self._add(

@@ -20,6 +20,7 @@ from contract import Component
 from contract.registry import load
 from contract.streaming import topics
 from pipelines.features.parts import read_parts, write_part
+from pipelines.streaming.launch import ConsumerGroups, committing_consumer
 
 ARCHIVE_FOLDER = "_events"  # feature group names cannot start with "_", so this never collides with a view
 PYTHON_TYPES: dict[str, tuple[type, ...]] = {
@@ -57,21 +58,12 @@ class EventArchive:
     """Consumes ``<component>.events`` and appends conforming events to parquet files."""
 
     def __init__(self, component: Component, bootstrap: str, offline_root: str, flush_every_s: float = 10.0) -> None:
-        from confluent_kafka import Consumer
-
         self.component = component
         self.folder = events_path(offline_root)
         self.flush_every_s = flush_every_s
         self.columns = [f.name for f in component.streaming.events.fields]
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"{component.name}-event-archive",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        self.consumer.subscribe([topics(component.name)["events"]])
+        groups = ConsumerGroups.of(component.name)
+        self.consumer = committing_consumer(bootstrap, groups.archive, topics(component.name)["events"])
         self.pending: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.archived = 0

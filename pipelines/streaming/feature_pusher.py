@@ -25,6 +25,7 @@ from contract.registry import load
 from contract.streaming import topics
 from pipelines.features.feast_repo import history_path, push_source_name
 from pipelines.features.parts import write_part
+from pipelines.streaming.launch import ConsumerGroups, committing_consumer
 
 
 @dataclass
@@ -73,23 +74,14 @@ class FeaturePusher:
         flush_every_s: float = 10.0,
         stats_path: Path | None = None,
     ) -> None:
-        from confluent_kafka import Consumer
-
         self.component = component
         self.store = store
         self.offline_root = offline_root
         self.flush_every_s = flush_every_s
         self.groups = {g.name: g for g in component.streaming.groups}
         self.entity_types = {f.name: f.type for f in component.streaming.events.fields}
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"{component.name}-feast-pusher",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        self.consumer.subscribe([topics(component.name)["features"]])
+        groups = ConsumerGroups.of(component.name)
+        self.consumer = committing_consumer(bootstrap, groups.pusher, topics(component.name)["features"])
         self.pending_history: dict[str, list[pd.DataFrame]] = defaultdict(list)
         self.last_flush = time.monotonic()
         self.previous_push_at = pd.Timestamp.now(tz="UTC")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from pipelines.streaming import sql
+from pipelines.streaming.launch import ConsumerGroups
 
 
 def latest_checkpoint(checkpoints: str) -> str | None:
@@ -108,8 +109,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for statement in sql.functions():
         env.execute_sql(statement)
-    group_id = f"{spec['component']}-features"
-    env.execute_sql(sql.source_table(spec, args.bootstrap, group_id))
+    env.execute_sql(sql.source_table(spec, args.bootstrap, ConsumerGroups.of(spec["component"]).job))
     env.execute_sql(sql.checked_view(spec))
     env.execute_sql(sql.valid_view(spec))
     env.execute_sql(sql.features_sink(spec, args.bootstrap))

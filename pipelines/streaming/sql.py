@@ -1,13 +1,15 @@
 """Flink SQL for a component's streaming spec (a JSON dict, see ``contract.streaming.StreamingSpec``).
 
-Standard library only: this runs inside the streaming environment and image. Every event is read as raw text and
-parsed by our Java functions (``udf/``), which never throw, so a malformed event becomes a dead letter with a
-reason instead of failing the job.
+Standard library and ``contract`` only: this runs inside the streaming environment and image. Every event is read
+as raw text and parsed by our Java functions (``udf/``), which never throw, so a malformed event becomes a dead
+letter with a reason instead of failing the job.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from contract.streaming import Aggregate
 
 SQL_TYPES = {"string": "STRING", "long": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN"}
 #: How far ahead of its Kafka timestamp an event time may be; later ones would drag the watermark forward.
@@ -145,7 +147,7 @@ def group_insert(group: dict[str, Any]) -> str:
     entries = []
     for aggregate in group["aggregates"]:
         expression = AGGREGATES[aggregate["function"]].format(f=f"CAST(`{aggregate['field']}` AS DOUBLE)")
-        name = f"{aggregate['field'] or 'event'}_{aggregate['function']}"
+        name = Aggregate(aggregate["function"], aggregate["field"]).feature_name
         entries.append(f"'{name}', CAST({expression} AS DOUBLE)")
     window = group["window"]
     return f"""
