@@ -5,7 +5,7 @@ Templates in ``pipelines/`` and ``serving/`` depend on this package only, never 
 
 from contract.component import Component
 from contract.model import Choice, IntRange, LogUniform, Metric, ModelSpec, Uniform
-from contract.resources import ResourceHints, Workload
+from contract.resources import ResourceHints, WorkloadHint
 from contract.streaming import Aggregate, EventField, EventSchema, FeatureGroup, StreamingSpec, Window
 
 __all__ = [
@@ -23,5 +23,5 @@ __all__ = [
     "StreamingSpec",
     "Uniform",
     "Window",
-    "Workload",
+    "WorkloadHint",
 ]

@@ -22,8 +22,8 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Workload:
-    """Size of one workload (a Deployment, StatefulSet or operator-managed pod set)."""
+class Sizing:
+    """Size of one workload (a Deployment, StatefulSet or operator-managed pod set): one entry of a profile."""
 
     cpu: int
     """CPU request in millicores."""
@@ -52,7 +52,7 @@ class Profile:
 
     name: str
     """``laptop`` or ``full``."""
-    workloads: Mapping[str, Workload]
+    workloads: Mapping[str, Sizing]
     """Workload sizes by ``<service>.<workload>``."""
     budget_cpu: int
     """Total CPU requests allowed, millicores."""
@@ -63,7 +63,7 @@ class Profile:
     kafka_replication: int
     """Replication factor of Kafka's internal topics (and the default for new topics)."""
 
-    def __getitem__(self, key: str) -> Workload:
+    def __getitem__(self, key: str) -> Sizing:
         return self.workloads[key]
 
     def totals(self) -> tuple[int, int]:
@@ -77,21 +77,21 @@ class Profile:
         return cpu <= self.budget_cpu and memory <= self.budget_memory
 
 
-def _w(cpu: int, memory: int, cpu_limit: int, memory_limit: int, replicas: int = 1) -> Workload:
-    return Workload(cpu, memory, cpu_limit, memory_limit, replicas)
+def _w(cpu: int, memory: int, cpu_limit: int, memory_limit: int, replicas: int = 1) -> Sizing:
+    return Sizing(cpu, memory, cpu_limit, memory_limit, replicas)
 
 
 # Requests of KFP 2.x standalone (platform-agnostic) as its manifests set them: API server, persistence agent,
 # scheduled workflow, UI, viewer CRD controller, visualization server, metadata (gRPC, envoy, writer), cache server,
 # MySQL, object store and Argo's workflow controller, summed (~0.67 CPU / 3.1 GiB). Upstream sizes, the same in both
 # profiles: the kustomization is applied unpatched (see the module docstring); counted so the budget is honest.
-_KFP_UPSTREAM = Workload(670, 3174, 0, 0, 1, set_by_upstream=True)
+_KFP_UPSTREAM = Sizing(670, 3174, 0, 0, 1, set_by_upstream=True)
 # The Knative operator chart's own pods (operator and its webhook) at the chart's defaults, each counted; the chart is
 # applied with its default values in both profiles (the KnativeServing it reconciles is sized per profile). Same
 # requests, different limits (checked at knative/operator@knative-v1.19.0: config/charts/knative-operator/values.yaml,
 # `knative_operator.knative_operator.resources` and `knative_operator.operator_webhook.resources`).
-_KNATIVE_OPERATOR_UPSTREAM = Workload(100, 100, 1000, 1000, 1, set_by_upstream=True)
-_KNATIVE_OPERATOR_WEBHOOK_UPSTREAM = Workload(100, 100, 500, 500, 1, set_by_upstream=True)
+_KNATIVE_OPERATOR_UPSTREAM = Sizing(100, 100, 1000, 1000, 1, set_by_upstream=True)
+_KNATIVE_OPERATOR_WEBHOOK_UPSTREAM = Sizing(100, 100, 500, 500, 1, set_by_upstream=True)
 
 LAPTOP = Profile(
     name="laptop",
@@ -220,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(PROFILES[n].within_budget() for n in names) else 1
 
 
-def as_values(workload: Workload) -> dict[str, Any]:
+def as_values(sizing: Sizing) -> dict[str, Any]:
     """``{"replicas": n, "resources": {...}}``, the shape most charts take for a workload."""
-    return {"replicas": workload.replicas, "resources": workload.resources()}
+    return {"replicas": sizing.replicas, "resources": sizing.resources()}
 
 
 if __name__ == "__main__":

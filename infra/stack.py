@@ -9,7 +9,7 @@ import pulumi
 from infra.cluster.base import Cluster
 from infra.config import StackConfig
 from infra.services import Platform
-from infra.use_cases import UseCase, deploy
+from infra.use_cases import UseCase, build_use_cases
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def build(config: StackConfig, stack_name: str) -> Stack:
     platform = Platform(
         "platform", config, cluster.provider, pulumi.ResourceOptions(depends_on=list(cluster.resources))
     )
-    use_cases = deploy(config, platform, cluster.provider, list(cluster.resources))
+    use_cases = build_use_cases(config, platform, cluster.provider, list(cluster.resources))
     outputs: dict[str, pulumi.Output[object]] = {
         "cluster": pulumi.Output.from_input(config.cluster),
         "profile": pulumi.Output.from_input(config.profile.name),
@@ -49,9 +49,9 @@ def build(config: StackConfig, stack_name: str) -> Stack:
     }
     if platform.left_out is not None:
         outputs["renderLeftOut"] = pulumi.Output.from_input(platform.left_out)
-    for service, component in platform.services.items():
-        for key, value in component.endpoints.items():
-            outputs[_camel(f"{service}_{key}")] = pulumi.Output.from_input(value)
+    for name, service in platform.services.items():
+        for key, value in service.endpoints.items():
+            outputs[_camel(f"{name}_{key}")] = pulumi.Output.from_input(value)
     for name, use_case in use_cases.items():
         for key, value in use_case.endpoints.items():
             outputs[_camel(f"{name}_{key}")] = value

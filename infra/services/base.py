@@ -1,4 +1,5 @@
-"""What every platform service component shares: its args, its namespace, child options and chart helper."""
+"""What every platform service (a Pulumi ComponentResource) shares: its args, its namespace, child options and chart
+helper."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class ServiceArgs:
     profile: Profile
     """Resource profile (requests, limits, replicas, storage)."""
     namespace: str
-    """Namespace the service's own resources go to (created by the component unless upstream creates it)."""
+    """Namespace the service's own resources go to (created by the service unless upstream creates it)."""
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
     """Resources that must exist first (operators and CRDs of other services, e.g. cert-manager)."""
     clients: Sequence[str] = field(default_factory=tuple)
@@ -37,7 +38,7 @@ class ServiceArgs:
 
 
 class PlatformService(pulumi.ComponentResource):
-    """Base of the platform's components: creates the namespace and hands out child options.
+    """Base of the platform's services (Pulumi ComponentResources): creates the namespace and hands out child options.
 
     Subclasses set ``kind``, build their resources in ``__init__`` and end with ``self.done(outputs)``.
     """

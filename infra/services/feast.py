@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from infra import versions
-from infra.profiles import Workload
+from infra.profiles import Sizing
 from infra.services import objects, postgres
 from infra.services.base import PlatformService, ServiceArgs, port_forward
 from infra.services.passwords import GeneratedPassword
@@ -55,7 +55,7 @@ entity_key_serialization_version: 3
 """
 
 
-def redis_deployment(namespace: str, workload: Workload) -> dict[str, Any]:
+def redis_deployment(namespace: str, workload: Sizing) -> dict[str, Any]:
     pod = {
         "automountServiceAccountToken": False,
         "securityContext": objects.pod_security(versions.REDIS_UID),
@@ -91,7 +91,7 @@ def redis_deployment(namespace: str, workload: Workload) -> dict[str, Any]:
     return objects.deployment("feast-redis", namespace, objects.labels("feast-redis", "online-store"), pod)
 
 
-def server_deployment(namespace: str, workload: Workload) -> dict[str, Any]:
+def server_deployment(namespace: str, workload: Sizing) -> dict[str, Any]:
     pod = {
         "automountServiceAccountToken": False,
         "securityContext": objects.pod_security(versions.FEAST_UID),

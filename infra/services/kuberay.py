@@ -24,7 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
-from infra.profiles import Profile, Workload
+from infra.profiles import Profile, Sizing
 from infra.services import objects
 from infra.services.base import PlatformService, ServiceArgs
 
@@ -62,7 +62,7 @@ def _http_probe(port: int, path: str, timeout_s: int, initial_delay_s: int, fail
     }
 
 
-def _ray_container(name: str, image: str, size: Workload, head: bool) -> dict[str, Any]:
+def _ray_container(name: str, image: str, size: Sizing, head: bool) -> dict[str, Any]:
     """The Ray container: KubeRay writes its command (``ray start``) itself; our probes replace its defaults.
 
     KubeRay only injects probes where none are set (common/pod.go ``initLivenessAndReadinessProbe``), and its own
@@ -94,7 +94,7 @@ def _template(container: dict[str, Any], role: str) -> dict[str, Any]:
     }
 
 
-def _object_store(size: Workload) -> str:
+def _object_store(size: Sizing) -> str:
     """A quarter of the pod's memory request, in bytes: the splits are small, and Ray's default (30% of the memory
     it is given, which KubeRay sets to the limit) would reserve more of the pod's memory than the trials can spare.
     KubeRay mounts /dev/shm sized by the memory limit (common/pod.go ``addEmptyDir``, ``findMemoryReqOrLimit``)."""

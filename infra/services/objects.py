@@ -12,14 +12,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.profiles import Workload
+from infra.profiles import Sizing
 
 Manifest = dict[str, Any]
 PART_OF = {"app.kubernetes.io/part-of": "mlstack"}
 
 
-def labels(name: str, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component, **PART_OF}
+def labels(name: str, role: str) -> dict[str, str]:
+    """Kubernetes' recommended labels; ``role`` goes in ``app.kubernetes.io/component`` (its name for a part's role)."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": role, **PART_OF}
 
 
 def namespace(name: str, extra_labels: dict[str, str] | None = None) -> Manifest:
@@ -95,7 +96,7 @@ def secret(name: str, ns: str, data: dict[str, Any]) -> Manifest:
 def container(
     name: str,
     image: str,
-    workload: Workload,
+    workload: Sizing,
     *,
     args: list[str] | None = None,
     command: list[str] | None = None,

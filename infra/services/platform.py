@@ -23,7 +23,7 @@ from infra.services.kubeflow import KubeflowPipelines
 from infra.services.kuberay import KubeRay
 from infra.services.mlflow import Mlflow
 from infra.services.prometheus import Prometheus
-from infra.services.workloads import IngressPeers, Workloads
+from infra.services.workloads_namespace import IngressPeers, WorkloadsNamespace
 
 NAMESPACES = {
     "workloads": WORKLOADS_NAMESPACE,
@@ -42,7 +42,7 @@ CLIENTS = (WORKLOADS_NAMESPACE, "kubeflow")
 
 
 class Platform(pulumi.ComponentResource):
-    """Every enabled platform service, in order; ``services`` maps service name -> component."""
+    """Every enabled platform service, in order; ``services`` maps service name -> its ``PlatformService``."""
 
     def __init__(
         self, name: str, config: StackConfig, provider: k8s.Provider, opts: pulumi.ResourceOptions | None = None
@@ -66,7 +66,7 @@ class Platform(pulumi.ComponentResource):
             kuberay_operator=NAMESPACES["kuberay"] if on("kuberay") else "",
             pipelines=NAMESPACES["kubeflow-pipelines"] if on("kubeflow-pipelines") and on("kuberay") else "",
         )
-        workloads = Workloads("workloads", args("workloads"), peers=peers, opts=child)
+        workloads = WorkloadsNamespace("workloads", args("workloads"), peers=peers, opts=child)
         self.services["workloads"] = workloads
         cert_manager: list[pulumi.Resource] = []
         if on("cert-manager"):

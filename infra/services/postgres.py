@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from infra import versions
-from infra.profiles import Workload
+from infra.profiles import Sizing
 from infra.services import objects
 
 PORT = 5432
 
 
 def statefulset(
-    name: str, namespace: str, database: str, user: str, secret: str, workload: Workload, storage_gi: int
+    name: str, namespace: str, database: str, user: str, secret: str, workload: Sizing, storage_gi: int
 ) -> dict[str, Any]:
     """Postgres with the password from ``secret`` (key ``postgres-password``), data on a PVC."""
     selector = objects.labels(name, "database")

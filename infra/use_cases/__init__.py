@@ -19,11 +19,11 @@ from infra.services.mlflow import Mlflow
 from infra.use_cases.manifests import Endpoints
 from infra.use_cases.use_case import PlatformHandles, UseCase, UseCaseArgs
 
-__all__ = ["Endpoints", "PlatformHandles", "UseCase", "UseCaseArgs", "deploy", "platform_endpoints"]
+__all__ = ["Endpoints", "PlatformHandles", "UseCase", "UseCaseArgs", "build_use_cases", "platform_endpoints"]
 
 
 def platform_endpoints(platform: Platform) -> Endpoints:
-    """Service addresses of the platform (the same values its components export)."""
+    """Service addresses of the platform (the same values its services export)."""
     ns = {name: svc.args.namespace for name, svc in platform.services.items()}
     return Endpoints(
         kafka_bootstrap=f"{CLUSTER_NAME}-kafka-bootstrap.{ns['kafka']}.svc.cluster.local:9092",
@@ -71,10 +71,11 @@ def project_images(
     return refs, built
 
 
-def deploy(
+def build_use_cases(
     config: StackConfig, platform: Platform, provider: k8s.Provider, cluster_resources: list[pulumi.Resource]
 ) -> dict[str, UseCase]:
-    """One ``UseCase`` per configured component, wired to the platform's outputs."""
+    """The use cases' resources: one ``UseCase`` per configured component, wired to the platform's outputs (and,
+    with KubeRay, the search cluster they share)."""
     if not config.components:
         return {}
     refs, built = project_images(config, cluster_resources)

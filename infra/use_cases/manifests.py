@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from contract import Component
-from contract.resources import Workload as Hint
-from infra.profiles import Workload
+from contract.resources import WorkloadHint
+from infra.profiles import Sizing
 from infra.services import objects
 from infra.services.mlflow import FEATURES_BUCKET
 from pipelines.features.feast_repo import FeastTarget, feature_store_yaml
+from pipelines.sizing import pod_size
 from serving.inference_service import inference_service
 
 APP_UID = 10001  # the mlstack user of images/serving and images/pipeline
@@ -71,13 +72,9 @@ def digest(*parts: str) -> str:
 # -- resources ------------------------------------------------------------------------------------------------
 
 
-def resources(hint: Hint) -> dict[str, dict[str, str]]:
-    """Requests from the component's hint; limits derived (``Workload.sized``)."""
-    cpu, cpu_limit, memory, memory_limit = hint.sized()
-    return {
-        "requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
-        "limits": {"cpu": f"{cpu_limit}m", "memory": f"{memory_limit}Mi"},
-    }
+def resources(hint: WorkloadHint) -> dict[str, dict[str, str]]:
+    """The Kubernetes ``resources`` block of a container sized by ``hint`` (see ``sized``)."""
+    return sized(hint).resources()
 
 
 def secret_env(component: Component, name: str, key: str) -> dict[str, Any]:
@@ -119,10 +116,11 @@ def client_network_policy(component: Component, namespace: str) -> dict[str, Any
     }
 
 
-def sized(hint: Hint) -> Workload:
-    """A component's hint as a profile workload (requests from the hint, limits as ``resources`` derives them)."""
-    cpu, cpu_limit, memory, memory_limit = hint.sized()
-    return Workload(cpu, memory, cpu_limit, memory_limit, hint.replicas)
+def sized(hint: WorkloadHint) -> Sizing:
+    """A component's hint as a profile entry: requests from the hint, limits by the platform's rule
+    (``pipelines.sizing``, which the training pipeline's search step shares)."""
+    size = pod_size(hint)
+    return Sizing(size.cpu, size.memory, size.cpu_limit, size.memory_limit, hint.replicas)
 
 
 # -- Feast ----------------------------------------------------------------------------------------------------

@@ -11,28 +11,30 @@ from typing import Any, cast
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
-from contract.resources import ResourceHints, Workload
+from contract.resources import ResourceHints, WorkloadHint
+from pipelines.sizing import pod_size
 
 PIPELINE_NAME = "mlstack-training"
 DEFAULT_IMAGE = "mlstack-pipeline:dev"
 """Overridden by the Pulumi program with the content-derived tag of the image it built (see ``infra/``)."""
 
 
-def step_resources(hint: Workload) -> dict[str, str]:
-    """Requests and limits of a step from a component's ``resources.training`` hint, as the platform sizes pods."""
+def step_resources(hint: WorkloadHint) -> dict[str, str]:
+    """Requests and limits of a step from a component's ``resources.training`` hint, as the platform sizes every
+    component pod (``pipelines.sizing``)."""
     try:
-        cpu, cpu_limit, memory, memory_limit = hint.sized()
+        size = pod_size(hint)
     except ValueError:
         raise ValueError(f"training hint {hint} is not a CPU and memory quantity") from None
     return {
-        "cpu_request": f"{cpu}m",
-        "cpu_limit": f"{cpu_limit}m",
-        "memory_request": f"{memory}Mi",
-        "memory_limit": f"{memory_limit}Mi",
+        "cpu_request": f"{size.cpu}m",
+        "cpu_limit": f"{size.cpu_limit}m",
+        "memory_request": f"{size.memory}Mi",
+        "memory_limit": f"{size.memory_limit}Mi",
     }
 
 
-def build_pipeline(image: str = DEFAULT_IMAGE, training: Workload | None = None) -> Any:
+def build_pipeline(image: str = DEFAULT_IMAGE, training: WorkloadHint | None = None) -> Any:
     """The pipeline function, its components bound to ``image`` and its search step sized by ``training`` (a
     component's ``resources.training``; the contract's default hint when None)."""
     sized = step_resources(training or ResourceHints().training)

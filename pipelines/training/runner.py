@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from contract.resources import Workload
+from contract.resources import WorkloadHint
 from pipelines.training.pipeline import DEFAULT_IMAGE, PIPELINE_NAME, build_pipeline
 
 Progress = Callable[[str], None]
@@ -68,7 +68,7 @@ class PipelineRun:
     """Seconds inside each step (from the runner's own log), to show what the orchestration costs."""
 
 
-def compile_pipeline(out_dir: Path, image: str = DEFAULT_IMAGE, training: Workload | None = None) -> Path:
+def compile_pipeline(out_dir: Path, image: str = DEFAULT_IMAGE, training: WorkloadHint | None = None) -> Path:
     """Write the IR YAML that the KFP API accepts, its search step sized by ``training`` (a component's hint)."""
     from kfp import compiler
 

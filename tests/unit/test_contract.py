@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from components.fraud.component import STREAMING
-from contract import Aggregate, Component, EventField, EventSchema, FeatureGroup, ResourceHints, Window, Workload
+from contract import Aggregate, Component, EventField, EventSchema, FeatureGroup, ResourceHints, Window, WorkloadHint
 from contract.component import ContractError
 from contract.registry import available, load
 from contract.streaming import feast_entity
@@ -103,9 +103,12 @@ def test_both_domains_are_discovered() -> None:
 @pytest.mark.parametrize(
     ("resources", "message"),
     [
-        (ResourceHints(serving=Workload("half", "1Gi")), "resources.serving.cpu 'half' is not a CPU quantity"),
-        (ResourceHints(training=Workload("1", "2GB")), "resources.training.memory '2GB' is not a memory quantity"),
-        (ResourceHints(streaming=Workload("1", "1Gi", replicas=0)), "streaming.replicas must be a positive integer"),
+        (ResourceHints(serving=WorkloadHint("half", "1Gi")), "resources.serving.cpu 'half' is not a CPU quantity"),
+        (ResourceHints(training=WorkloadHint("1", "2GB")), "resources.training.memory '2GB' is not a memory quantity"),
+        (
+            ResourceHints(streaming=WorkloadHint("1", "1Gi", replicas=0)),
+            "streaming.replicas must be a positive integer",
+        ),
     ],
 )
 def test_bad_resource_hints_are_named(resources: ResourceHints, message: str) -> None:

@@ -153,7 +153,7 @@ def test_no_cluster_without_components() -> None:
 def test_no_rights_for_a_rayjob_path() -> None:
     """The step talks HTTP to the Jobs API: no role grants ray.io resources or pod logs; KFP's runner is bound to
     nothing in the workloads namespace."""
-    from infra.services.workloads import ROLES
+    from infra.services.workloads_namespace import ROLES
 
     run = mocks.run(stack_config("kind"))
     for registration in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role"):

@@ -33,7 +33,7 @@ def runs() -> dict[str, mocks.Run]:
     return {stack: mocks.run(stack_config(stack), stack_name=stack) for stack in STACKS}
 
 
-COMPONENTS = {
+SERVICE_KINDS = {  # service -> the Pulumi type (``mlstack:platform:<kind>``) of its ComponentResource
     "cert-manager": "CertManager",
     "kafka": "Kafka",
     "flink": "FlinkOperator",
@@ -56,9 +56,9 @@ PINNED_CHARTS = {
 }
 
 
-def test_every_service_is_one_component(run: mocks.Run) -> None:
+def test_every_service_is_one_component_resource(run: mocks.Run) -> None:
     for service in SERVICES:
-        registered = run.of_type(f"mlstack:platform:{COMPONENTS[service]}")
+        registered = run.of_type(f"mlstack:platform:{SERVICE_KINDS[service]}")
         assert len(registered) == 1, service
     assert sorted(run.stack.platform.services) == sorted([*SERVICES, "workloads"])
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from contract import Choice, IntRange, LogUniform, Uniform, Workload
+from contract import Choice, IntRange, LogUniform, Uniform, WorkloadHint
 from contract.registry import load
 from pipelines.training.dataset import DataWindow, TrainingDataError, TrainingSet, split_by_time
 from pipelines.training.pipeline import build_pipeline, step_resources
@@ -40,14 +40,14 @@ def test_the_search_step_is_sized_by_the_components_training_hint(tmp_path: Path
     from kfp import compiler
 
     path = tmp_path / "pipeline.yaml"
-    compiler.Compiler().compile(build_pipeline(training=Workload("1500m", "3Gi")), package_path=str(path))
+    compiler.Compiler().compile(build_pipeline(training=WorkloadHint("1500m", "3Gi")), package_path=str(path))
     executors = yaml.safe_load(path.read_text())["deploymentSpec"]["executors"]
     resources = next(e for name, e in executors.items() if "search" in name)["container"]["resources"]
     assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == ("1500m", "3000m")
     assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == ("3072Mi", "4608Mi")
-    assert step_resources(Workload("500m", "512Mi"))["memory_limit"] == "768Mi"
+    assert step_resources(WorkloadHint("500m", "512Mi"))["memory_limit"] == "768Mi"
     with pytest.raises(ValueError, match="not a CPU and memory quantity"):
-        step_resources(Workload("half", "1Gi"))
+        step_resources(WorkloadHint("half", "1Gi"))
 
 
 def test_search_configurations_are_reproducible_and_within_the_space() -> None:

@@ -60,23 +60,23 @@ def service_account(name: str, namespace: str, calls_api: bool) -> objects.Manif
     }
 
 
-def role(name: str, namespace: str, rules: list[dict[str, Any]]) -> objects.Manifest:
+def _rbac(kind: str, name: str, namespace: str, **fields: Any) -> objects.Manifest:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
+        "kind": kind,
         "metadata": {"name": name, "namespace": namespace, "labels": dict(objects.PART_OF)},
-        "rules": rules,
+        **fields,
     }
+
+
+def role(name: str, namespace: str, rules: list[dict[str, Any]]) -> objects.Manifest:
+    return _rbac("Role", name, namespace, rules=rules)
 
 
 def role_binding(name: str, namespace: str, subjects: list[dict[str, str]]) -> objects.Manifest:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(objects.PART_OF)},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": subjects,
-    }
+    """Binds the role of the same name."""
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+    return _rbac("RoleBinding", name, namespace, roleRef=role_ref, subjects=subjects)
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,11 @@ def network_policies(ns: str, peers: IngressPeers) -> dict[str, objects.Manifest
     return policies
 
 
-class Workloads(PlatformService):
+class WorkloadsNamespace(PlatformService):
     """The workloads namespace with its service accounts, roles, bindings and NetworkPolicies."""
 
+    # The Pulumi type token (``mlstack:platform:Workloads``) keeps its name: it is part of every child's URN, and a
+    # new token would make Pulumi replace the namespace and everything in it on existing stacks.
     kind = "Workloads"
 
     def __init__(
