@@ -23,7 +23,7 @@ from infra.use_cases.manifests import (
     sized,
     workload_pod,
 )
-from contract.resources import mebibytes, millicores
+from pipelines.sizing import mebibytes, millicores
 from pipelines.streaming.launch import ARCHIVE_MODULE, JOB_MODULE, PUSHER_MODULE, StreamingLaunch
 
 TOPIC_API = "kafka.strimzi.io/v1"

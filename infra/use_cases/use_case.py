@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from contract import Component
-from contract.resources import Workload
+from contract.resources import WorkloadHint
 from infra.services import objects
 from infra.use_cases import manifests, streaming, training
 from infra.use_cases.manifests import Endpoints
@@ -105,7 +105,7 @@ class UseCaseArgs:
 
 
 @functools.cache
-def compiled_pipeline(image: str, training: Workload) -> str:
+def compiled_pipeline(image: str, training: WorkloadHint) -> str:
     """The training pipeline's IR YAML for ``image``, its search step sized by a component's ``training`` hint
     (``pipelines.training.runner.compile_pipeline``)."""
     from pipelines.training.runner import compile_pipeline
