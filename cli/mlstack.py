@@ -106,6 +106,7 @@ def component_new(name: str) -> None:
     scaffold = create(name)
     for path in scaffold.files:
         console.print(f"  wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    console.print(f"  registered `{scaffold.entry_point}` in pyproject.toml and reinstalled the project (editable)")
     console.print(
         f"next: `make test-unit PYTEST_ARGS=-ktest_component_{name}` runs its unit checks; "
         f"`make demo COMPONENT={name}` runs its lifecycle; components/README.md walks through making it yours"

@@ -1,4 +1,5 @@
-"""The component contract: what a use-case package in ``components/`` declares, and how templates find it.
+"""The component contract: what a use-case component declares, and how templates find it (``contract.registry``:
+by name, through the ``mlstack.components`` entry points, the project's own registered in its pyproject.toml).
 
 Templates in ``pipelines/`` and ``serving/`` depend on this package only, never on ``components/``.
 """

@@ -51,7 +51,8 @@ class ImageSpec:
         return f"mlstack-{self.name}"
 
 
-_PYTHON_CODE = ("contract", "components", "pipelines", "serving")
+# The project's code and its pyproject.toml, whose install registers the components' entry points.
+_PYTHON_CODE = ("pyproject.toml", "contract", "components", "pipelines", "serving")
 IMAGES: dict[str, ImageSpec] = {
     "streaming": ImageSpec(
         "streaming",

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 
-from cli.scaffold import create
+from cli.scaffold import create, remove
 from local.services import EmbeddedServices
 
 
@@ -19,6 +18,4 @@ def test_a_scaffolded_component_passes_its_generated_lifecycle_test(embedded: Em
         generated = importlib.import_module(f"tests.local.test_component_{name}")
         getattr(generated, f"test_{name}_goes_through_the_embedded_lifecycle")(embedded)
     finally:
-        shutil.rmtree(scaffold.package, ignore_errors=True)
-        for test in scaffold.tests:
-            test.unlink(missing_ok=True)
+        remove(scaffold)

@@ -104,7 +104,9 @@ def test_dependencies_only_from_hashed_locks_and_checksummed_downloads(path: Pat
     pip = [r for r in runs if "pip install" in r]
     assert pip, f"{path.parent.name}: installs no Python dependencies"
     for command in pip:
-        assert "--require-hashes" in command and "-r /tmp/requirements.txt" in command, command
+        # The lock, by hash; or the project itself, which may download nothing (no dependencies, no index).
+        locked = "--require-hashes" in command and "-r /tmp/requirements.txt" in command
+        assert locked or {"--no-deps", "--no-index"} <= set(command.split()), command
     copies = [arg for stage in parse(path) for keyword, arg in stage.instructions if keyword == "COPY"]
     locks = [c for c in copies if c.startswith("requirements/")]
     assert locks and all(c.split()[0].endswith(".txt") for c in locks), "copies the lock file, not the .in"
@@ -140,6 +142,18 @@ def test_build_context_holds_what_the_image_copies(name: str) -> None:
         in_tag = any(source == s or source.startswith(s + "/") for s in spec.sources)
         assert in_tag, f"{name}: {source} is copied but not part of the content tag"
     assert spec.dockerfile in images.context_files(spec)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, spec in images.IMAGES.items() if "components" in spec.sources))
+def test_images_with_components_install_the_project_so_its_entry_points_exist(name: str) -> None:
+    """The registry finds components only through the project's ``mlstack.components`` entry points: code on
+    ``PYTHONPATH`` alone has no metadata, so the image must install the project from its pyproject.toml."""
+    instructions = [(k, a) for k, a in parse(images.IMAGES[name].dockerfile)[-1].instructions if k in ("COPY", "RUN")]
+    copied = [i for i, (k, a) in enumerate(instructions) if k == "COPY" and a.split()[-2] == "pyproject.toml"]
+    installs = [i for i, (k, a) in enumerate(instructions) if k == "RUN" and re.search(r"pip install .*-e /app\b", a)]
+    assert copied and installs and copied[0] < installs[0], f"{name}: the project is not installed"
+    code = [i for i, (k, a) in enumerate(instructions) if k == "COPY" and a.split()[-1].startswith("/app/")]
+    assert max(code) < installs[0], f"{name}: the project is installed before all of its code is copied"
 
 
 def test_parser_catches_a_root_user_and_an_unpinned_base(tmp_path: Path) -> None:

@@ -1,13 +1,15 @@
-"""Discovery: built-in packages and entry points are found, and whatever goes wrong while loading one (an import that
-raises, an entry point that cannot load, an export that is not a ``Component``, a name that differs) is a
-``ContractError`` that names the component, shown by the CLI as one line."""
+"""Discovery: components are found only through the ``mlstack.components`` entry point group (the project's own
+registered in pyproject.toml), and whatever goes wrong while loading one (an import that raises, an entry point
+that cannot load, an export that is not a ``Component``, a name that differs) is a ``ContractError`` that names
+the component, shown by the CLI as one line."""
 
 from __future__ import annotations
 
 import importlib
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,10 @@ from contract import registry
 from contract.component import ContractError
 from contract.registry import ENTRY_POINT_GROUP, available, load
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 Write = Callable[[str, str], None]
+Register = Callable[..., None]
 
 A_COPY_OF_FRAUD = """
 import dataclasses
@@ -29,9 +34,21 @@ component = dataclasses.replace(fraud, name="{name}")
 
 
 @pytest.fixture
-def builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Write]:
-    """Built-in components found in ``tmp_path`` instead of ``components/`` (which other checks may be writing to)."""
-    monkeypatch.setattr(registry, "COMPONENTS_DIR", tmp_path)
+def installed(monkeypatch: pytest.MonkeyPatch) -> Register:
+    """The environment's entry points replaced by the ones a test registers (none to start with)."""
+    points: list[EntryPoint] = []
+
+    def select(group: str) -> list[EntryPoint]:
+        return [p for p in points if p.group == group]
+
+    monkeypatch.setattr(registry, "entry_points", select)
+    return lambda *more: points.extend(more)
+
+
+@pytest.fixture
+def builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed: Register) -> Iterator[Write]:
+    """Packages ``components.<name>`` written to ``tmp_path`` (not ``components/``, which other checks may be writing
+    to) and registered the way pyproject.toml registers the project's own."""
     monkeypatch.setattr(components, "__path__", [*components.__path__, str(tmp_path)])
     before = set(sys.modules)
 
@@ -39,18 +56,12 @@ def builtin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Write]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(source)
         importlib.invalidate_caches()
+        installed(EntryPoint(name, f"components.{name}:component", ENTRY_POINT_GROUP))
 
     yield write
     for module in set(sys.modules) - before:
         if module.startswith("components."):
             del sys.modules[module]
-
-
-def _entry_points(monkeypatch: pytest.MonkeyPatch, *points: EntryPoint) -> None:
-    def select(group: str) -> list[EntryPoint]:
-        return [p for p in points if p.group == group]
-
-    monkeypatch.setattr(registry, "entry_points", select)
 
 
 @pytest.mark.parametrize(
@@ -92,28 +103,45 @@ def test_a_package_whose_component_has_another_name_is_named(builtin: Write) -> 
         load("misnamed")
 
 
-def test_built_in_packages_are_found_by_scanning_the_folder(builtin: Write) -> None:
+def test_the_project_registers_its_own_components_and_the_environment_has_them() -> None:
+    table = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["entry-points"][ENTRY_POINT_GROUP]
+    assert {"fraud", "demand"} <= set(table)
+    installed = {p.name: p.value for p in entry_points(group=ENTRY_POINT_GROUP)}
+    for name in ("fraud", "demand"):
+        assert table[name] == installed[name] == f"components.{name}:component", (table, installed)
+        assert load(name).name == name
+
+
+def test_a_package_in_the_folder_is_not_a_component_until_registered(installed: Register) -> None:
+    assert (REPO_ROOT / "components" / "fraud" / "__init__.py").exists()
+    assert available() == []  # no folder is scanned: only entry points count
+    with pytest.raises(ContractError, match="unknown component 'fraud'; available: none"):
+        load("fraud")
+    installed(EntryPoint("fraud", "components.fraud:component", ENTRY_POINT_GROUP))
+    assert available() == ["fraud"] and load("fraud").name == "fraud"
+
+
+def test_built_in_packages_are_found_through_their_entry_points(builtin: Write) -> None:
     builtin("copied", A_COPY_OF_FRAUD.format(name="copied"))
     assert "copied" in available()
     assert load("copied").name == "copied"
 
 
 def test_installed_components_are_found_through_entry_points(
-    builtin: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    installed: Register, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plugins = tmp_path / "site"
     plugins.mkdir()
     (plugins / "mlstack_plugin_for_tests.py").write_text(A_COPY_OF_FRAUD.format(name="plugin"))
     monkeypatch.syspath_prepend(str(plugins))
     monkeypatch.delitem(sys.modules, "mlstack_plugin_for_tests", raising=False)
-    _entry_points(monkeypatch, EntryPoint("plugin", "mlstack_plugin_for_tests:component", ENTRY_POINT_GROUP))
+    installed(EntryPoint("plugin", "mlstack_plugin_for_tests:component", ENTRY_POINT_GROUP))
     assert "plugin" in available()
     assert load("plugin").name == "plugin"
 
 
-def test_an_entry_point_that_fails_to_load_is_named(builtin: Write, monkeypatch: pytest.MonkeyPatch) -> None:
-    _entry_points(
-        monkeypatch,
+def test_an_entry_point_that_fails_to_load_is_named(installed: Register) -> None:
+    installed(
         EntryPoint("ghost", "no_such_plugin_for_tests:component", ENTRY_POINT_GROUP),
         EntryPoint("other", "no_such_plugin_for_tests:component", "some.other.group"),
     )
@@ -124,6 +152,10 @@ def test_an_entry_point_that_fails_to_load_is_named(builtin: Write, monkeypatch:
         "component 'ghost': loading entry point ghost = no_such_plugin_for_tests:component failed: "
         "ModuleNotFoundError: No module named 'no_such_plugin_for_tests'"
     )
+    # The same for a registration left behind by a deleted package of the project's own.
+    installed(EntryPoint("gone", "components.gone:component", ENTRY_POINT_GROUP))
+    with pytest.raises(ContractError, match=r"^component 'gone': loading entry point gone = components\.gone:compo"):
+        load("gone")
 
 
 def test_component_list_marks_an_invalid_component_and_lists_the_rest(builtin: Write) -> None:

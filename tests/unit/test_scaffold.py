@@ -1,18 +1,21 @@
-"""`make component NAME=...`: the scaffolded component validates, passes lint and types, and passes its own
-generated unit tests; bad names and existing components are refused with the reason."""
+"""`make component NAME=...`: the scaffolded component is registered in pyproject.toml and the environment, validates,
+passes lint and types, and passes its own generated unit tests; removing it leaves pyproject.toml and the
+environment as they were; bad names and existing components are refused with the reason."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
-from cli.scaffold import Scaffold, create, plan
-from contract.registry import load
+from cli.scaffold import Scaffold, create, plan, register, remove, unregister
+from contract.registry import ENTRY_POINT_GROUP, load
 from local.errors import EmbeddedError
 from local.paths import REPO_ROOT
 
@@ -26,9 +29,52 @@ def scaffolded() -> Iterator[Scaffold]:
     try:
         yield scaffold
     finally:
-        shutil.rmtree(scaffold.package, ignore_errors=True)
-        for test in scaffold.tests:
-            test.unlink(missing_ok=True)
+        remove(scaffold)
+
+
+def _available_in_a_fresh_process() -> list[str]:
+    """What the environment registers, as any new ``mlstack`` or model server process would see it."""
+    code = "from contract.registry import available; print(' '.join(available()))"
+    listed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return listed.stdout.split()
+
+
+def test_a_scaffold_is_registered_and_its_removal_unregisters_it_from_project_and_environment() -> None:
+    name = f"scaffoldcheckremoval{os.getpid()}"  # ignored by git, like the other scaffold checks
+    line = f'{name} = "components.{name}:component"\n'
+    scaffold = create(name)
+    try:
+        assert line in (REPO_ROOT / "pyproject.toml").read_text()
+        assert name in {p.name for p in entry_points(group=ENTRY_POINT_GROUP)}
+        assert name in _available_in_a_fresh_process()
+        with pytest.raises(EmbeddedError, match="exists already"):
+            plan(name)
+    finally:
+        remove(scaffold)
+    # Other lines are not compared here: checks running at the same time in this tree may be adding their own.
+    assert line not in (REPO_ROOT / "pyproject.toml").read_text()
+    assert not scaffold.package.exists() and not any(t.exists() for t in scaffold.tests)
+    assert name not in {p.name for p in entry_points(group=ENTRY_POINT_GROUP)}
+    assert name not in _available_in_a_fresh_process()
+
+
+def test_registering_and_unregistering_leaves_pyproject_byte_for_byte_as_it_was(tmp_path: Path) -> None:
+    original = (REPO_ROOT / "pyproject.toml").read_text()
+    (tmp_path / "pyproject.toml").write_text(original)
+    churn = plan("churn", tmp_path)
+    register(churn, tmp_path)
+    edited = (tmp_path / "pyproject.toml").read_text()
+    table = tomllib.loads(edited)["project"]["entry-points"][ENTRY_POINT_GROUP]
+    assert table["churn"] == "components.churn:component" and {"fraud", "demand"} <= set(table)
+    assert len(edited.splitlines()) == len(original.splitlines()) + 1  # one line added, nothing rewritten
+    with pytest.raises(EmbeddedError, match=r"exists already.*entry point in pyproject\.toml"):
+        plan("churn", tmp_path)
+    unregister(churn, tmp_path)
+    assert (tmp_path / "pyproject.toml").read_text() == original
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with pytest.raises(EmbeddedError, match=r"no .*mlstack\.components.* table"):
+        register(churn, tmp_path)
+    assert (tmp_path / "pyproject.toml").read_text() == "[project]\nname = 'x'\n"
 
 
 def test_a_scaffolded_component_validates_lints_and_passes_its_own_tests(scaffolded: Scaffold) -> None:
