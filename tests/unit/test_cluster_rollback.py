@@ -9,7 +9,6 @@ revision is ready."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,17 +125,6 @@ def test_rollback_from_a_full_canary_goes_back_to_the_previous_rollout() -> None
     assert _unpinned_while_unsettled(api) == []
     assert set(_canary_traffic_after_rollback_began(api, "2")) == {0}
     assert backend.reported_traffic() == {"1": 100}
-
-
-@pytest.fixture()
-def registry(tmp_path: Path) -> MlflowClient:
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client.create_registered_model("fraud")
-    for _ in range(2):
-        client.create_model_version("fraud", source=str(tmp_path))
-    client.set_registered_model_alias("fraud", "champion", "1")
-    client.set_registered_model_alias("fraud", "challenger", "2")
-    return client
 
 
 def test_start_and_steps_follow_the_split_the_service_reports(

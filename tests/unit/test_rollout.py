@@ -5,7 +5,6 @@ KServe and Knative (``tests.unit.kserve_fake``: revisions ready at once here), c
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,17 +40,6 @@ class CannedPrometheus(PrometheusReader):
 
     def snapshot(self, component: str, version: str) -> Snapshot:
         return self.counters.get(version, Snapshot())
-
-
-@pytest.fixture()
-def registry(tmp_path: Path) -> MlflowClient:
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client.create_registered_model("fraud")
-    for _ in range(3):
-        client.create_model_version("fraud", source=str(tmp_path))
-    client.set_registered_model_alias("fraud", "champion", "1")
-    client.set_registered_model_alias("fraud", "challenger", "2")
-    return client
 
 
 def _cluster(registry: MlflowClient, deployed_version: str) -> tuple[Rollout, FakeKServe, CannedPrometheus]:
