@@ -195,13 +195,16 @@ class UseCase(pulumi.ComponentResource):
         role: str,
         manifest: objects.Manifest,
         depends_on: Sequence[pulumi.Resource],
-        **kwargs: object,
+        *,
+        replace_on_changes: Sequence[str] = (),
+        ignore_changes: Sequence[str] = (),
     ) -> pulumi.CustomResource:
         opts = pulumi.ResourceOptions(
             parent=self,
             provider=self.args.provider,
             depends_on=list(depends_on),
-            **kwargs,  # type: ignore[arg-type]
+            replace_on_changes=list(replace_on_changes) or None,
+            ignore_changes=list(ignore_changes) or None,
         )
         typed = _TYPED.get((manifest["apiVersion"], manifest["kind"]))
         if typed is not None:  # kinds infra.services.objects does not map (its generic path suits custom kinds only)
