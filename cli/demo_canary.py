@@ -40,9 +40,16 @@ def run_canary(demo: Demo, serving: EmbeddedServing, rollout: Rollout, sent: lis
                 result.canary = rollout.run(
                     window_s=options.window_s, timeout_s=options.canary_timeout_s, progress=canary.line, on_step=on_step
                 )
+            decided_at = time.time()
             time.sleep(2)  # a little traffic after the decision, for the report
         result.canary.update(started_at=started_at, slots=slots)
         result.latency_ms = latency_by_version(traffic.log, slots)
+        during = [r for r in traffic.log.since(started_at) if r.at <= decided_at]
+        result.canary_responses = {"sent": len(during), "ok": sum(r.status == 200 for r in during)}
+    if result.canary.get("paused"):
+        demo.indent(
+            f"the canary is left paused at {result.canary['share']}% (traffic unchanged): {result.canary['paused']}"
+        )
     report_rollout(demo, traffic.log, analyses)
 
 

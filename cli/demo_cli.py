@@ -80,8 +80,8 @@ def print_summary(result: DemoResult, services: EmbeddedServices | None = None) 
                 f"p50 {figures['p50']:.1f} ms, p99 {figures['p99']:.1f} ms over {figures['requests']:.0f} requests",
             )
     verdict = result.verdict
-    if result.canary.get("reason"):
-        verdict += f" ({result.canary['reason']})"
+    if result.canary.get("reason") or result.canary.get("paused"):
+        verdict += f" ({result.canary.get('reason') or result.canary['paused']})"
     numbers.add_row("canary verdict", verdict or "-")
     if result.report:
         numbers.add_row("rollout report", str(result.report))
@@ -154,3 +154,6 @@ def demo(
         services.down(progress=lambda line: console.print(f"  {line}"))
         raise
     print_summary(result, services)
+    if result.failure:
+        console.print(f"demo failed: {result.failure}", highlight=False, markup=False)
+        raise typer.Exit(1)

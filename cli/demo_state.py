@@ -16,7 +16,8 @@ from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
 from local.streaming import StreamingStatus
 from pipelines.training.runner import PipelineRun
-from serving.rollout.rollout import RolloutConfig
+from serving.rollout.analysis import STABLE_UNHEALTHY
+from serving.rollout.rollout import PAUSED, RolloutConfig
 
 Progress = Callable[[str], None]
 PHASES = 8
@@ -66,6 +67,8 @@ class DemoResult:
     """The rollout's final state: outcome, reason, history of analysed windows."""
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     """Client-side p50/p99 per served version during the canary."""
+    canary_responses: dict[str, int] = field(default_factory=dict)
+    """Client-side, from the canary's start to its decision: ``sent`` requests and ``ok`` (HTTP 200) answers."""
     report: Path | None = None
     urls: dict[str, str] = field(default_factory=dict)
     example_request: str = ""
@@ -88,7 +91,9 @@ class DemoResult:
             "trainings": {label: run.decision for label, run in self.trainings.items()},
             "challenger_version": self.challenger_version,
             "verdict": self.verdict,
+            "failure": self.failure,
             "canary": self.canary,
+            "canary_responses": self.canary_responses,
             "latency_ms": self.latency_ms,
             "report": str(self.report) if self.report else None,
             "urls": self.urls,
@@ -96,9 +101,34 @@ class DemoResult:
 
     @property
     def verdict(self) -> str:
+        if self.canary.get("paused"):
+            return PAUSED
         if self.canary:
             return str(self.canary.get("outcome", ""))
         return "no canary: the challenger did not pass the gate" if self.trainings else ""
+
+    @property
+    def failure(self) -> str:
+        """Why the demo failed though every phase ran ("" when it did not): the stable version was unhealthy
+        during the canary, or no prediction succeeded in it. Either way its verdict is not about the challenger,
+        and ``mlstack demo`` exits non-zero with this as the reason."""
+        unhealthy = self.canary.get("paused") or next(
+            (
+                "; ".join(entry["reasons"])
+                for entry in self.canary.get("history", [])
+                if entry["verdict"] == STABLE_UNHEALTHY
+            ),
+            "",
+        )
+        if unhealthy:
+            return f"the stable version v{self.champion_version} was unhealthy during the canary: {unhealthy}"
+        sent = self.canary_responses.get("sent", 0)
+        if sent and not self.canary_responses.get("ok", 0):
+            return (
+                f"every prediction failed during the canary ({sent} requests, none answered): both versions, or "
+                "what they share (features, the component's code, the proxy), are broken"
+            )
+        return ""
 
 
 @dataclass

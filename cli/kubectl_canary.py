@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from serving.rollout.analysis import STABLE_UNHEALTHY
 from serving.rollout.rollout import CHAMPION, ReportsTraffic, Rollout, RolloutConfig, RolloutError
 
 console = Console()
@@ -115,6 +116,11 @@ def status_table(rollout: Rollout) -> Table:
         table.add_row("last canary", canary, traffic(canary, 0), "", "", "", "", f"{state['outcome']} {ended}{reason}")
         return table
     analysis = rollout.analyse()
+    if state.get("paused"):
+        table.caption = f"paused, traffic unchanged: {state['paused']}" + (
+            f"\n{table.caption}" if table.caption else ""
+        )
+    stable_verdict = analysis.summary if analysis.verdict == STABLE_UNHEALTHY else ""
     for role, version, share, window in (
         ("stable", state["stable_version"], 100 - state["share"], analysis.stable),
         ("canary", state["canary_version"], state["share"], analysis.canary),
@@ -128,7 +134,7 @@ def status_table(rollout: Rollout) -> Table:
             f"{window.error_rate:.1%}",
             "" if math.isnan(p99) else f"{p99 * 1000:.1f}",
             "" if role == "stable" or math.isnan(analysis.psi) else f"{analysis.psi:.3f}",
-            "" if role == "stable" else analysis.summary,
+            stable_verdict if role == "stable" else analysis.summary,
         )
     return table
 
@@ -186,8 +192,15 @@ def run(
     window: Annotated[float, typer.Option(help="Seconds per analysis window.")] = 30.0,
     timeout: Annotated[float, typer.Option(help="Abort after this many seconds.")] = 1800.0,
 ) -> None:
-    """Step automatically every window until promoted or rolled back."""
+    """Step automatically every window until promoted, rolled back, or paused on an unhealthy stable version."""
     state = rollout_for(component).run(window_s=window, timeout_s=timeout, progress=console.print)
+    if state.get("paused"):
+        console.print(
+            f"{component} v{state['canary_version']}: paused at {state['share']}%, traffic unchanged: "
+            f"{state['paused']}. Repair stable v{state['stable_version']}, then `step` or `run` again, or `abort`.",
+            highlight=False,
+        )
+        raise typer.Exit(1)
     console.print(f"{component} v{state['canary_version']}: {state['outcome']}")
 
 

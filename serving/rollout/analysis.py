@@ -3,6 +3,10 @@
 Each side is a ``Snapshot`` of its model server's Prometheus counters and histograms; the window is the
 difference between two snapshots. Three checks, with thresholds from ``AnalysisConfig``: server error rate,
 p99 latency, and the shift of the prediction distribution (population stability index, PSI).
+
+The stable version is judged first: when its own error rate is above the bound, comparing the canary with it says
+nothing (a canary as broken as its baseline would pass the relative checks, and one failing only because
+something both share is broken would be blamed alone), so the verdict is ``stable unhealthy`` and names both.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-Verdict = Literal["pass", "fail", "inconclusive"]
+Verdict = Literal["pass", "fail", "inconclusive", "stable unhealthy"]
+STABLE_UNHEALTHY: Verdict = "stable unhealthy"
 
 
 @dataclass(frozen=True)
@@ -19,7 +24,8 @@ class AnalysisConfig:
     min_requests: int = 100
     """Requests each side must have served in the window before anything is concluded."""
     max_error_rate: float = 0.02
-    """Canary server errors / requests; bad requests (4xx) are the caller's and do not count."""
+    """Server errors / requests, of the canary and of the stable version (above it, the stable version is
+    unhealthy); bad requests (4xx) are the caller's and do not count."""
     max_error_rate_increase: float = 0.01
     """How much worse than stable the canary's error rate may be."""
     max_p99_ratio: float = 1.5
@@ -43,9 +49,15 @@ class Snapshot:
         """The window between ``earlier`` and this snapshot (a restarted server starts again from zero)."""
         if self.requests < earlier.requests:
             return self
+        requests = self.requests - earlier.requests
         return Snapshot(
-            requests=self.requests - earlier.requests,
-            server_errors=self.server_errors - earlier.server_errors,
+            requests=requests,
+            # The server counts a request when it arrives and its error when it fails, so the errors of requests
+            # in flight at ``earlier`` fall in this window while their arrivals fell in the one before: with every
+            # request failing, the window's errors exceed its requests by the requests then in flight (how a
+            # 101.77% error rate was shown). Those failures are of requests this window did not count; bounding
+            # the errors by the window's requests counts each failure against at most one counted request.
+            server_errors=min(self.server_errors - earlier.server_errors, requests),
             latency={le: n - earlier.latency.get(le, 0.0) for le, n in self.latency.items()},
             predictions={le: n - earlier.predictions.get(le, 0.0) for le, n in self.predictions.items()},
         )
@@ -120,6 +132,15 @@ class Analysis:
 def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analysis:
     """Compare two windows (already differenced)."""
     shift = psi(stable.predictions, canary.predictions)
+    # The stable version is judged on its own window as soon as that window is large enough (the canary's may
+    # still be small at a low share): a rate from fewer requests is noise, as it is for the canary's checks.
+    if stable.requests >= config.min_requests and stable.error_rate > config.max_error_rate:
+        reasons = [
+            f"stable error rate {stable.error_rate:.1%} over {stable.requests:.0f} requests > "
+            f"{config.max_error_rate:.1%}: the baseline is broken, so the canary cannot be judged against it",
+            f"canary error rate {canary.error_rate:.1%} over {canary.requests:.0f} requests",
+        ]
+        return Analysis(STABLE_UNHEALTHY, reasons, stable, canary, shift)
     if canary.requests < config.min_requests or stable.requests < config.min_requests:
         reason = (
             f"not enough traffic yet (stable {stable.requests:.0f}, canary {canary.requests:.0f} requests; "

@@ -1,9 +1,14 @@
 """Each model version's counters, read from Prometheus (the series ``serving.metrics`` exports and names,
-labelled by component and version)."""
+labelled by component and version).
+
+A snapshot's queries are all evaluated at one instant (the API's ``time`` parameter): evaluated each at its own
+"now", the requests and the errors could come from different scrapes, and a window's rate from counters read at
+different moments can show more errors than requests."""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -16,8 +21,10 @@ class PrometheusReader:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        target = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, evaluated at ``at`` (Unix seconds; None: the server's now)."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        target = f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}"
         with urllib.request.urlopen(target, timeout=10) as response:
             body = json.load(response)
         if body.get("status") != "success":
@@ -27,15 +34,16 @@ class PrometheusReader:
 
     def snapshot(self, component: str, version: str) -> Snapshot:
         selector = f'{metrics.COMPONENT}="{component}",{metrics.VERSION}="{version}"'
+        at = time.time()
 
         def scalar(promql: str) -> float:
-            result = self.query(promql)
+            result = self.query(promql, at)
             return float(result[0]["value"][1]) if result else 0.0
 
         def buckets(series: str) -> dict[float, float]:
             return {
                 float(r["metric"][metrics.BUCKET_BOUND]): float(r["value"][1])
-                for r in self.query(f"sum by ({metrics.BUCKET_BOUND}) ({series}{{{selector}}})")
+                for r in self.query(f"sum by ({metrics.BUCKET_BOUND}) ({series}{{{selector}}})", at)
             }
 
         probability, estimate = metrics.PREDICTION_BUCKETS  # a version exports one of them

@@ -1,6 +1,12 @@
 """The rollout: a registry version goes to a canary share, each analysis window decides whether it steps up
 the schedule, and it ends promoted (alias ``champion``) or rolled back. Used by the kubectl plugin, the
-``mlstack canary`` command and the demo, with either traffic backend."""
+``mlstack canary`` command and the demo, with either traffic backend.
+
+A window whose stable version is itself failing (verdict ``stable unhealthy``) pauses the rollout rather than
+advance or roll back on a comparison it cannot trust: no promotion (the comparison is
+against a broken baseline), no step, no rollback (the canary is not the one shown to be at fault) and no change of
+traffic. The state keeps the reason as ``paused``; the operator repairs the stable version and steps again (the
+window restarts, so the next verdict is on fresh traffic) or ends the rollout with ``rollback`` or ``abort``."""
 
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from serving.rollout.analysis import Analysis, AnalysisConfig, Snapshot, analyse
+from serving.rollout.analysis import STABLE_UNHEALTHY, Analysis, AnalysisConfig, Snapshot, analyse
 from serving.rollout.backend import TrafficBackend
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+PAUSED = "paused: stable unhealthy"
+"""The action of a step whose stable version failed its own error-rate check."""
 Progress = Callable[[str], None]
 
 
@@ -130,7 +138,8 @@ class Rollout:
         return analyse(stable, canary, self.config.analysis)
 
     def step(self) -> tuple[str, Analysis]:
-        """Analyse the window; on pass move to the next share (or promote after 100%), on fail roll back.
+        """Analyse the window; on pass move to the next share (or promote after 100%), on fail roll back; with the
+        stable version itself unhealthy, pause: traffic unchanged, ``paused`` set, the window restarted.
 
         Where the backend reports its real split, a window counts only from when the split is the share: until
         then the step waits and the window restarts."""
@@ -143,6 +152,12 @@ class Rollout:
             return "waiting", Analysis("inconclusive", [reason], Snapshot(), Snapshot(), math.nan)
         result = self.analyse()
         self._record(state, result)
+        state.pop("paused", None)
+        if result.verdict == STABLE_UNHEALTHY:
+            state["paused"] = "; ".join(result.reasons)
+            self._baseline(state)  # a repaired stable version is judged on what it serves from now on
+            self.backend.save_state(state)
+            return PAUSED, result
         if result.verdict == "inconclusive":
             self.backend.save_state(state)
             return "waiting", result
@@ -228,7 +243,10 @@ class Rollout:
         progress: Progress = print,
         on_step: Callable[[Analysis], None] | None = None,
     ) -> dict[str, Any]:
-        """Step every ``window_s`` until promoted or rolled back (traffic must be flowing meanwhile)."""
+        """Step every ``window_s`` until promoted, rolled back or paused (traffic must be flowing meanwhile).
+
+        A pause (the stable version unhealthy) ends the loop with the rollout still running at its share: the
+        returned state has no ``outcome`` and its ``paused`` says why."""
         began = time.monotonic()
         while True:
             time.sleep(window_s)
@@ -237,7 +255,7 @@ class Rollout:
             progress(f"canary at {share}%: {result.summary} -> {action}")
             if on_step:
                 on_step(result)
-            if action in {"promoted", "rolled back"}:
+            if action in {"promoted", "rolled back", PAUSED}:
                 state = self.state()
                 assert state is not None
                 return state

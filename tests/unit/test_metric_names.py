@@ -39,7 +39,7 @@ class ExpositionPrometheus(PrometheusReader):
         self.samples = [s for family in text_string_to_metric_families(exposition) for s in family.samples]
         self.queried: set[str] = set()
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         match = QUERY.fullmatch(promql)
         assert match, f"a query shape this stand-in does not evaluate: {promql}"
         matchers = dict(MATCHER.findall(match["selector"]))
