@@ -127,11 +127,12 @@ preflight: ## Check this machine can hold STACK's kind cluster (docker, kind, me
 	@$(PY) -m infra.cluster.preflight --stack $(STACK)
 
 .PHONY: images images-build test-kind
-images: ## Print the project's image references (content-derived tags; REGISTRY= to prefix)
-	@$(PY) -m infra.images tags $(if $(REGISTRY),--registry $(REGISTRY))
+images: ## Print the image references (content tags; serving and pipeline per component; REGISTRY=, COMPONENT=)
+	@$(PY) -m infra.images tags $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(filter command line,$(origin COMPONENT)),--component $(COMPONENT))
 
-images-build: ## Build the project's images; KIND=<cluster> loads them into kind, REGISTRY=<r> pushes them
-	@$(PY) -m infra.images build $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(KIND),--kind-cluster $(KIND))
+images-build: ## Build the project's images (COMPONENT=<name>: only its); KIND=<cluster> loads them, REGISTRY=<r> pushes
+	@$(PY) -m infra.images build $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(KIND),--kind-cluster $(KIND)) \
+		$(if $(filter command line,$(origin COMPONENT)),--component $(COMPONENT))
 
 test-kind: setup ## The kind tier: the whole product on a kind cluster (needs docker, kind, kubectl, pulumi)
 	@$(PY) -m pytest -m kind -rs $(PYTEST_ARGS)

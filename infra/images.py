@@ -10,6 +10,12 @@ Why a Python dynamic provider and not ``pulumi-docker-build``: that provider's p
 deploy time from GitHub releases, which the development machines cannot reach; the dynamic provider needs no plugin
 and runs the same ``docker build`` a contributor would. ``mlstack:images: prebuilt`` skips building altogether and
 references the content tags (CI or ``python -m infra.images build`` built them).
+
+Per component: each component's serving and pipeline images hold the shared code plus only that component's
+package, and register only its entry point (build arguments ``COMPONENT`` and ``ENTRY_POINTS``); their tag is
+``<component>-<digest>`` over exactly those inputs, so adding or changing one component changes no other
+component's image reference, and none of its pods. The streaming image holds no component code and is shared;
+so is the all-components pipeline image the shared Ray search cluster runs (``IMAGES["pipeline"]``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import hashlib
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +48,10 @@ class ImageSpec:
     """Short name; the repository is ``mlstack-<name>``."""
     sources: tuple[str, ...]
     """Repository-relative files and folders the Dockerfile copies (its build context, besides itself)."""
+    build_args: tuple[tuple[str, str], ...] = ()
+    """``--build-arg`` pairs; part of the tag, as the files are."""
+    variant: str = ""
+    """The component an image is built for (its tag's prefix); empty for a shared image."""
 
     @property
     def dockerfile(self) -> Path:
@@ -51,16 +62,66 @@ class ImageSpec:
         return f"mlstack-{self.name}"
 
 
-# The project's code and its pyproject.toml, whose install registers the components' entry points.
-_PYTHON_CODE = ("pyproject.toml", "contract", "components", "pipelines", "serving")
+ENTRY_POINT_TABLE = ("project", "entry-points", "mlstack.components")
+# The code every serving and pipeline image holds, whichever components it carries.
+_SHARED_CODE = ("requirements/main.txt", "contract", "pipelines", "serving", "components/__init__.py")
+PER_COMPONENT = ("serving", "pipeline")
+"""The images built once per component; the others are shared."""
+
+
+def entry_points(root: Path = REPO_ROOT) -> dict[str, str]:
+    """The project's components as ``pyproject.toml`` registers them: name -> ``module:attribute``."""
+    table: dict[str, object] = tomllib.loads((root / "pyproject.toml").read_text())
+    for key in ENTRY_POINT_TABLE:
+        value = table.get(key, {})
+        table = value if isinstance(value, dict) else {}
+    return {str(name): str(target) for name, target in sorted(table.items())}
+
+
+def _registering(points: dict[str, str]) -> tuple[str, str]:
+    # One token per entry point, space-separated; the Dockerfile writes each as a line of the image's pyproject.
+    return ("ENTRY_POINTS", " ".join(f"{name}={target}" for name, target in sorted(points.items())))
+
+
+def for_component(name: str, component: str, root: Path = REPO_ROOT) -> ImageSpec:
+    """Image ``name`` (serving or pipeline) for one component: the shared code, its package, its entry point."""
+    if name not in PER_COMPONENT:
+        raise ValueError(f"image {name!r} is shared, not built per component; per component: {PER_COMPONENT}")
+    points = entry_points(root)
+    if component not in points:
+        raise ValueError(f"component {component!r} is not registered in pyproject.toml; registered: {list(points)}")
+    return ImageSpec(
+        name,
+        (*_SHARED_CODE, f"components/{component}"),
+        (("COMPONENT", component), _registering({component: points[component]})),
+        variant=component,
+    )
+
+
+def component_images(component: str, root: Path = REPO_ROOT) -> dict[str, ImageSpec]:
+    """The images one component's pods run, by role (``streaming``, ``serving``, ``pipeline``)."""
+    return {"streaming": IMAGES["streaming"], **{name: for_component(name, component, root) for name in PER_COMPONENT}}
+
+
+def every_component(name: str, root: Path = REPO_ROOT) -> ImageSpec:
+    """Image ``name`` with every registered component (an empty COMPONENT copies all of ``components/``): the
+    shared Ray search cluster's image, the one a new component changes besides its own."""
+    return ImageSpec(name, (*_SHARED_CODE, "components"), (("COMPONENT", ""), _registering(entry_points(root))))
+
+
 IMAGES: dict[str, ImageSpec] = {
     "streaming": ImageSpec(
         "streaming",
         ("requirements/streaming.txt", "contract", "pipelines/streaming", "pipelines/__init__.py"),
     ),
-    "serving": ImageSpec("serving", ("requirements/main.txt", *_PYTHON_CODE)),
-    "pipeline": ImageSpec("pipeline", ("requirements/main.txt", *_PYTHON_CODE)),
+    "pipeline": every_component("pipeline"),
 }
+"""The shared images."""
+
+
+def resource_name(spec: ImageSpec) -> str:
+    """The Pulumi name of the resource building ``spec``: ``image-<name>[-<component>]``."""
+    return f"image-{spec.name}-{spec.variant}" if spec.variant else f"image-{spec.name}"
 
 
 def context_files(spec: ImageSpec, root: Path = REPO_ROOT) -> list[Path]:
@@ -89,11 +150,14 @@ def content_tag(spec: ImageSpec, root: Path = REPO_ROOT) -> str:
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:TAG_LENGTH]
+    for key, value in spec.build_args:
+        digest.update(f"\0--build-arg\0{key}={value}".encode())
+    tag = digest.hexdigest()[:TAG_LENGTH]
+    return f"{spec.variant}-{tag}" if spec.variant else tag
 
 
 def reference(spec: ImageSpec, registry: str = "", root: Path = REPO_ROOT) -> str:
-    """``[<registry>/]mlstack-<name>:<content tag>``."""
+    """``[<registry>/]mlstack-<name>:[<component>-]<content tag>``."""
     prefix = f"{registry.rstrip('/')}/" if registry else ""
     return f"{prefix}{spec.repository}:{content_tag(spec, root)}"
 
@@ -104,7 +168,12 @@ def build_command(spec: ImageSpec, ref: str) -> list[str]:
     BuildKit explicitly (buildx): it reads ``<Dockerfile>.dockerignore`` (so the context is only what the image
     copies) and verifies ``ADD --checksum``; the legacy builder would send the whole repository and ignore both.
     """
-    return ["docker", "buildx", "build", "--load", "--file", str(spec.dockerfile), "--tag", ref, str(REPO_ROOT)]
+    args = [word for key, value in spec.build_args for word in ("--build-arg", f"{key}={value}")]
+    return [
+        *("docker", "buildx", "build", "--load", "--file", str(spec.dockerfile)),
+        *args,
+        *("--tag", ref, str(REPO_ROOT)),
+    ]
 
 
 def publish_commands(ref: str, kind_cluster: str | None) -> list[list[str]]:
@@ -162,7 +231,12 @@ class ProjectImage(pulumi.dynamic.Resource):
         kind_cluster: str | None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {"ref": ref, "image": spec.name, "commands": commands(spec, ref, kind_cluster)}
+        props = {
+            "ref": ref,
+            "image": spec.name,
+            "component": spec.variant,
+            "commands": commands(spec, ref, kind_cluster),
+        }
         super().__init__(_ImageProvider(), name, props, opts)
 
 
@@ -173,11 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry", default="")
     parser.add_argument("--kind-cluster", default=None, help="load into this kind cluster instead of pushing")
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    parser.add_argument("--component", action="append", help="only this component's images (repeatable)")
     args = parser.parse_args(argv)
-    for spec in IMAGES.values():
+    # With --component: that component's images (the shared streaming one among them), not the all-components one.
+    shared = [IMAGES["streaming"]] if args.component else list(IMAGES.values())
+    chosen = args.component or list(entry_points())
+    for spec in [*shared, *(for_component(name, c) for c in chosen for name in PER_COMPONENT)]:
         ref = reference(spec, args.registry)
         if args.command == "tags":
-            print(f"{spec.name}: {ref}")
+            print(f"{resource_name(spec).removeprefix('image-')}: {ref}")
             continue
         cmds = (
             commands(spec, ref, args.kind_cluster)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -19,7 +21,15 @@ from infra.services.mlflow import Mlflow
 from infra.use_cases.manifests import Endpoints
 from infra.use_cases.use_case import PlatformHandles, UseCase, UseCaseArgs
 
-__all__ = ["Endpoints", "PlatformHandles", "UseCase", "UseCaseArgs", "build_use_cases", "platform_endpoints"]
+__all__ = [
+    "Endpoints",
+    "PlatformHandles",
+    "ProjectImages",
+    "UseCase",
+    "UseCaseArgs",
+    "build_use_cases",
+    "platform_endpoints",
+]
 
 
 def platform_endpoints(platform: Platform) -> Endpoints:
@@ -50,25 +60,53 @@ def _handles(platform: Platform) -> PlatformHandles:
     )
 
 
+@dataclass(frozen=True)
+class ProjectImages:
+    """The project's image references and, with ``images: build``, the resources building them."""
+
+    shared: dict[str, str]
+    """Shared images' references by name (``streaming``; ``pipeline`` holds every component)."""
+    components: dict[str, dict[str, str]]
+    """Per component: the references its pods run, by role (``streaming``, ``serving``, ``pipeline``)."""
+    built: dict[str, pulumi.Resource]
+    """Build resources by image reference (empty with ``images: prebuilt``)."""
+
+    def builds(self, refs: Iterable[str]) -> list[pulumi.Resource]:
+        """The build resources of ``refs``: a pod waits for its own images only."""
+        return [self.built[ref] for ref in dict.fromkeys(refs) if ref in self.built]
+
+
 def project_images(
-    config: StackConfig, provider_deps: list[pulumi.Resource], parent: pulumi.Resource | None = None
-) -> tuple[dict[str, str], list[pulumi.Resource]]:
-    """References of the project's images (content tags) and, with ``images: build``, the resources building them."""
-    refs = {name: images.reference(spec, config.image_registry) for name, spec in images.IMAGES.items()}
+    config: StackConfig,
+    provider_deps: list[pulumi.Resource],
+    parent: pulumi.Resource | None = None,
+    *,
+    search: bool = False,
+) -> ProjectImages:
+    """References of the configured components' images (content tags; one serving and one pipeline image per
+    component, so adding or changing one component changes no other's) and, with ``images: build``, the resources
+    building them; ``search`` adds the all-components pipeline image the shared search cluster runs."""
+    specs = {"streaming": images.IMAGES["streaming"], **({"pipeline": images.IMAGES["pipeline"]} if search else {})}
+    per_component = {ref.name: images.component_images(ref.name) for ref in config.components}
+    every = {images.resource_name(spec): spec for spec in specs.values()}
+    every.update({images.resource_name(s): s for roles in per_component.values() for s in roles.values()})
+    refs = {name: images.reference(spec, config.image_registry) for name, spec in every.items()}
+    result = ProjectImages(
+        shared={role: refs[images.resource_name(spec)] for role, spec in specs.items()},
+        components={
+            c: {role: refs[images.resource_name(spec)] for role, spec in roles.items()}
+            for c, roles in per_component.items()
+        },
+        built={},
+    )
     if config.images != "build":
-        return refs, []
+        return result
     kind_cluster = config.kind.name if config.kind is not None else None
-    built: list[pulumi.Resource] = [
-        images.ProjectImage(
-            f"image-{name}",
-            images.IMAGES[name],
-            ref,
-            kind_cluster,
-            pulumi.ResourceOptions(depends_on=provider_deps, parent=parent),
+    for name, spec in every.items():
+        result.built[refs[name]] = images.ProjectImage(
+            name, spec, refs[name], kind_cluster, pulumi.ResourceOptions(depends_on=provider_deps, parent=parent)
         )
-        for name, ref in refs.items()
-    ]
-    return refs, built
+    return result
 
 
 def build_use_cases(
@@ -78,7 +116,8 @@ def build_use_cases(
     with KubeRay, the search cluster they share)."""
     if not config.components:
         return {}
-    refs, built = project_images(config, cluster_resources)
+    kuberay = platform.services.get("kuberay")
+    project = project_images(config, cluster_resources, search=isinstance(kuberay, KubeRay))
     feast, mlflow = platform.services["feast"], platform.services["mlflow"]
     if not isinstance(feast, FeatureStore) or not isinstance(mlflow, Mlflow):
         raise TypeError(f"platform services 'feast' and 'mlflow' are {type(feast)} and {type(mlflow)}")
@@ -89,19 +128,21 @@ def build_use_cases(
         "s3-secret-key": mlflow.s3_secret_key.result,
     }
     endpoints, handles = platform_endpoints(platform), _handles(platform)
-    kuberay = platform.services.get("kuberay")
     if isinstance(kuberay, KubeRay):
-        # One search cluster for every component, on the pipeline image (their code, the search step's packages).
+        # One search cluster for every component, on the all-components pipeline image (their code, the search
+        # step's packages): the one image a new component changes besides its own.
+        search_image = project.shared["pipeline"]
         SearchCluster(
             "ray-search",
             WORKLOADS_NAMESPACE,
-            refs["pipeline"],
+            search_image,
             config.profile,
             provider,
-            [kuberay.release, *handles.namespace, *built],
+            [kuberay.release, *handles.namespace, *project.builds([search_image])],
         )
     use_cases = {}
     for ref in config.components:
+        refs = project.components[ref.name]
         use_cases[ref.name] = UseCase(
             ref.name,
             UseCaseArgs(
@@ -112,7 +153,7 @@ def build_use_cases(
                 credentials=credentials,
                 images=refs,
                 platform=handles,
-                image_resources=built,
+                image_resources=project.builds(refs.values()),
                 version=ref.version,
                 kafka_namespace=platform.services["kafka"].args.namespace,
                 topic_replicas=config.profile.kafka_replication,

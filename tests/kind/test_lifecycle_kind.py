@@ -119,7 +119,7 @@ def _run_in_cluster(cluster: dict[str, Any], name: str, script: str) -> str:
     credentials mounted, as its own pods have them); return its log."""
     endpoints = _endpoints(cluster)
     job = manifests.feast_apply_job(
-        _component(), NAMESPACE, images.reference(images.IMAGES["pipeline"]), {"data": {}}, endpoints
+        _component(), NAMESPACE, images.reference(images.for_component("pipeline", COMPONENT)), {"data": {}}, endpoints
     )
     job["metadata"]["name"] = f"{COMPONENT}-{name}-{int(time.time())}"
     container = job["spec"]["template"]["spec"]["containers"][0]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,17 +123,32 @@ def test_dependencies_only_from_hashed_locks_and_checksummed_downloads(path: Pat
                 assert not re.search(r"\b(curl|wget)\b", arg), f"{path.parent.name}: download without checksum"
 
 
-@pytest.mark.parametrize("name", sorted(images.IMAGES))
+# Every image spec: the shared ones and one component's (the others differ only in their build arguments).
+SPECS = {
+    **images.IMAGES,
+    **{f"{name}-fraud": images.for_component(name, "fraud") for name in images.PER_COMPONENT},
+}
+
+
+def _expand(word: str, spec: images.ImageSpec) -> str:
+    """A COPY source with the spec's build arguments substituted (as BuildKit does), without a trailing slash."""
+    for key, value in spec.build_args:
+        word = word.replace(f"${{{key}}}", value)
+    return word.rstrip("/")
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
 def test_build_context_holds_what_the_image_copies(name: str) -> None:
-    spec = images.IMAGES[name]
+    spec = SPECS[name]
     ignore = spec.dockerfile.with_name("Dockerfile.dockerignore").read_text().splitlines()
     rules = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
     assert rules[0] == "*", "the context starts empty and lists what it admits"
     admitted = {r[1:] for r in rules if r.startswith("!")}
     for source in spec.sources:
-        assert source in admitted, f"{name}: {source} is hashed into the tag but not in the build context"
+        in_context = any(source == a or source.startswith(a + "/") for a in admitted)
+        assert in_context, f"{name}: {source} is hashed into the tag but not in the build context"
     copied = [
-        w
+        _expand(w, spec)
         for stage in parse(spec.dockerfile)
         for keyword, arg in stage.instructions
         if keyword == "COPY" and "--from=" not in arg
@@ -144,16 +161,28 @@ def test_build_context_holds_what_the_image_copies(name: str) -> None:
     assert spec.dockerfile in images.context_files(spec)
 
 
-@pytest.mark.parametrize("name", sorted(n for n, spec in images.IMAGES.items() if "components" in spec.sources))
-def test_images_with_components_install_the_project_so_its_entry_points_exist(name: str) -> None:
-    """The registry finds components only through the project's ``mlstack.components`` entry points: code on
-    ``PYTHONPATH`` alone has no metadata, so the image must install the project from its pyproject.toml."""
-    instructions = [(k, a) for k, a in parse(images.IMAGES[name].dockerfile)[-1].instructions if k in ("COPY", "RUN")]
-    copied = [i for i, (k, a) in enumerate(instructions) if k == "COPY" and a.split()[-2] == "pyproject.toml"]
+@pytest.mark.parametrize("name", sorted(n for n, spec in SPECS.items() if "ENTRY_POINTS" in dict(spec.build_args)))
+def test_images_with_components_register_exactly_their_entry_points(name: str, tmp_path: Path) -> None:
+    """The registry finds components only through ``mlstack.components`` entry points: code on ``PYTHONPATH`` alone
+    has no metadata, so the image writes its own pyproject (only its components' entry points, not the project's
+    file, whose every line would be in every image) and installs it after copying the code. The pyproject-writing
+    part of that ``RUN`` is run here with ``sh`` and the result parsed."""
+    spec = SPECS[name]
+    instructions = [(k, a) for k, a in parse(spec.dockerfile)[-1].instructions if k in ("COPY", "RUN")]
+    assert not [a for k, a in instructions if k == "COPY" and "pyproject.toml" in a], "copies the project's file"
     installs = [i for i, (k, a) in enumerate(instructions) if k == "RUN" and re.search(r"pip install .*-e /app\b", a)]
-    assert copied and installs and copied[0] < installs[0], f"{name}: the project is not installed"
+    assert installs, f"{name}: the project is not installed"
     code = [i for i, (k, a) in enumerate(instructions) if k == "COPY" and a.split()[-1].startswith("/app/")]
     assert max(code) < installs[0], f"{name}: the project is installed before all of its code is copied"
+    script, _, install = instructions[installs[0]][1].rpartition("&& pip install")
+    assert "--no-index" in install and "/app/pyproject.toml" in script
+    env = {"PATH": "/usr/bin:/bin", **dict(spec.build_args)}
+    subprocess.run(["sh", "-c", script.replace("/app/", f"{tmp_path}/")], env=env, check=True)
+    written = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    registered = written["project"]["entry-points"]["mlstack.components"]
+    expected = images.entry_points() if not spec.variant else {spec.variant: images.entry_points()[spec.variant]}
+    assert registered == expected
+    assert written["tool"]["setuptools"]["packages"] == []  # the code is on PYTHONPATH; only the metadata
 
 
 def test_parser_catches_a_root_user_and_an_unpinned_base(tmp_path: Path) -> None:

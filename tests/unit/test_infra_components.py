@@ -1,14 +1,12 @@
 """Per-component resources under ``pulumi.runtime.Mocks``: a component in ``mlstack:components`` yields exactly its
 resources (topics, Flink job, Feast repo + apply Job + pusher, pipeline upload, InferenceService) wired to the
 platform's outputs and waiting on the platform pieces they use; removing it removes them; two components do not
-collide; the config key fails naming itself; images get content tags and the right build/load commands."""
+collide; the config key fails naming itself; every pod runs its component's images."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
@@ -81,7 +79,9 @@ def test_removing_a_component_removes_its_resources(bare: mocks.Run, fraud_only:
     assert not bare.of_type("mlstack:components:UseCase")
     assert not [r for r in bare.registrations if r.typ.startswith("pulumi-python:dynamic:Resource")]
     added = names(fraud_only) - names(bare)
-    images_built = {("pulumi-python:dynamic:Resource", f"image-{n}") for n in images.IMAGES}
+    # Its own serving and pipeline images, the shared streaming one and the search cluster's (every component's).
+    image_names = ("image-serving-fraud", "image-pipeline-fraud", "image-streaming", "image-pipeline")
+    images_built = {("pulumi-python:dynamic:Resource", name) for name in image_names}
     # With the first component, the Ray cluster every component's search runs on (infra/services/kuberay.py).
     search = {
         ("mlstack:components:RaySearchCluster", "ray-search"),
@@ -90,7 +90,7 @@ def test_removing_a_component_removes_its_resources(bare: mocks.Run, fraud_only:
     assert set(added) == {(t, f"fraud-{role}" if role else "fraud") for t, role in ROLES} | images_built | search
     assert names(bare) - names(fraud_only) == Counter()  # the platform itself is unchanged
     demand = set(names(both) - names(fraud_only))
-    assert all(name.startswith("demand") for _, name in demand)
+    assert all(name.startswith(("demand", "image-serving-demand", "image-pipeline-demand")) for _, name in demand)
 
 
 def _kubernetes_objects(run: mocks.Run) -> list[mocks.Registration]:
@@ -138,13 +138,13 @@ def test_each_part_waits_for_the_platform_pieces_it_uses(fraud_only: mocks.Run) 
         "image-streaming",
     )
     _depends(run, "fraud-feast-apply", "feast-postgres", "feast-redis", "feast-server", "fraud-credentials")
-    _depends(run, "fraud-feast-apply", "fraud-feast-repo", "image-pipeline")
+    _depends(run, "fraud-feast-apply", "fraud-feast-repo", "image-pipeline-fraud")
     _depends(run, "fraud-feature-pusher", "fraud-feast-apply", "fraud-topic-features")
-    _depends(run, "fraud-event-archive", "fraud-topic-events", "fraud-credentials", "image-pipeline")
+    _depends(run, "fraud-event-archive", "fraud-topic-events", "fraud-credentials", "image-pipeline-fraud")
     _depends(run, "fraud-pipeline-upload", "kubeflow-platform-agnostic", "fraud-pipeline", "fraud-feast-apply")
     _depends(run, "fraud-pipeline-credentials", "kubeflow-platform-agnostic")
     _depends(run, "fraud-pipeline", "fraud-pipeline-credentials", "fraud-pipeline-feast-repo")
-    _depends(run, "fraud-isvc", "kserve-controller", "mlflow-chart", "fraud-feast-apply", "image-serving")
+    _depends(run, "fraud-isvc", "kserve-controller", "mlflow-chart", "fraud-feast-apply", "image-serving-fraud")
     provider = next(r.urn for r in run.registrations if r.typ == "pulumi:providers:kubernetes")
     for r in _owned(run, "fraud")[1:]:
         assert r.provider.startswith(provider + "::"), r.name
@@ -217,7 +217,9 @@ def test_credentials_are_the_platforms_generated_secrets(fraud_only: mocks.Run) 
 
 
 def test_images_are_content_tagged_and_used_by_every_pod(fraud_only: mocks.Run) -> None:
-    refs = {name: images.reference(spec) for name, spec in images.IMAGES.items()}
+    refs = {role: images.reference(spec) for role, spec in images.component_images("fraud").items()}
+    assert refs["serving"].startswith("mlstack-serving:fraud-")
+    assert refs["pipeline"].startswith("mlstack-pipeline:fraud-")
     assert fraud_only.named("fraud-flink").inputs["spec"]["image"] == refs["streaming"]
     isvc = fraud_only.named("fraud-isvc").inputs["spec"]["predictor"]["containers"][0]
     assert isvc["image"] == refs["serving"]
@@ -227,8 +229,8 @@ def test_images_are_content_tagged_and_used_by_every_pod(fraud_only: mocks.Run) 
     executors = next(yaml.safe_load_all(package))["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {refs["pipeline"]}
     built = {r.name: r.inputs for r in fraud_only.registrations if r.name.startswith("image-")}
-    assert built["image-serving"]["ref"] == refs["serving"]
-    assert built["image-serving"]["commands"][-1] == [
+    assert built["image-serving-fraud"]["ref"] == refs["serving"]
+    assert built["image-serving-fraud"]["commands"][-1] == [
         "kind",
         "load",
         "docker-image",
@@ -271,9 +273,9 @@ def test_cloud_stack_pushes_to_its_registry() -> None:
     registry = "europe-west4-docker.pkg.dev/mlstack-demo/mlstack"
     run = mocks.run(_with(["fraud"], stack="gke", imageRegistry=registry), stack_name="gke")
     built = {r.name: r.inputs for r in run.registrations if r.name.startswith("image-")}
-    ref = built["image-serving"]["ref"]
-    assert ref.startswith(registry + "/mlstack-serving:")
-    assert built["image-serving"]["commands"][-1] == ["docker", "push", ref]
+    ref = built["image-serving-fraud"]["ref"]
+    assert ref.startswith(registry + "/mlstack-serving:fraud-")
+    assert built["image-serving-fraud"]["commands"][-1] == ["docker", "push", ref]
     assert run.named("fraud-topic-events").inputs["spec"]["replicas"] == 3  # the full profile's replication
 
 
@@ -303,49 +305,3 @@ def test_cloud_build_without_registry_fails_naming_it() -> None:
     with pytest.raises(ConfigError):
         mocks.run(_with(["nope"]), monitor=bad)
     assert bad.registrations == []  # before any resource
-
-
-def _tree(tmp: Path) -> Path:
-    for source in ("images/serving", *images.IMAGES["serving"].sources):
-        src = images.REPO_ROOT / source
-        dst = tmp / source
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "target"))
-        else:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    return tmp
-
-
-def test_content_tag_changes_only_with_the_build_context(tmp_path: Path) -> None:
-    root = _tree(tmp_path)
-    spec = images.IMAGES["serving"]
-    tag = images.content_tag(spec, root)
-    assert tag == images.content_tag(spec, images.REPO_ROOT) and len(tag) == images.TAG_LENGTH
-    (root / "serving" / "__pycache__").mkdir(exist_ok=True)
-    (root / "serving" / "__pycache__" / "x.pyc").write_bytes(b"cache")
-    (root / "README.md").write_text("not in the context")
-    assert images.content_tag(spec, root) == tag
-    (root / "serving" / "server.py").write_text((root / "serving" / "server.py").read_text() + "\n# changed\n")
-    changed = images.content_tag(spec, root)
-    assert changed != tag
-    assert images.reference(spec, "reg.example/team", root) == f"reg.example/team/mlstack-serving:{changed}"
-
-
-def test_build_and_load_commands() -> None:
-    spec = images.IMAGES["streaming"]
-    ref = images.reference(spec)
-    build, load = images.commands(spec, ref, "mlstack")
-    assert build[:4] == ["docker", "buildx", "build", "--load"] and build[build.index("--file") + 1].endswith(
-        "images/streaming/Dockerfile"
-    )
-    assert build[build.index("--tag") + 1] == ref and build[-1] == str(images.REPO_ROOT)
-    assert load == ["kind", "load", "docker-image", ref, "--name", "mlstack"]
-    assert images.commands(spec, "r/x:1", None)[-1] == ["docker", "push", "r/x:1"]
-
-
-def test_image_provider_rebuilds_only_for_a_new_tag() -> None:
-    provider = images._ImageProvider()
-    same = provider.diff("id", {"ref": "mlstack-serving:abc"}, {"ref": "mlstack-serving:abc"})
-    new = provider.diff("id", {"ref": "mlstack-serving:abc"}, {"ref": "mlstack-serving:def"})
-    assert same.changes is False and new.changes is True and new.replaces == ["ref"]
