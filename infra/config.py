@@ -3,10 +3,14 @@
 Every key lives in the ``mlstack:`` namespace and is declared in ``Pulumi.yaml`` (type, default, description).
 ``parse`` checks all of them before the program registers a single resource: an unknown key (a typo), a wrong type
 or an out-of-range value raises ``ConfigError`` naming the key and what it accepts.
+
+Longer than 400 lines because every key's parser, default and cross-key rule is kept in this one module, so a key is
+never validated in two places (splitting the GKE access rules out is the next step if it grows).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -67,6 +71,10 @@ DEFAULTS: dict[str, Any] = {
     "gkeMachineType": "e2-standard-8",
     "gkeNodeCount": 1,
     "kubernetesVersion": versions.GKE_KUBERNETES_VERSION,
+    "controlPlaneAuthorizedNetworks": [],
+    "gkePrivateNodes": True,
+    "publicInference": False,
+    "allowedSourceRanges": [],
     "components": [],
     "images": "build",
     "imageRegistry": "",
@@ -78,6 +86,8 @@ DEFAULTS: dict[str, Any] = {
 
 def _is_default(key: str, value: str) -> bool:
     default = DEFAULTS[key]
+    if isinstance(default, bool):
+        return str(value).lower() == str(default).lower()
     if isinstance(default, list):
         try:
             return bool(json.loads(value) == default)
@@ -120,6 +130,14 @@ class GkeSettings:
     """Nodes per zone of the node pool."""
     kubernetes_version: str
     """Minimum control-plane version (GKE picks the newest patch)."""
+    authorized_networks: tuple[str, ...] = ()
+    """CIDRs allowed to reach the control plane's endpoint (master authorized networks); nothing else can."""
+    private_nodes: bool = True
+    """Nodes get internal addresses only; the stack gives them Cloud NAT for egress (image pulls)."""
+    public_inference: bool = False
+    """The inference gateway gets an external load balancer; otherwise an internal one (VPC only)."""
+    allowed_source_ranges: tuple[str, ...] = ()
+    """CIDRs allowed to reach the inference gateway's load balancer; required when it is public."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +262,34 @@ def _image(key: str, value: str) -> str:
     return value
 
 
+def _boolean(key: str, value: str) -> bool:
+    # The engine passes "true"/"false"; a stack file read with YAML gives Python's "True"/"False".
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ConfigError(key, f"expected true or false, got {value!r}")
+    return text == "true"
+
+
+def _cidrs(key: str, value: str) -> tuple[str, ...]:
+    try:
+        items = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        raise ConfigError(key, f"expected a list of CIDRs (e.g. [203.0.113.7/32]), got {value!r}") from None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(key, f"expected a list of CIDRs (e.g. [203.0.113.7/32]), got {value!r}")
+    cidrs: list[str] = []
+    for item in items:
+        try:
+            network = ipaddress.ip_network(item.strip(), strict=True)
+        except ValueError as err:
+            raise ConfigError(key, f"{item!r} is not a CIDR ({err})") from None
+        if network.prefixlen == 0:
+            # 0.0.0.0/0 is "everyone": the default this key exists to avoid.
+            raise ConfigError(key, f"{item!r} admits every address; list the networks that need access")
+        cidrs.append(str(network))
+    return tuple(cidrs)
+
+
 def _services(key: str, value: str) -> tuple[str, ...]:
     try:
         items = json.loads(value) if isinstance(value, str) else value
@@ -282,6 +328,34 @@ def _components(key: str, value: str) -> tuple[ComponentRef, ...]:
             raise ConfigError(key, f"component {match['name']!r} is listed twice")
         refs.append(ComponentRef(match["name"], match["version"] or ""))
     return tuple(refs)
+
+
+def _gke_access(reader: _Reader) -> dict[str, Any]:
+    """Who reaches the GKE cluster: the control plane from listed networks only; the inference gateway internal
+    unless opted public, and public only with the source ranges it admits."""
+    networks: tuple[str, ...] = reader.get("controlPlaneAuthorizedNetworks", (), _cidrs)
+    if not networks:
+        # No safe default exists: the operator running `make up` must reach the API server, and only they know
+        # from where. Refusing beats opening the endpoint to the internet.
+        raise ConfigError(
+            "controlPlaneAuthorizedNetworks",
+            "required for cluster gke: the networks allowed to reach the control plane (at least your own address, "
+            "e.g. `pulumi config set --path 'controlPlaneAuthorizedNetworks[0]' <your-ip>/32`)",
+        )
+    public = reader.get("publicInference", False, _boolean)
+    ranges: tuple[str, ...] = reader.get("allowedSourceRanges", (), _cidrs)
+    if public and not ranges:
+        raise ConfigError(
+            "allowedSourceRanges",
+            f"required when {NAMESPACE}:publicInference is true: a public inference gateway admits only the listed "
+            "source ranges",
+        )
+    return {
+        "authorized_networks": networks,
+        "private_nodes": reader.get("gkePrivateNodes", True, _boolean),
+        "public_inference": public,
+        "allowed_source_ranges": ranges,
+    }
 
 
 def parse(raw: Mapping[str, str]) -> StackConfig:
@@ -327,6 +401,7 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
             machine_type=reader.get("gkeMachineType", DEFAULTS["gkeMachineType"], _string),
             node_count=reader.get("gkeNodeCount", DEFAULTS["gkeNodeCount"], _integer(1, 50)),
             kubernetes_version=reader.get("kubernetesVersion", DEFAULTS["kubernetesVersion"], _string),
+            **_gke_access(reader),
         )
     for key in sorted(raw):
         if key not in DEFAULTS:

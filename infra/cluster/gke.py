@@ -3,9 +3,17 @@
 The kubeconfig authenticates with ``gke-gcloud-auth-plugin`` (the user's or CI's gcloud credentials), so no
 long-lived credential is written to the state; it is a secret output all the same, since it names the endpoint and
 CA. Workload Identity is on, legacy metadata endpoints are off, and nodes use Shielded VMs.
+
+The control plane answers only the networks in ``mlstack:controlPlaneAuthorizedNetworks`` (master authorized
+networks; Google's own public addresses are not let in), and nodes are private by default (internal addresses only,
+egress through a Cloud NAT the stack creates so images still pull). Fields checked in the installed pulumi-gcp 10.2.0
+(``pulumi_gcp/container/_inputs.py``: ``ClusterMasterAuthorizedNetworksConfigArgsDict``,
+``ClusterPrivateClusterConfigArgsDict``); see infra/UPSTREAM-CHECKS.md, GKE.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
@@ -42,10 +50,43 @@ users:
 """
 
 
+def access_args(settings: GkeSettings) -> dict[str, Any]:
+    """The cluster's access arguments: authorized networks always; private nodes (VPC-native, public endpoint kept
+    for the authorized networks) when asked. pulumi-gcp advises omitting ``private_cluster_config`` entirely when
+    ``enable_private_nodes`` is false (its docstring there), so it is left out then."""
+    args: dict[str, Any] = {
+        "master_authorized_networks_config": {
+            "cidr_blocks": [
+                {"cidr_block": c, "display_name": f"mlstack-{i}"} for i, c in enumerate(settings.authorized_networks)
+            ],
+            "gcp_public_cidrs_access_enabled": False,
+        }
+    }
+    if settings.private_nodes:
+        args["private_cluster_config"] = {"enable_private_nodes": True, "enable_private_endpoint": False}
+        args["ip_allocation_policy"] = {}  # private nodes need a VPC-native cluster; {} lets GKE pick the ranges
+    return args
+
+
 def gke_cluster(settings: GkeSettings, stack: str) -> Cluster:
     """Provision the GKE cluster, its node pool and the Kubernetes provider bound to it."""
     gcp_provider = gcp.Provider("gcp", project=settings.project, region=settings.region)
     opts = pulumi.ResourceOptions(provider=gcp_provider)
+    egress: list[pulumi.Resource] = []
+    if settings.private_nodes:
+        # Private nodes have no external address: Cloud NAT gives them egress to pull images from public registries.
+        router = gcp.compute.Router("gke-router", network="default", region=settings.region, opts=opts)
+        egress = [
+            router,
+            gcp.compute.RouterNat(
+                "gke-nat",
+                router=router.name,
+                region=settings.region,
+                nat_ip_allocate_option="AUTO_ONLY",
+                source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+                opts=opts,
+            ),
+        ]
     cluster = gcp.container.Cluster(
         "gke",
         name=f"mlstack-{stack}",
@@ -58,6 +99,7 @@ def gke_cluster(settings: GkeSettings, stack: str) -> Cluster:
         workload_identity_config={"workload_pool": f"{settings.project}.svc.id.goog"},
         network_policy={"enabled": True, "provider": "CALICO"},
         addons_config={"network_policy_config": {"disabled": False}},
+        **access_args(settings),
         opts=opts,
     )
     pool = gcp.container.NodePool(
@@ -73,7 +115,7 @@ def gke_cluster(settings: GkeSettings, stack: str) -> Cluster:
             "labels": {"mlstack-io-stack": stack},
         },
         management={"auto_repair": True, "auto_upgrade": True},
-        opts=opts,
+        opts=pulumi.ResourceOptions(provider=gcp_provider, depends_on=egress),
     )
     config: pulumi.Output[str] = pulumi.Output.secret(
         pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate).apply(
@@ -92,5 +134,5 @@ def gke_cluster(settings: GkeSettings, stack: str) -> Cluster:
         provider=provider,
         # Kourier gets a LoadBalancer on GKE; its address exists only once Google assigns it, so say where to read it.
         ingress_url=pulumi.Output.from_input(f"http://<address of: kubectl -n {KNATIVE_NAMESPACE} get svc kourier>"),
-        resources=(cluster, pool),
+        resources=(*egress, cluster, pool),
     )

@@ -65,7 +65,33 @@ _WORKLOADS = {
 }
 
 
-def knative_serving(profile: Profile, domain: str, node_port: bool) -> dict[str, Any]:
+# The gateway Service's load balancer on GKE. The KnativeServing has no field for annotations or source ranges on
+# Kourier's Service (spec.ingress.kourier: service-type, service-load-balancer-ip, http(s)-port, bootstrap-configmap),
+# but spec.services[] merges labels, annotations and selector into a Service of that name (checked at
+# knative/operator@knative-v1.19.0:pkg/apis/operator/base/{ingressconfiguration,common}.go and
+# pkg/reconciler/common/services_override.go). GKE's service controller reads both annotations (checked at
+# kubernetes/cloud-provider-gcp@ccm/v34.2.0:providers/gce/gce_annotations.go, gce_loadbalancer_{internal,external}.go
+# and vendor/k8s.io/cloud-provider/service/helpers/helper.go: spec.loadBalancerSourceRanges, else this annotation).
+KOURIER_SERVICE = "kourier"
+INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+
+def gateway_annotations(public: bool, source_ranges: tuple[str, ...]) -> dict[str, str]:
+    """Annotations of Kourier's LoadBalancer Service: internal unless public; the admitted ranges when given."""
+    annotations = {} if public else {INTERNAL_LB_ANNOTATION: "Internal"}
+    if source_ranges:
+        annotations[SOURCE_RANGES_ANNOTATION] = ",".join(source_ranges)
+    return annotations
+
+
+def knative_serving(
+    profile: Profile,
+    domain: str,
+    node_port: bool,
+    public: bool = False,
+    source_ranges: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """The ``KnativeServing`` custom resource: Kourier ingress, the domain, and every workload sized.
 
     ``node_port`` (kind): the operator makes its Kourier gateway Service a NodePort on ``KOURIER_NODE_PORT``, the port
@@ -74,11 +100,19 @@ def knative_serving(profile: Profile, domain: str, node_port: bool) -> dict[str,
     pkg/reconciler/knativeserving/ingress/kourier.go). ``spec.config`` becomes the ``config-<key>`` ConfigMaps
     (pkg/reconciler/common/config_maps.go there); ``config-features`` is left at Knative's defaults, under which a
     revision's pod may carry no pod-level ``securityContext`` (see ``infra/use_cases/manifests.py``).
+
+    Otherwise (GKE) the gateway is a LoadBalancer, internal unless ``public``, admitting ``source_ranges`` when given
+    (``gateway_annotations``; infra/config.py requires them when public).
     """
     kourier: dict[str, Any] = (
         {"enabled": True, "service-type": "NodePort", "http-port": KOURIER_NODE_PORT}
         if node_port
         else {"enabled": True, "service-type": "LoadBalancer"}
+    )
+    services: dict[str, Any] = (
+        {}
+        if node_port
+        else {"services": [{"name": KOURIER_SERVICE, "annotations": gateway_annotations(public, source_ranges)}]}
     )
     workloads = []
     for name, (container, key) in _WORKLOADS.items():
@@ -109,6 +143,7 @@ def knative_serving(profile: Profile, domain: str, node_port: bool) -> dict[str,
             },
             "high-availability": {"replicas": 1},
             "workloads": workloads,
+            **services,
         },
     }
 
@@ -149,6 +184,8 @@ class KServe(PlatformService):
         domain: str,
         node_port_ingress: bool,
         opts: pulumi.ResourceOptions | None = None,
+        public_gateway: bool = False,
+        gateway_source_ranges: tuple[str, ...] = (),
     ) -> None:
         super().__init__(name, args, opts)
         self.knative_operator = self.chart(
@@ -160,7 +197,7 @@ class KServe(PlatformService):
         )
         self.knative_serving = self.register(
             "knative-serving",
-            knative_serving(args.profile, domain, node_port_ingress),
+            knative_serving(args.profile, domain, node_port_ingress, public_gateway, gateway_source_ranges),
             depends_on=[self.knative_operator, self.serving_namespace],
         )
         self.crds = self.chart("crds", versions.KSERVE_CRD, {})

@@ -93,6 +93,8 @@ class Platform(pulumi.ComponentResource):
                 domain=config.ingress_domain,
                 node_port_ingress=config.cluster == "kind",
                 opts=child,
+                public_gateway=config.gke is not None and config.gke.public_inference,
+                gateway_source_ranges=config.gke.allowed_source_ranges if config.gke else (),
             )
         if on("prometheus"):
             # Its API is read by the canary analysis (kubectl canary, in-cluster from the workloads namespace).

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 TEST_GCP_PROJECT = "mlstack-unit-tests"
 """The GCP project the tests set on the gke stack (its file leaves it to the user: no usable default)."""
+TEST_AUTHORIZED_NETWORKS = '["198.51.100.7/32"]'
+"""The control-plane networks the tests set on the gke stack (likewise the user's own: no safe default)."""
 
 
 def stack_file(stack: str) -> dict[str, str]:
@@ -33,6 +35,7 @@ def stack_config(stack: str) -> dict[str, str]:
     raw = stack_file(stack)
     if raw.get("cluster") == "gke":
         raw.setdefault("gcpProject", TEST_GCP_PROJECT)
+        raw.setdefault("controlPlaneAuthorizedNetworks", TEST_AUTHORIZED_NETWORKS)
     return raw
 
 
@@ -105,7 +108,16 @@ def test_gke_stack_file_alone_names_gcp_project_and_refuses_the_example() -> Non
         ({"cluster": "gke"}, "gcpProject", "required for cluster gke"),
         ({"cluster": "gke", "gcpProject": "my-project-1", "gkeNodeCount": "0"}, "gkeNodeCount", "[1, 50]"),
         ({"gcpProject": "my-project-1"}, "gcpProject", "does not apply to cluster 'kind'"),
-        ({"cluster": "gke", "gcpProject": "my-project-1", "kindHttpPort": "9090"}, "kindHttpPort", "does not apply"),
+        (
+            {
+                "cluster": "gke",
+                "gcpProject": "my-project-1",
+                "controlPlaneAuthorizedNetworks": '["10.0.0.0/8"]',
+                "kindHttpPort": "9090",
+            },
+            "kindHttpPort",
+            "does not apply",
+        ),
     ],
 )
 def test_bad_config_fails_naming_the_key(raw: dict[str, str], key: str, message: str) -> None:

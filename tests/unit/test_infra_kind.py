@@ -212,7 +212,10 @@ def test_up_and_make_preflight_check_the_stacks_port_and_profile(monkeypatch: py
     assert preflight.main(["--stack", "kind"]) == 0  # `make preflight`
     assert preflight.main(["--stack", "kind", "9999"]) == 0  # an explicit port still overrides
     assert seen == [(18080, FULL, False), (18080, FULL, False), (9999, FULL, False)]
-    _stack_files(monkeypatch, {"cluster": "gke", "gcpProject": "my-project-1"})
+    _stack_files(
+        monkeypatch,
+        {"cluster": "gke", "gcpProject": "my-project-1", "controlPlaneAuthorizedNetworks": '["10.0.0.0/8"]'},
+    )
     assert preflight.main(["--stack", "gke"]) == 0 and len(seen) == 3  # nothing to check off kind
 
 
@@ -233,7 +236,15 @@ def test_make_preflight_reads_the_kind_stack_file(monkeypatch: pytest.MonkeyPatc
 
 
 def test_gke_stack_needs_gcloud_and_its_auth_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    _kind_stack(monkeypatch, {"cluster": "gke", "profile": "full", "gcpProject": "my-project-1"})
+    _kind_stack(
+        monkeypatch,
+        {
+            "cluster": "gke",
+            "profile": "full",
+            "gcpProject": "my-project-1",
+            "controlPlaneAuthorizedNetworks": '["10.0.0.0/8"]',
+        },
+    )
     monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
     found = deploy.problems("up", "gke")
     assert found[0].startswith("gcloud not found: install the Google Cloud CLI")
