@@ -270,13 +270,19 @@ def _boolean(key: str, value: str) -> bool:
     return text == "true"
 
 
-def _cidrs(key: str, value: str) -> tuple[str, ...]:
+def _string_list(key: str, value: str, expected: str) -> list[str]:
+    """A list of strings, given as JSON text (the engine) or a list (a stack file read with YAML)."""
     try:
         items = json.loads(value) if isinstance(value, str) else value
     except json.JSONDecodeError:
-        raise ConfigError(key, f"expected a list of CIDRs (e.g. [203.0.113.7/32]), got {value!r}") from None
+        raise ConfigError(key, f"expected {expected}, got {value!r}") from None
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise ConfigError(key, f"expected a list of CIDRs (e.g. [203.0.113.7/32]), got {value!r}")
+        raise ConfigError(key, f"expected {expected}, got {value!r}")
+    return items
+
+
+def _cidrs(key: str, value: str) -> tuple[str, ...]:
+    items = _string_list(key, value, "a list of CIDRs (e.g. [203.0.113.7/32])")
     cidrs: list[str] = []
     for item in items:
         try:
@@ -291,12 +297,7 @@ def _cidrs(key: str, value: str) -> tuple[str, ...]:
 
 
 def _services(key: str, value: str) -> tuple[str, ...]:
-    try:
-        items = json.loads(value) if isinstance(value, str) else value
-    except json.JSONDecodeError:
-        raise ConfigError(key, f"expected a list of service names, got {value!r}") from None
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise ConfigError(key, f"expected a list of service names, got {value!r}")
+    items = _string_list(key, value, "a list of service names")
     unknown = sorted(set(items) - set(SERVICES))
     if unknown:
         raise ConfigError(key, f"unknown service {unknown[0]!r}; known: {', '.join(SERVICES)}")
