@@ -7,15 +7,26 @@ Templates in ``pipelines/`` and ``serving/`` depend on this package only, never 
 from contract.component import Component
 from contract.model import Choice, IntRange, LogUniform, Metric, ModelSpec, Uniform
 from contract.resources import ResourceHints, WorkloadHint
-from contract.streaming import Aggregate, EventField, EventSchema, FeatureGroup, StreamingSpec, Window
+from contract.streaming import (
+    Aggregate,
+    EventField,
+    EventKind,
+    EventSchema,
+    FeatureGroup,
+    Feedback,
+    StreamingSpec,
+    Window,
+)
 
 __all__ = [
     "Aggregate",
     "Choice",
     "Component",
     "EventField",
+    "EventKind",
     "EventSchema",
     "FeatureGroup",
+    "Feedback",
     "IntRange",
     "LogUniform",
     "Metric",

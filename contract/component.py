@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.model import Metric, ModelSpec, param_problem
+from contract.model import TASKS, Metric, ModelSpec, param_problem
 from contract.resources import ResourceHints
 from contract.streaming import (
     EVENT_TYPES,
@@ -14,8 +14,10 @@ from contract.streaming import (
     NAME,
     Aggregate,
     EventField,
+    EventKind,
     EventSchema,
     FeatureGroup,
+    Feedback,
     StreamingSpec,
     Window,
     feast_entity,
@@ -101,12 +103,31 @@ def _problems(component: Component) -> Iterator[str]:
     if len(set(names)) != len(names):
         yield "feature group names repeat"
     yield from _feast_entity_problems(sound)
+    if spec.feedback is not None:
+        yield from _feedback_problems(component, spec.feedback, known)
 
     yield from _model_problems(component, known)
     if not isinstance(component.resources, ResourceHints):
         yield f"resources must be ResourceHints, not {type(component.resources).__name__}"
     else:
         yield from component.resources.problems()
+
+
+def _class_problems(model: ModelSpec) -> Iterator[str]:
+    classes = model.classes
+    if isinstance(classes, str) or not isinstance(classes, tuple | list):
+        yield f"model.classes must be a tuple of class names, not {type(classes).__name__} {classes!r}"
+        return
+    if not all(isinstance(c, str) and c for c in classes):
+        yield "model.classes must be non-empty strings"
+    elif len(set(classes)) != len(classes):
+        yield "model.classes repeat a name"
+    if model.task == "multiclass" and len(classes) < 2:
+        yield "a multiclass model declares its classes (at least two), in the order of predict's columns"
+    elif model.task == "binary" and classes and len(classes) != 2:
+        yield f"a binary model's classes are two names (negative, positive), not {len(classes)}"
+    elif model.task == "regression" and classes:
+        yield "a regression model declares no classes"
 
 
 def _is_int(value: object) -> bool:
@@ -137,6 +158,80 @@ def _event_problems(events: object) -> Iterator[str]:
         yield f"event_time {events.event_time!r} must be a declared long field (epoch milliseconds)"
     if events.label and events.field(events.label) is None:
         yield f"label {events.label!r} is not a declared event field"
+    yield from _kind_problems(events)
+
+
+def _kind_problems(events: EventSchema) -> Iterator[str]:
+    """A stream of several kinds: a string kind field, named kinds, each carrying declared fields."""
+    if not isinstance(events.kinds, tuple | list) or isinstance(events.kinds, str):
+        yield f"event kinds must be a tuple of EventKind, not {type(events.kinds).__name__}"
+        return
+    if bool(events.kinds) != bool(events.kind):
+        yield "a stream of several kinds declares both kind (the field naming them) and kinds"
+        return
+    if not events.kinds:
+        return
+    kind_field = events.field(events.kind or "")
+    if kind_field is None or kind_field.type != "string":
+        yield f"kind {events.kind!r} must be a declared string field"
+    names = []
+    for kind in events.kinds:
+        if not isinstance(kind, EventKind):
+            yield f"event kinds hold a {type(kind).__name__}, not an EventKind"
+            continue
+        names.append(kind.name)
+        if not isinstance(kind.name, str) or not NAME.match(kind.name):
+            yield f"event kind {kind.name!r} must match {NAME.pattern}"
+        yield from _names(kind.fields, f"event kind {kind.name!r}: fields")
+        if isinstance(kind.fields, tuple | list):
+            for name in kind.fields:
+                if events.field(name) is None:
+                    yield f"event kind {kind.name!r}: field {name!r} is not a declared event field"
+                elif name in {events.kind, events.event_time}:
+                    yield f"event kind {kind.name!r}: {name!r} is carried by every kind, do not list it"
+    if len(set(names)) != len(names):
+        yield "event kind names repeat"
+    used = {name for kind in events.kinds if isinstance(kind, EventKind) for name in kind.fields}
+    for item in events.fields:
+        if item.name not in {*used, events.kind, events.event_time}:
+            yield f"event field {item.name!r} is carried by no kind"
+
+
+def _carries(events: EventSchema, kinds: tuple[str, ...], name: str) -> list[str]:
+    """The kinds among ``kinds`` (every kind when empty) whose events lack field ``name``."""
+    wanted = kinds or tuple(k.name for k in events.kinds)
+    return [k for k in wanted if name not in {f.name for f in events.carried(k)}]
+
+
+def _feedback_problems(component: Component, feedback: object, events: EventSchema | None) -> Iterator[str]:
+    if not isinstance(feedback, Feedback):
+        yield f"streaming.feedback must be a Feedback or None, not {type(feedback).__name__}"
+        return
+    if not _is_int(feedback.max_delay_s) or feedback.max_delay_s <= 0:
+        yield f"feedback.max_delay_s must be a positive integer (seconds), not {feedback.max_delay_s!r}"
+    if events is None:
+        return
+    if events.label:
+        yield "events carry a label and feedback declares one too: declare one of them"
+    if events.event_kind(feedback.kind) is None:
+        yield f"feedback kind {feedback.kind!r} is not a declared event kind"
+        return
+    for name, what in ((feedback.key, "key"), (feedback.label, "label")):
+        if _carries(events, (feedback.kind,), name):
+            yield f"feedback {what} {name!r} is not carried by {feedback.kind!r} events"
+    others = tuple(k.name for k in events.kinds if k.name != feedback.kind)
+    if not any(feedback.key in {f.name for f in events.carried(k)} for k in others):
+        yield f"feedback key {feedback.key!r} is carried by no other kind: nothing to join the labels to"
+    model = component.model
+    if isinstance(model, ModelSpec):
+        if model.target != feedback.label:
+            yield f"model target {model.target!r} must be the feedback label {feedback.label!r}"
+        sent = {*component.entity_keys(), *(model.request_fields if isinstance(model.request_fields, tuple) else ())}
+        if feedback.key not in sent:
+            yield (
+                f"feedback key {feedback.key!r} must be sent with each prediction (an entity key or a request "
+                "field), so served predictions can be joined to their labels"
+            )
 
 
 def _group_problems(group: FeatureGroup, events: EventSchema | None) -> Iterator[str]:
@@ -149,6 +244,17 @@ def _group_problems(group: FeatureGroup, events: EventSchema | None) -> Iterator
         yield f"{where}: entity key {group.entity!r} is not an event field"
     elif entity and entity.type not in {"string", "long"}:
         yield f"{where}: entity key {group.entity!r} must be string or long"
+    kinds = group.kinds if isinstance(group.kinds, tuple | list) and not isinstance(group.kinds, str) else None
+    if kinds is None:
+        yield f"{where}: kinds must be a tuple of event kind names, not {type(group.kinds).__name__}"
+    elif events is not None:
+        if kinds and not events.kinds:
+            yield f"{where} filters by kind, but the events declare no kinds"
+        for kind in kinds:
+            if events.kinds and events.event_kind(kind) is None:
+                yield f"{where}: kind {kind!r} is not a declared event kind"
+        if events.kinds and entity is not None and (lacking := _carries(events, tuple(kinds), group.entity)):
+            yield f"{where}: {', '.join(lacking)} events do not carry its key {group.entity!r} (filter by kinds)"
     window = group.window
     if not isinstance(window, Window):
         yield f"{where}: window must be a Window(size_s, slide_s), not {type(window).__name__}"
@@ -183,6 +289,8 @@ def _group_problems(group: FeatureGroup, events: EventSchema | None) -> Iterator
             yield f"{where}: {aggregate.function} of undeclared field {aggregate.field!r}"
         elif field.type not in NUMERIC:
             yield f"{where}: {aggregate.function} needs a numeric field, {field.name} is {field.type}"
+        elif events.kinds and kinds is not None and (lacking := _carries(events, tuple(kinds), field.name)):
+            yield f"{where}: {', '.join(lacking)} events do not carry {field.name!r} (filter by kinds)"
     if all(isinstance(a, Aggregate) for a in aggregates):
         features = group.feature_names()
         if len(set(features)) != len(features):
@@ -215,8 +323,10 @@ def _model_problems(component: Component, events: EventSchema | None) -> Iterato
     if not isinstance(model, ModelSpec):
         yield f"model must be a ModelSpec, not {type(model).__name__}"
         return
-    if model.task not in {"classification", "regression"}:
-        yield f"model task must be classification or regression, not {model.task!r}"
+    if model.task not in TASKS:
+        hint = " (a classifier is 'binary' or 'multiclass')" if str(model.task) == "classification" else ""
+        yield f"model task must be one of {', '.join(TASKS)}, not {model.task!r}{hint}"
+    yield from _class_problems(model)
     for name in ("examples", "prepare", "fit", "predict"):
         if not callable(getattr(model, name)):
             yield f"model.{name} must be callable"

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Direction = Literal["max", "min"]
-Task = Literal["classification", "regression"]
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
 
 EVENT_TIMESTAMP = "event_timestamp"
 """Column of ``examples`` holding the UTC time at which features are looked up (Feast's convention)."""
@@ -109,7 +110,10 @@ class ModelSpec:
     """``fit(params, x, y, seed)`` yields the model after each training stage (more trees, more epochs), so
     the search can stop unpromising trials early."""
     predict: Callable[[Any, pd.DataFrame], np.ndarray]
-    """One score per row: a probability for classification, the estimate for regression."""
+    """What the model answers, by ``task`` (``contract.tasks.check_output`` checks it): ``binary``, one
+    probability of the positive class per row, shape (rows,); ``multiclass``, one probability per class in the
+    order of ``classes``, shape (rows, classes), each row summing to 1; ``regression``, one estimate per row,
+    shape (rows,). The server answers exactly this, and MLflow's signature records it."""
     metric: Metric
     search_space: Mapping[str, Param]
     max_stages: int
@@ -118,3 +122,7 @@ class ModelSpec:
     """A naive predictor over the joined frame (e.g. last value), logged beside the model for comparison."""
     feature_groups: Sequence[str] = field(default=())
     """Feature groups the model reads; empty means all of the component's groups."""
+    classes: tuple[str, ...] = ()
+    """Class names, in the order of ``predict``'s columns (``multiclass``, required, at least two). The target
+    column of ``examples`` holds these names (or their indices); the training template encodes them as indices
+    0..k-1 for ``fit`` and ``metric``. ``binary`` may name its two classes (negative first) for reports."""

@@ -32,17 +32,45 @@ class EventField:
 
 
 @dataclass(frozen=True)
+class EventKind:
+    """One kind of event in a stream that holds several (an order placed, an order delivered)."""
+
+    name: str
+    fields: tuple[str, ...]
+    """The declared fields an event of this kind carries, besides the kind and event-time fields; the others are
+    absent from it (a delivery has no basket value)."""
+
+
+@dataclass(frozen=True)
 class EventSchema:
-    """The shape of a component's raw events."""
+    """The shape of a component's raw events: one kind, or several told apart by a ``kind`` field."""
 
     fields: tuple[EventField, ...]
     event_time: str
     """A ``long`` field: event time in epoch milliseconds; windows and watermarks run on it."""
     label: str | None = None
-    """A field the model learns to predict, when events carry it (not a feature input)."""
+    """A field the model learns to predict, when events carry it (not a feature input). A label that arrives
+    later, as an event of its own, is declared by ``StreamingSpec.feedback`` instead."""
+    kind: str | None = None
+    """A ``string`` field naming each event's kind, when the stream holds several (``kinds``)."""
+    kinds: tuple[EventKind, ...] = ()
 
     def field(self, name: str) -> EventField | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def event_kind(self, name: str) -> EventKind | None:
+        return next((k for k in self.kinds if k.name == name), None)
+
+    def carried(self, kind: str | None) -> tuple[EventField, ...]:
+        """The fields an event of ``kind`` must carry: all of them for a single-kind stream; the kind field,
+        the event time and the kind's own for a stream of several (an unknown kind carries nothing)."""
+        if not self.kinds:
+            return self.fields
+        declared = self.event_kind(kind or "")
+        if declared is None:
+            return ()
+        wanted = {self.kind, self.event_time, *declared.fields}
+        return tuple(f for f in self.fields if f.name in wanted)
 
 
 @dataclass(frozen=True)
@@ -85,9 +113,29 @@ class FeatureGroup:
     """The event field that keys the group (e.g. ``card_id``); also the Feast entity's join key."""
     window: Window
     aggregates: tuple[Aggregate, ...]
+    kinds: tuple[str, ...] = ()
+    """Only events of these kinds count (``EventSchema.kinds``); empty: every event."""
 
     def feature_names(self) -> list[str]:
         return [a.feature_name for a in self.aggregates]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Labels that arrive as events of their own, some time after the prediction they judge (a delivery's
+    outcome, a chargeback). The streaming job publishes them on ``<component>.labels``; training joins each example
+    to its label as known by the training cutoff; the monitor joins served predictions to them."""
+
+    kind: str
+    """The event kind that carries a label."""
+    key: str
+    """The field naming what was predicted (an order id): carried by the label events and by the events the
+    examples come from, and sent with each prediction request (an entity key or a request field)."""
+    label: str
+    """The field holding the label; the model's ``target``."""
+    max_delay_s: int
+    """How long after its prediction a label may still arrive; an example younger than this at the training
+    cutoff may still lack its label."""
 
 
 @dataclass(frozen=True)
@@ -100,20 +148,25 @@ class StreamingSpec:
     """How late (in event time) an event may arrive and still count."""
     partitions: int = 2
     """Partitions of the events topic (and of the job's parallelism ceiling)."""
+    feedback: Feedback | None = None
+    """Labels that arrive as their own events, when the model's target is not in the event it predicts."""
 
     def to_json_dict(self, component: str) -> dict[str, Any]:
         """The job spec handed to the streaming job: topics plus these declarations."""
         return {
             "component": component,
-            "topics": topics(component),
+            "topics": topics(component, labels=self.feedback is not None),
             **asdict(self),
         }
 
 
-def topics(component: str) -> dict[str, str]:
-    """Kafka topic names of a component."""
-    return {
+def topics(component: str, labels: bool = False) -> dict[str, str]:
+    """Kafka topic names of a component; ``labels`` when it declares ``Feedback``."""
+    names = {
         "events": f"{component}.events",
         "features": f"{component}.features",
         "dead_letter": f"{component}.events.dlq",
     }
+    if labels:
+        names["labels"] = f"{component}.labels"
+    return names

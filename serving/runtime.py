@@ -35,7 +35,7 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
         self.features = OnlineFeatures(component, store)
         labels = {metrics.COMPONENT: component.name, metrics.VERSION: version}
         # Each metric's child for this version, bound once: ``labels()`` is a dict lookup under a lock per call.
-        histogram = metrics.PROBABILITIES if component.model.task == "classification" else metrics.ESTIMATES
+        histogram = metrics.PROBABILITIES if component.model.task != "regression" else metrics.ESTIMATES
         self.predictions = histogram.labels(**labels)
         self.requests = metrics.REQUESTS.labels(**labels)
         self.bad_requests = metrics.ERRORS.labels(**labels, **{metrics.KIND: metrics.BAD_REQUEST})

@@ -77,7 +77,7 @@ def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
 
 
 MODEL = ModelSpec(
-    task="classification",
+    task="binary",
     target="is_fraud",
     request_fields=("amount", "channel"),
     examples=examples,

@@ -141,7 +141,7 @@ def evaluate_and_register(
     )
     decision.reason += verdict
 
-    predict_fn = "predict_proba" if model.task == "classification" else "predict"
+    predict_fn = "predict_proba" if model.task != "regression" else "predict"
     example = x.head(5)
     with mlflow.start_run(run_id=run_id):
         metrics = {f"holdout_{model.metric.name}": score}

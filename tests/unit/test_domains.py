@@ -55,7 +55,7 @@ def test_demand_examples_count_the_orders_of_the_next_five_minutes() -> None:
 
 def test_both_domains_differ_in_problem_type_and_metric_direction() -> None:
     fraud, demand = load("fraud"), load("demand")
-    assert (fraud.model.task, fraud.model.metric.direction) == ("classification", "max")
+    assert (fraud.model.task, fraud.model.metric.direction) == ("binary", "max")
     assert (demand.model.task, demand.model.metric.direction) == ("regression", "min")
     assert demand.entity_keys() == ["zone_id"] and demand.model.request_fields == ()
 

@@ -84,7 +84,7 @@ def _serve(name: str, version: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _expected(name: str) -> Snapshot:
-    histogram = metrics.PROBABILITY_BUCKETS if load(name).model.task == "classification" else metrics.ESTIMATE_BUCKETS
+    histogram = metrics.PROBABILITY_BUCKETS if load(name).model.task != "regression" else metrics.ESTIMATE_BUCKETS
     return Snapshot(
         requests=GOOD + 2,
         server_errors=1,

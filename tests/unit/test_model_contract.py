@@ -32,7 +32,7 @@ def _model(**changes: Any) -> Component:
             {"metric": Metric("auc", cast(Any, "up"), lambda y, p: 0.0)},
             "metric 'auc': direction must be 'max' or 'min'",
         ),
-        ({"task": "ranking"}, "task must be classification or regression"),
+        ({"task": "ranking"}, "task must be one of binary, multiclass, regression"),
         ({"fit": None}, "model.fit must be callable"),
         ({"max_stages": 0}, "max_stages must be a positive integer"),
         (

@@ -79,7 +79,7 @@ def test_registering_and_unregistering_leaves_pyproject_byte_for_byte_as_it_was(
 
 def test_a_scaffolded_component_validates_lints_and_passes_its_own_tests(scaffolded: Scaffold) -> None:
     component = load(scaffolded.name)
-    assert component.model.task == "classification"
+    assert component.model.task == "binary"
     files = [str(p) for p in scaffolded.files]
     for tool in (["ruff", "check", *files], ["ruff", "format", "--check", *files], ["mypy", *files]):
         checked = subprocess.run([str(VENV_BIN / tool[0]), *tool[1:]], cwd=REPO_ROOT, capture_output=True, text=True)
