@@ -9,6 +9,7 @@ from contract.model import Choice, IntRange, LogUniform, Metric, ModelSpec, Unif
 from contract.resources import ResourceHints, WorkloadHint
 from contract.streaming import (
     Aggregate,
+    Domain,
     EventField,
     EventKind,
     EventSchema,
@@ -22,6 +23,7 @@ __all__ = [
     "Aggregate",
     "Choice",
     "Component",
+    "Domain",
     "EventField",
     "EventKind",
     "EventSchema",

@@ -13,6 +13,7 @@ from contract.streaming import (
     FUNCTIONS,
     NAME,
     Aggregate,
+    Domain,
     EventField,
     EventKind,
     EventSchema,
@@ -153,12 +154,31 @@ def _event_problems(events: object) -> Iterator[str]:
     for item in fields:
         if item.type not in EVENT_TYPES:
             yield f"event field {item.name!r}: type {item.type!r} is not one of {', '.join(EVENT_TYPES)}"
+        elif item.domain is not None:
+            yield from _domain_problems(item)
     time_field = events.field(events.event_time)
     if time_field is None or time_field.type != "long":
         yield f"event_time {events.event_time!r} must be a declared long field (epoch milliseconds)"
     if events.label and events.field(events.label) is None:
         yield f"label {events.label!r} is not a declared event field"
     yield from _kind_problems(events)
+
+
+def _domain_problems(item: EventField) -> Iterator[str]:
+    domain, where = item.domain, f"event field {item.name!r}: domain"
+    if not isinstance(domain, Domain):
+        yield f"{where} must be a Domain(values, minimum, maximum), not {type(domain).__name__}"
+        return
+    bounds = (domain.minimum, domain.maximum)
+    if domain.values and (item.type != "string" or isinstance(domain.values, str)):
+        yield f"{where}: values are for string fields, as a tuple of strings"
+    if any(b is not None for b in bounds):
+        if item.type not in NUMERIC:
+            yield f"{where}: minimum and maximum are for numeric fields, {item.name} is {item.type}"
+        elif not all(b is None or (isinstance(b, int | float) and not isinstance(b, bool)) for b in bounds):
+            yield f"{where}: minimum and maximum must be numbers"
+        elif domain.minimum is not None and domain.maximum is not None and domain.minimum > domain.maximum:
+            yield f"{where}: minimum {domain.minimum} is above maximum {domain.maximum}"
 
 
 def _kind_problems(events: EventSchema) -> Iterator[str]:

@@ -24,11 +24,36 @@ def feast_entity(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Domain:
+    """The values a field may take: a request outside it is refused (HTTP 400 naming the field and the rule)
+    instead of being scored as if it were data the model knows."""
+
+    values: tuple[str, ...] = ()
+    """Allowed values of a string field (empty: any)."""
+    minimum: float | None = None
+    """Smallest allowed value of a numeric field, inclusive."""
+    maximum: float | None = None
+    """Largest allowed value of a numeric field, inclusive."""
+
+    def violation(self, value: Any) -> str | None:
+        """Why ``value`` (already of the field's type) is outside the domain, or None."""
+        if self.values and value not in self.values:
+            return f"{value!r} is not one of {', '.join(self.values)}"
+        if self.minimum is not None and value < self.minimum:
+            return f"{value:g} is below the minimum {self.minimum:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"{value:g} is above the maximum {self.maximum:g}"
+        return None
+
+
+@dataclass(frozen=True)
 class EventField:
     """One field of the JSON events on ``<component>.events``."""
 
     name: str
     type: EventType
+    domain: Domain | None = None
+    """The values a prediction request may send for it (requests only: events are archived as they come)."""
 
 
 @dataclass(frozen=True)

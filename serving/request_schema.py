@@ -4,10 +4,10 @@ that names the field and the row, so the caller can fix the request (a 4xx, neve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from contract import Component
+from contract import Component, Domain
 from contract.component import ContractError
 
 MAX_INSTANCES = 1000
@@ -27,20 +27,34 @@ class BadRequest(ValueError):
 class RequestSchema:
     fields: dict[str, str]
     """Field name -> event type (``string``, ``long``, ``double``, ``boolean``): entity keys first."""
+    domains: dict[str, Domain] = field(default_factory=dict)
+    """The declared value domains of the fields that have one."""
 
     @classmethod
     def of(cls, component: Component) -> RequestSchema:
         events = component.streaming.events
         names = [*component.entity_keys(), *component.model.request_fields]
         columns: dict[str, str] = {}
+        domains: dict[str, Domain] = {}
         for name in names:
             declared = events.field(name)
             if declared is None:  # the contract's validation refuses this; a schema must not guess a type
                 raise ContractError(f"component {component.name!r}: request field {name!r} is not an event field")
             columns[name] = declared.type
-        return cls(columns)
+            if declared.domain is not None:
+                domains[name] = declared.domain
+        return cls(columns, domains)
 
     def check_value(self, name: str, value: Any, where: str) -> Any:
+        """The value, typed, when it has the field's type and lies in its domain; else ``BadRequest``."""
+        typed = self._typed(name, value, where)
+        domain = self.domains.get(name)
+        violation = domain.violation(typed) if domain is not None else None
+        if violation:
+            raise BadRequest(f"{where}: {name} {violation}")
+        return typed
+
+    def _typed(self, name: str, value: Any, where: str) -> Any:
         kind = self.fields[name]
         if kind == "string":
             if not isinstance(value, str) or not value:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from components.fraud.events import generate
 from components.fraud.model import MODEL
-from contract import Aggregate, Component, EventField, EventSchema, FeatureGroup, StreamingSpec, Window
+from contract import Aggregate, Component, Domain, EventField, EventSchema, FeatureGroup, StreamingSpec, Window
 
 EVENTS = EventSchema(
     fields=(
         EventField("transaction_id", "string"),
         EventField("card_id", "string"),
         EventField("merchant_id", "string"),
-        EventField("amount", "double"),
-        EventField("channel", "string"),
+        EventField("amount", "double", Domain(minimum=0.01, maximum=100_000.0)),
+        EventField("channel", "string", Domain(values=("online", "pos"))),
         EventField("event_time", "long"),
         EventField("is_fraud", "long"),
     ),

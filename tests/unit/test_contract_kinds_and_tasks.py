@@ -13,6 +13,7 @@ from components.fraud.model import MODEL
 from contract import (
     Aggregate,
     Component,
+    Domain,
     EventField,
     EventKind,
     EventSchema,
@@ -178,3 +179,40 @@ def test_class_targets_are_encoded_from_names_or_indices_and_unknown_ones_named(
     assert classes(multiclass) == CLASSES
     assert classes(load("fraud").model) == ("0", "1")
     assert classes(load("demand").model) == ()
+
+
+def test_request_values_outside_their_declared_domain_are_refused_naming_field_and_rule() -> None:
+    from serving.request_schema import BadRequest, RequestSchema
+
+    schema = RequestSchema.of(load("fraud"))
+    good = {"card_id": "card-0001", "merchant_id": "m-001", "amount": 12.5, "channel": "pos"}
+    assert schema.rows([good])["amount"] == [12.5]
+    with pytest.raises(BadRequest, match=r"instance 0: amount -5 is below the minimum 0\.01"):
+        schema.rows([{**good, "amount": -5}])
+    with pytest.raises(BadRequest, match="instance 1: channel 'teleport' is not one of online, pos"):
+        schema.rows([good, {**good, "channel": "teleport"}])
+    with pytest.raises(BadRequest, match=r"input amount\[0\]: amount 250000 is above the maximum 100000"):
+        schema.columns({name: [value] for name, value in {**good, "amount": 250_000.0}.items()})
+
+
+def test_generated_fraud_events_lie_in_their_declared_domains() -> None:
+    fraud = load("fraud")
+    domains = {f.name: f.domain for f in fraud.streaming.events.fields if f.domain is not None}
+    assert set(domains) == {"amount", "channel"}
+    for event in fraud.generate(5_000, 0, 3):
+        assert not [name for name, domain in domains.items() if domain.violation(event[name])], event
+
+
+@pytest.mark.parametrize(
+    ("domain_field", "message"),
+    [
+        (EventField("distance_km", "double", Domain(values=("near",))), "values are for string fields"),
+        (EventField("order_id", "string", Domain(minimum=0)), "minimum and maximum are for numeric fields"),
+        (EventField("distance_km", "double", Domain(minimum=5, maximum=1)), "minimum 5 is above maximum 1"),
+        (EventField("distance_km", "double", cast(Any, (0, 10))), r"must be a Domain\(values, minimum, maximum\)"),
+    ],
+)
+def test_broken_domains_are_named(domain_field: EventField, message: str) -> None:
+    fields = tuple(domain_field if f.name == domain_field.name else f for f in FIELDS)
+    with pytest.raises(ContractError, match=f"event field '{domain_field.name}': domain.*{message}"):
+        _component(events=dataclasses.replace(EVENTS, fields=fields)).validate()
