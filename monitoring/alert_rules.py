@@ -1,0 +1,275 @@
+"""The alert rules of both modes, as code: ``rule_file`` renders the Prometheus rule file that the embedded
+Prometheus loads and the cluster's Prometheus chart mounts (``serverFiles."alerting_rules.yml"``).
+
+Every alert carries the labels a receiver routes on: ``severity`` (``critical`` pages, ``warning`` tickets),
+``reason`` (the family: drift | performance | quality | freshness | serving; issue 19's retraining trigger acts on
+drift and performance), ``component`` and, where the series has one, ``version``. Its ``summary`` states the value.
+
+The serving alerts select the model server's series, whose names ``serving.metrics`` owns; monitoring may not import
+serving's modules (pyproject's import contracts), so ``rule_file`` takes them as an argument shaped by
+``ServingSeries``, a protocol the module ``serving.metrics`` itself satisfies: the callers, in layers that may import
+both (``local``, ``infra``, the tests), pass ``serving.metrics``, and mypy checks that it has every name used here.
+Nothing is copied, so a renamed server metric breaks the type check rather than silently muting an alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import yaml
+
+from monitoring import metrics as m
+
+SEVERITY, REASON = "severity", "reason"
+CRITICAL, WARNING = "critical", "warning"
+DRIFT, PERFORMANCE, QUALITY, FRESHNESS, SERVING = "drift", "performance", "quality", "freshness", "serving"
+REASONS = (DRIFT, PERFORMANCE, QUALITY, FRESHNESS, SERVING)
+
+
+class ServingSeries(Protocol):
+    """The model server's names these rules select; the module ``serving.metrics`` is one."""
+
+    REQUESTS_TOTAL: str
+    ERRORS_TOTAL: str
+    LATENCY_BUCKET: str
+    KIND: str
+    SERVER_ERROR: str
+    BUCKET_BOUND: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where each alert fires. The defaults are the shipped ones."""
+
+    drift_psi: float = 0.2
+    """PSI above 0.2 is the usual 'significant shift' line (0.1-0.2 'moderate')."""
+    drift_pvalue: float = 0.01
+    """And the window's own test must reject 'same distribution' at this level: PSI alone over a small window is
+    noise, a test alone over a large window flags shifts too small to matter; drift needs both."""
+    min_labels: float = 200
+    """Labelled predictions a live metric needs before it is compared with the holdout (fewer: no alert)."""
+    null_rate_increase: float = 0.05
+    """A feature's null rate above its training null rate by more than this."""
+    out_of_range_rate: float = 0.05
+    unseen_category_rate: float = 0.05
+    incomplete_rows_rate: float = 0.05
+    """Rows scored with stale or absent online features."""
+    freshness_p99_s: float = 1.0
+    """The streaming goal: features readable within 1 s of their window's close (p99)."""
+    error_ratio: float = 0.01
+    """Server errors (5xx) per request; callers' bad requests (4xx) are not the service's errors."""
+    latency_p99_s: float = 0.1
+    """Ten times the benchmark's p99 goal (10 ms): a breach is a service in trouble, not a noisy minute."""
+    min_request_rate: float = 0.5
+    """Requests/s below which a version's error ratio and p99 are too few requests to judge."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Windows and sustain times (Prometheus durations). The defaults are the shipped ones; tests shorten them."""
+
+    window: str = "5m"
+    """Range of the serving rates and quantiles."""
+    freshness_window: str = "10m"
+    """Range of the freshness quantile: window closes are rarer than requests."""
+    drift_for: str = "15m"
+    performance_for: str = "30m"
+    quality_for: str = "10m"
+    freshness_for: str = "10m"
+    serving_for: str = "5m"
+    interval: str = ""
+    """Evaluation interval of every group; empty: Prometheus' global ``evaluation_interval``."""
+
+
+SHIPPED_TIMING = Timing()
+SHIPPED_THRESHOLDS = Thresholds()
+
+
+def _model(value: str) -> str:
+    return "{{ $labels.component }} v{{ $labels.version }}: " + value
+
+
+def _alert(
+    name: str, expr: str, sustain: str, severity: str, reason: str, summary: str, description: str
+) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": " ".join(expr.split()),
+        "for": sustain,
+        "labels": {SEVERITY: severity, REASON: reason},
+        "annotations": {"summary": summary, "description": description},
+    }
+
+
+def _drift(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
+    on_feature = f"on({m.COMPONENT}, {m.VERSION}, {m.FEATURE})"
+    return [
+        _alert(
+            "FeatureDrift",
+            f"{m.FEATURE_PSI.selector} > {t.drift_psi}"
+            f" and {on_feature} {m.FEATURE_DRIFT_PVALUE.selector} < {t.drift_pvalue}",
+            timing.drift_for,
+            WARNING,
+            DRIFT,
+            _model('feature {{ $labels.feature }} drifted, PSI {{ $value | printf "%.2f" }}'),
+            f"PSI above {t.drift_psi} against the version's training profile, and the window's test rejects the "
+            f"training distribution at p < {t.drift_pvalue}, for {timing.drift_for}.",
+        ),
+        _alert(
+            "PredictionDrift",
+            f"{m.PREDICTION_PSI.selector} > {t.drift_psi}"
+            f" and on({m.COMPONENT}, {m.VERSION}) {m.PREDICTION_DRIFT_PVALUE.selector} < {t.drift_pvalue}",
+            timing.drift_for,
+            WARNING,
+            DRIFT,
+            _model('predictions drifted, PSI {{ $value | printf "%.2f" }}'),
+            f"PSI above {t.drift_psi} against the holdout's predictions, and the window's test rejects them at "
+            f"p < {t.drift_pvalue}, for {timing.drift_for}.",
+        ),
+    ]
+
+
+def _performance(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
+    keys = f"{m.COMPONENT}, {m.VERSION}, {m.METRIC}"
+    expr = (
+        f"{m.METRIC_SHORTFALL.selector} > on({m.COMPONENT}, {m.METRIC}) group_left() {m.METRIC_TOLERANCE.selector}"
+        f" and on({keys}) {m.LABELLED_PREDICTIONS.selector} >= {t.min_labels}"
+    )
+    return [
+        _alert(
+            "LiveMetricBelowHoldout",
+            expr,
+            timing.performance_for,
+            CRITICAL,
+            PERFORMANCE,
+            _model('live {{ $labels.metric }} is {{ $value | printf "%.3g" }} worse than its holdout score'),
+            f"The shortfall exceeds the component's tolerance, over at least {t.min_labels:g} labelled "
+            f"predictions, for {timing.performance_for}.",
+        )
+    ]
+
+
+def _quality(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
+    on_feature = f"on({m.COMPONENT}, {m.VERSION}, {m.FEATURE})"
+    feature = "feature {{ $labels.feature }}: "
+    share = "{{ $value | humanizePercentage }}"
+    rules = [
+        _alert(
+            "FeatureNullRateHigh",
+            f"{m.NULL_RATE.selector} - {on_feature} {m.REFERENCE_NULL_RATE.selector} > {t.null_rate_increase}",
+            timing.quality_for,
+            WARNING,
+            QUALITY,
+            _model(f"{feature}null rate {share} above training's"),
+            f"More than {t.null_rate_increase:.0%} more served rows miss this feature than training rows did.",
+        ),
+        _alert(
+            "FeatureOutOfRange",
+            f"{m.OUT_OF_RANGE_RATE.selector} > {t.out_of_range_rate}",
+            timing.quality_for,
+            WARNING,
+            QUALITY,
+            _model(f"{feature}{share} of rows outside the training range"),
+            f"More than {t.out_of_range_rate:.0%} of served rows lie outside the range training saw.",
+        ),
+        _alert(
+            "FeatureUnseenCategories",
+            f"{m.UNSEEN_CATEGORY_RATE.selector} > {t.unseen_category_rate}",
+            timing.quality_for,
+            WARNING,
+            QUALITY,
+            _model(f"{feature}{share} of rows hold categories training never saw"),
+            f"More than {t.unseen_category_rate:.0%} of served rows hold unseen categories.",
+        ),
+        _alert(
+            "ServedWithIncompleteFeatures",
+            f"{m.INCOMPLETE_ROWS.selector} > {t.incomplete_rows_rate}",
+            timing.quality_for,
+            WARNING,
+            QUALITY,
+            _model(f"{share} of rows scored with {{{{ $labels.state }}}} online features"),
+            f"More than {t.incomplete_rows_rate:.0%} of served rows had stale or absent features in the online store.",
+        ),
+    ]
+    return rules
+
+
+def _freshness(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
+    by = f"{m.COMPONENT}, {m.GROUP}"
+    expr = (
+        f"histogram_quantile(0.99, sum by ({by}, le) (rate({m.FRESHNESS.selector}[{timing.freshness_window}])))"
+        f" > {t.freshness_p99_s}"
+    )
+    return [
+        _alert(
+            "FeatureFreshnessSlow",
+            expr,
+            timing.freshness_for,
+            WARNING,
+            FRESHNESS,
+            "{{ $labels.component }}: features of {{ $labels.group }} reach the online store in "
+            '{{ $value | printf "%.2f" }} s at p99',
+            f"p99 of window close -> online store over {timing.freshness_window} is above {t.freshness_p99_s:g} s.",
+        )
+    ]
+
+
+def _serving(serving: ServingSeries, t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
+    by, window = f"{m.COMPONENT}, {m.VERSION}", timing.window
+    requests = f"sum by ({by}) (rate({serving.REQUESTS_TOTAL}[{window}]))"
+    busy = f"on({by}) {requests} >= {t.min_request_rate}"
+    errors = f'sum by ({by}) (rate({serving.ERRORS_TOTAL}{{{serving.KIND}="{serving.SERVER_ERROR}"}}[{window}]))'
+    latency = (
+        f"histogram_quantile(0.99, sum by ({by}, {serving.BUCKET_BOUND}) (rate({serving.LATENCY_BUCKET}[{window}])))"
+    )
+    return [
+        _alert(
+            "ServingErrorRateHigh",
+            f"({errors} / {requests}) > {t.error_ratio} and {busy}",
+            timing.serving_for,
+            CRITICAL,
+            SERVING,
+            _model("{{ $value | humanizePercentage }} of requests fail with server errors"),
+            f"Server errors above {t.error_ratio:.0%} of requests over {window} (at least {t.min_request_rate:g} "
+            f"requests/s), for {timing.serving_for}.",
+        ),
+        _alert(
+            "ServingLatencyHigh",
+            f"{latency} > {t.latency_p99_s} and {busy}",
+            timing.serving_for,
+            WARNING,
+            SERVING,
+            _model('p99 latency {{ $value | printf "%.3f" }} s'),
+            f"p99 of feature lookup + model above {t.latency_p99_s:g} s over {window} (at least "
+            f"{t.min_request_rate:g} requests/s), for {timing.serving_for}.",
+        ),
+    ]
+
+
+def rules(
+    serving: ServingSeries, thresholds: Thresholds = SHIPPED_THRESHOLDS, timing: Timing = SHIPPED_TIMING
+) -> dict[str, Any]:
+    """The rule file's content: one group per reason family."""
+    groups = {
+        DRIFT: _drift(thresholds, timing),
+        PERFORMANCE: _performance(thresholds, timing),
+        QUALITY: _quality(thresholds, timing),
+        FRESHNESS: _freshness(thresholds, timing),
+        SERVING: _serving(serving, thresholds, timing),
+    }
+    rendered = []
+    for reason, alerts in groups.items():
+        group: dict[str, Any] = {"name": f"mlstack-{reason}", "rules": alerts}
+        if timing.interval:
+            group["interval"] = timing.interval
+        rendered.append(group)
+    return {"groups": rendered}
+
+
+def rule_file(
+    serving: ServingSeries, thresholds: Thresholds = SHIPPED_THRESHOLDS, timing: Timing = SHIPPED_TIMING
+) -> str:
+    """The rule file as YAML (what ``promtool check rules`` checks and both Prometheuses load)."""
+    header = "# Generated by monitoring/alert_rules.py: edit the code, not this file.\n"
+    return header + str(yaml.safe_dump(rules(serving, thresholds, timing), sort_keys=False, width=200))
