@@ -1,5 +1,6 @@
 """Each domain's data carries the signal it promises, and its declarations hold together: checked offline with
-the pandas reference of the streaming windows (the local tier checks the same through the real engines)."""
+the pandas reference of the streaming windows (the local tier checks the same through the real engines).
+Delivery's own checks are in test_component_delivery.py."""
 
 from __future__ import annotations
 
@@ -53,11 +54,14 @@ def test_demand_examples_count_the_orders_of_the_next_five_minutes() -> None:
     assert (at <= START_MS + 30 * minute - 5 * minute).all(), "no example whose next five minutes are unseen"
 
 
-def test_both_domains_differ_in_problem_type_and_metric_direction() -> None:
-    fraud, demand = load("fraud"), load("demand")
+def test_the_domains_cover_each_task_type() -> None:
+    fraud, demand, delivery = load("fraud"), load("demand"), load("delivery")
     assert (fraud.model.task, fraud.model.metric.direction) == ("binary", "max")
     assert (demand.model.task, demand.model.metric.direction) == ("regression", "min")
+    assert (delivery.model.task, delivery.model.metric.direction) == ("multiclass", "min")
     assert demand.entity_keys() == ["zone_id"] and demand.model.request_fields == ()
+    # The multiclass domain also has two event kinds and labels arriving as their own events.
+    assert delivery.streaming.events.kinds and delivery.streaming.feedback is not None
 
 
 def test_fraud_prepare_reads_a_served_row_as_training_does() -> None:

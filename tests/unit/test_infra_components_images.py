@@ -68,7 +68,7 @@ def test_adding_or_changing_a_component_changes_only_its_own_images(tmp_path: Pa
     root = _tree(tmp_path)
     before = _component_tags(root)
     search = images.content_tag(images.every_component("pipeline", root), root)
-    assert set(before) == {f"{n}-{c}" for n in images.PER_COMPONENT for c in ("demand", "fraud")}
+    assert set(before) == {f"{n}-{c}" for n in images.PER_COMPONENT for c in ("delivery", "demand", "fraud")}
     shutil.copytree(root / "components" / "demand", root / "components" / "churn")
     pyproject = root / "pyproject.toml"
     pyproject.write_text(
