@@ -203,7 +203,7 @@ def collect(
         "Flink web UI": f"http://127.0.0.1:{streaming.rest_port()}",
         "Kafka": settings.kafka_bootstrap,
     }
-    example = json.dumps({"instances": instances(demo.component, backlog[-1:])})
+    example = json.dumps({"instances": instances(demo.component, backlog)[-1:]})  # the newest request, not a label
     result.example_request = f"curl -s -d '{example}' {result.urls['model endpoint (V1)']}"
 
 

@@ -1,6 +1,6 @@
-"""Generated traffic for a model endpoint: requests built from a component's recent events, sent at a steady
-rate from a few threads, each response recorded (status, the slot HAProxy chose, latency). The demo, the canary
-tests and the serving benchmark drive endpoints with it."""
+"""Generated traffic for a model endpoint: requests built from a component's recent events (of the kinds a
+prediction is asked for), sent at a steady rate from a few threads, each response recorded (status, the slot
+HAProxy chose, latency). The demo, the canary tests and the serving benchmark drive endpoints with it."""
 
 from __future__ import annotations
 
@@ -39,10 +39,32 @@ class TrafficLog:
         return Counter((r.slot, r.status) for r in (responses if responses is not None else self.responses))
 
 
+def request_kinds(component: Component) -> tuple[str, ...]:
+    """The event kinds a prediction is asked for: those that carry every entity key and request field (an order
+    placed, not its delivery). Empty for a stream of one kind, where every event is one.
+
+    Raises:
+        ValueError: the stream has kinds but none carries all of them (the component could never be called).
+    """
+    schema = component.streaming.events
+    if not schema.kinds:
+        return ()
+    fields = {*component.entity_keys(), *component.model.request_fields}
+    kinds = tuple(k.name for k in schema.kinds if fields <= {f.name for f in schema.carried(k.name)})
+    if not kinds:
+        raise ValueError(
+            f"component {component.name!r}: no event kind carries every request field ({', '.join(sorted(fields))})"
+        )
+    return kinds
+
+
 def instances(component: Component, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Request bodies' rows (entity keys + request fields) from events."""
+    """Request bodies' rows (entity keys + request fields) from events, in their order: one per event of a kind
+    a prediction is asked for (``request_kinds``), none for the others (a delivery with its outcome is a label,
+    not a request). A row never carries the label, which is never a request field."""
     fields = [*component.entity_keys(), *component.model.request_fields]
-    return [{name: event[name] for name in fields} for event in events]
+    kind, wanted = component.streaming.events.kind, request_kinds(component)
+    return [{name: event[name] for name in fields} for event in events if not wanted or event.get(kind) in wanted]
 
 
 class TrafficGenerator:

@@ -12,6 +12,7 @@ import pytest
 from contract.model import EVENT_TIMESTAMP
 from contract.registry import load
 from contract.tasks import check_output, encode_target
+from local.traffic import instances, request_kinds
 from tests.offline_quality import holdout_quality, training_frame, with_labels
 
 START_MS = 1_790_000_000_000
@@ -141,3 +142,16 @@ def test_delivery_metric_reads_class_names_or_indices_and_fit_orders_columns_as_
     fitted = next(iter(model.fit(PARAMS | {"min_samples_leaf": 5}, x, y, 0)))
     answer = check_output(model, model.predict(fitted, x), 40)
     assert (answer[:, 1] == 0).all() and answer[:20, 0].mean() > 0.5 and answer[20:, 2].mean() > 0.5
+
+
+def test_delivery_traffic_asks_for_predictions_of_orders_placed_never_of_deliveries() -> None:
+    delivery = load("delivery")
+    events = list(delivery.generate(1_000, START_MS, 3))
+    assert request_kinds(delivery) == ("placed",)
+    rows = instances(delivery, events)
+    placed = [e for e in events if e["kind"] == "placed"]
+    assert [r["order_id"] for r in rows] == [e["order_id"] for e in placed]
+    fields = {"courier_id", "restaurant_id", "zone_id", "order_id", "distance_km", "basket_value"}
+    assert all(set(r) == fields for r in rows), "entity keys and request fields; never the outcome"
+    fraud = load("fraud")  # one kind: every event is a request
+    assert request_kinds(fraud) == () and len(instances(fraud, list(fraud.generate(50, START_MS, 3)))) == 50
