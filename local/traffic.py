@@ -63,7 +63,7 @@ def instances(component: Component, events: list[dict[str, Any]]) -> list[dict[s
     a prediction is asked for (``request_kinds``), none for the others (a delivery with its outcome is a label,
     not a request). A row never carries the label, which is never a request field."""
     fields = [*component.entity_keys(), *component.model.request_fields]
-    kind, wanted = component.streaming.events.kind, request_kinds(component)
+    kind, wanted = component.streaming.events.kind or "", request_kinds(component)
     return [{name: event[name] for name in fields} for event in events if not wanted or event.get(kind) in wanted]
 
 
