@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -53,7 +54,10 @@ class EmbeddedStreaming:
         component: Component,
         flush_every_s: float = 10.0,
         parallelism: int = 1,
+        python_path: tuple[str, ...] = (),
     ) -> None:
+        """``python_path``: folders the pusher and archive import from besides the repo (a component registered
+        only for a test, see ``tests.support.kinds_component``)."""
         self.services = services
         self.parallelism = parallelism
         self.flush_every_s = flush_every_s
@@ -61,7 +65,9 @@ class EmbeddedStreaming:
         self.settings = services.settings
         self.root = self.settings.state_dir / "streaming" / component.name
         self.feast_root = self.settings.state_dir / "feast" / component.name
-        self.topics = topics(component.name)
+        self.python_path = python_path
+        # <c>.labels too when the component's labels arrive as their own events.
+        self.topics = topics(component.name, labels=component.streaming.feedback is not None)
         self.groups = ConsumerGroups.of(component.name)
         self.job_program = f"stream-{component.name}"
         self.pusher_program = f"push-{component.name}"
@@ -219,7 +225,8 @@ class EmbeddedStreaming:
     def _start_worker(self, program: str, command: tuple[str, ...]) -> None:
         """A main-environment worker, restarted on a crash (it resumes from its committed offsets)."""
         daemon = self.services.daemon
-        daemon.register(program, command, {"PYTHONPATH": str(REPO_ROOT)}, 30, REPO_ROOT, restart_on_crash=True)
+        env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *self.python_path])}
+        daemon.register(program, command, env, 30, REPO_ROOT, restart_on_crash=True)
         daemon.start(program)
 
     def _wait_running(self, progress: Progress) -> None:

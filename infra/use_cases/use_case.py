@@ -222,4 +222,4 @@ _TYPED: dict[tuple[str, str], type[pulumi.CustomResource]] = {
 def _topic_names(component: Component) -> list[str]:
     from contract.streaming import topics
 
-    return list(topics(component.name).values())
+    return list(topics(component.name, labels=component.streaming.feedback is not None).values())

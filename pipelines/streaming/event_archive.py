@@ -1,7 +1,10 @@
 """Keeps a component's raw events as parquet beside its feature history, so training can build labelled
 examples (the entity rows of a point-in-time join) from the same events the features were computed from.
 
-Only events that match the declared schema are kept; malformed ones are the streaming job's dead letters.
+Only events that match the declared schema are kept; malformed ones are the streaming job's dead letters. In a
+stream of several kinds every kind is kept, each with the fields its kind carries; the others are missing values
+in the parquet (``<NA>`` for long and boolean fields, NaN for doubles, None for strings), so one table holds them
+all and training finds both the events its examples come from and the label events.
 Offsets are committed after the parquet file holding them is written: a crash replays a batch rather than
 losing it, and readers drop the replayed duplicates (``read_events`` deduplicates whole rows).
 """
@@ -23,6 +26,9 @@ from pipelines.features.parts import read_parts, write_part
 from pipelines.streaming.launch import ConsumerGroups, committing_consumer
 
 ARCHIVE_FOLDER = "_events"  # feature group names cannot start with "_", so this never collides with a view
+#: Columns of a stream of several kinds, where a field is absent from the kinds that do not carry it: pandas'
+#: nullable types keep longs exact and every part file's column types the same whatever kinds it holds.
+NULLABLE = {"string": "object", "long": "Int64", "double": "float64", "boolean": "boolean"}
 PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "long": (int,),
@@ -36,10 +42,15 @@ def events_path(offline_root: str) -> str:
 
 
 def conforms(component: Component, event: Any) -> bool:
-    """Whether an event has every declared field with its declared type (bools are not longs)."""
+    """Whether an event has every field its kind carries (``EventSchema.carried``: all declared fields when the
+    stream has one kind), each with its declared type (bools are not longs). An unknown kind carries nothing."""
     if not isinstance(event, dict):
         return False
-    for field in component.streaming.events.fields:
+    events = component.streaming.events
+    kind = event.get(events.kind) if events.kind else None
+    if events.kinds and not (isinstance(kind, str) and events.event_kind(kind)):
+        return False
+    for field in events.carried(kind):
         value = event.get(field.name)
         if not isinstance(value, PYTHON_TYPES[field.type]) or (field.type != "boolean" and isinstance(value, bool)):
             return False
@@ -83,14 +94,23 @@ class EventArchive:
             except ValueError:
                 continue
             if conforms(self.component, event):
-                self.pending.append({c: event[c] for c in self.columns})
+                self.pending.append(self._row(event))
         if time.monotonic() - self.last_flush >= self.flush_every_s:
             self.flush()
         return handled
 
+    def _row(self, event: dict[str, Any]) -> dict[str, Any]:
+        events = self.component.streaming.events
+        if not events.kind:
+            return {c: event[c] for c in self.columns}
+        carried = {f.name for f in events.carried(event[events.kind])}
+        return {c: event[c] if c in carried else None for c in self.columns}
+
     def flush(self) -> None:
         if self.pending:
             frame = pd.DataFrame(self.pending, columns=self.columns)
+            if self.component.streaming.events.kinds:
+                frame = frame.astype({f.name: NULLABLE[f.type] for f in self.component.streaming.events.fields})
             write_part(frame, self.folder)
             self.archived += len(frame)
             self.pending = []

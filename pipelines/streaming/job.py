@@ -116,8 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     env.execute_sql(sql.dead_letter_sink(spec, args.bootstrap))
     statements = env.create_statement_set()
     for group in spec["groups"]:
-        statements.add_insert_sql(sql.group_insert(group))
+        statements.add_insert_sql(sql.group_insert(group, spec["events"].get("kind")))
     statements.add_insert_sql(sql.dead_letter_insert())
+    if spec.get("feedback"):
+        env.execute_sql(sql.labels_sink(spec, args.bootstrap))
+        statements.add_insert_sql(sql.labels_insert(spec))
     result = statements.execute()
     job = result.get_job_client()
     job_id = job.get_job_id() if job else "?"

@@ -73,7 +73,16 @@ def checked_view(spec: dict[str, Any]) -> str:
     ``parse_event`` (our Java function, ``udf/``) parses each payload once into a map ``e`` of field texts. Flink's
     own ``JSON_VALUE`` re-parses the document for every call and repeats the calls in every INSERT branch.
     """
-    declared = ",".join(f"{f['name']}:{f['type']}" for f in spec["events"]["fields"])
+    events = spec["events"]
+    declared = ",".join(f"{f['name']}:{f['type']}" for f in events["fields"])
+    parse = f"parse_event(payload, '{declared}')"
+    if events.get("kinds"):
+        # Each kind with every field it carries (the kind field and event time too): ParseEvent checks those.
+        carried = ";".join(
+            f"{kind['name']}:{' '.join([events['kind'], events['event_time'], *kind['fields']])}"
+            for kind in events["kinds"]
+        )
+        parse = f"parse_event(payload, '{declared}', '{events['kind']}', '{carried}')"
     reason = (
         "CASE WHEN e['__reason__'] IS NOT NULL THEN e['__reason__'] "
         f"WHEN parsed_ts > kafka_ts + {_seconds(MAX_FUTURE_S)} THEN 'event time in the future' "
@@ -83,7 +92,7 @@ def checked_view(spec: dict[str, Any]) -> str:
     marker = f"payload LIKE '{{\"{WATERMARK_MARKER}\": true%'"
     return (
         f"CREATE TEMPORARY VIEW events_checked AS SELECT *, {reason} AS reason, {marker} AS is_marker "
-        f"FROM (SELECT *, parse_event(payload, '{declared}') AS e FROM events_raw)"
+        f"FROM (SELECT *, {parse} AS e FROM events_raw)"
     )
 
 
@@ -142,20 +151,56 @@ def dead_letter_sink(spec: dict[str, Any], bootstrap: str) -> str:
 AGGREGATES = {"count": "COUNT(*)", "sum": "SUM({f})", "avg": "AVG({f})", "min": "MIN({f})", "max": "MAX({f})"}
 
 
-def group_insert(group: dict[str, Any]) -> str:
-    """A HOP window aggregation of one feature group into the features topic."""
+def group_insert(group: dict[str, Any], kind_field: str | None = None) -> str:
+    """A HOP window aggregation of one feature group into the features topic; only events of the group's
+    ``kinds`` count when it names some (``kind_field`` is the events' field naming each event's kind)."""
     entries = []
     for aggregate in group["aggregates"]:
         expression = AGGREGATES[aggregate["function"]].format(f=f"CAST(`{aggregate['field']}` AS DOUBLE)")
         name = Aggregate(aggregate["function"], aggregate["field"]).feature_name
         entries.append(f"'{name}', CAST({expression} AS DOUBLE)")
     window = group["window"]
+    kinds = group.get("kinds") or ()
+    if kinds and not kind_field:
+        raise ValueError(f"feature group {group['name']!r} filters by kinds, but no kind field is given")
+    # A filter on the window function's output: the planner keeps it a window aggregation over the kept rows.
+    only = f"\n    WHERE `{kind_field}` IN ({', '.join(_string(k) for k in kinds)})" if kinds else ""
     return f"""
     INSERT INTO features_out
     SELECT '{group["name"]}', CAST(`{group["entity"]}` AS STRING), window_start, window_end, MAP[{", ".join(entries)}]
     FROM TABLE(HOP(TABLE events_ok, DESCRIPTOR(event_ts),
-                   {_seconds(window["slide_s"])}, {_seconds(window["size_s"])}))
+                   {_seconds(window["slide_s"])}, {_seconds(window["size_s"])})){only}
     GROUP BY `{group["entity"]}`, window_start, window_end"""
+
+
+def _string(text: str) -> str:
+    """A SQL string literal (kind names match the contract's name pattern; quotes are doubled regardless)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def labels_sink(spec: dict[str, Any], bootstrap: str) -> str:
+    """Labels that arrive as their own events (``StreamingSpec.feedback``), on ``<component>.labels``:
+    ``{key, label, event_time}``, keyed by ``key`` so one key's labels stay in order on one partition.
+
+    Generic field names, so one consumer (training, the monitor) reads every component's labels: ``key`` is the
+    feedback key as text (an order id), ``label`` the label in its declared type, ``event_time`` the label
+    event's time in epoch milliseconds."""
+    feedback = spec["feedback"]
+    label_type = next(f["type"] for f in spec["events"]["fields"] if f["name"] == feedback["label"])
+    options = {"key.format": "raw", "key.fields": "key", "value.format": "json", **AT_LEAST_ONCE}
+    return f"""
+    CREATE TABLE labels_out (
+      `key` STRING, `label` {SQL_TYPES[label_type]}, `event_time` BIGINT
+    ) {_kafka(spec["topics"]["labels"], bootstrap, **options)}"""
+
+
+def labels_insert(spec: dict[str, Any]) -> str:
+    """Every usable event of the feedback kind, as its label (late ones are dead letters like any late event)."""
+    feedback, events = spec["feedback"], spec["events"]
+    return (
+        f"INSERT INTO labels_out SELECT CAST(`{feedback['key']}` AS STRING), `{feedback['label']}`, "
+        f"`{events['event_time']}` FROM events_ok WHERE `{events['kind']}` = {_string(feedback['kind'])}"
+    )
 
 
 def dead_letter_insert() -> str:
