@@ -26,9 +26,9 @@ tools: ## Build the pinned Pulumi CLI + Kubernetes provider from Go modules into
 demo: setup ## The whole lifecycle of COMPONENT (default fraud) on the embedded default, left running to explore
 	@$(MLSTACK) demo --component $(COMPONENT) --events $(EVENTS) $(if $(SEED),--seed $(SEED))
 
-component: setup ## Scaffold a new use-case component: make component NAME=<name> (package + its own tests)
+component: setup ## Scaffold a new use-case component: make component NAME=<name> [TASK=binary|multiclass|regression] (package + its own tests)
 	@if [ -z "$(NAME)" ]; then echo "usage: make component NAME=<name>  (lower case, e.g. churn)"; exit 2; fi
-	@$(MLSTACK) component new $(NAME)
+	@$(MLSTACK) component new $(NAME) $(if $(TASK),--task $(TASK))
 
 test: setup tools-background policy-tools lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
 	@$(PY) -m pytest $(PYTEST_ARGS)

@@ -99,11 +99,14 @@ app.add_typer(component_app, name="component")
 
 
 @component_app.command("new")
-def component_new(name: str) -> None:
+def component_new(
+    name: str,
+    task: str = typer.Option("binary", help="The model's task type: binary, multiclass or regression."),
+) -> None:
     """Write components/<name>/ and its tests from the template; it runs through the lifecycle as is."""
     from cli.scaffold import create
 
-    scaffold = create(name)
+    scaffold = create(name, task=task)
     for path in scaffold.files:
         console.print(f"  wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
     console.print(f"  registered `{scaffold.entry_point}` in pyproject.toml and reinstalled the project (editable)")

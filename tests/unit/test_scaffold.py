@@ -80,6 +80,24 @@ def test_registering_and_unregistering_leaves_pyproject_byte_for_byte_as_it_was(
 def test_a_scaffolded_component_validates_lints_and_passes_its_own_tests(scaffolded: Scaffold) -> None:
     component = load(scaffolded.name)
     assert component.model.task == "binary"
+    _lints_and_passes_its_own_tests(scaffolded)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_a_scaffold_of_another_task_validates_lints_and_passes_its_own_tests(task: str) -> None:
+    """``--task``: the same events and features, a model of that task (multiclass: three classes, predict_proba;
+    regression: a count, against the last value), and a generated test whose bar is in that metric's terms."""
+    scaffold = create(f"scaffoldcheck{task[:5]}{os.getpid()}", task=task)
+    try:
+        model = load(scaffold.name).model
+        assert model.task == task and model.baseline is not None
+        assert len(model.classes) == (3 if task == "multiclass" else 0)
+        _lints_and_passes_its_own_tests(scaffold)
+    finally:
+        remove(scaffold)
+
+
+def _lints_and_passes_its_own_tests(scaffolded: Scaffold) -> None:
     files = [str(p) for p in scaffolded.files]
     for tool in (["ruff", "check", *files], ["ruff", "format", "--check", *files], ["mypy", *files]):
         checked = subprocess.run([str(VENV_BIN / tool[0]), *tool[1:]], cwd=REPO_ROOT, capture_output=True, text=True)
@@ -95,7 +113,9 @@ def test_a_scaffolded_component_validates_lints_and_passes_its_own_tests(scaffol
     assert "4 passed" in run.stdout
 
 
-def test_bad_or_taken_names_are_refused() -> None:
+def test_bad_or_taken_names_and_unknown_tasks_are_refused() -> None:
+    with pytest.raises(EmbeddedError, match="task 'classification' is not one of binary, multiclass, regression"):
+        create("churn", task="classification")
     with pytest.raises(EmbeddedError, match="must match"):
         plan("Churn")
     with pytest.raises(EmbeddedError, match="reserved"):
