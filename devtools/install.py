@@ -36,7 +36,8 @@ DEBIAN_PACKAGES = {  # executable -> Debian package
     "mvn": "maven",
     "redis-server": "redis-server",
     "haproxy": "haproxy",
-    "prometheus": "prometheus",  # the cluster's canary analysis queries it; the local tier runs it for real
+    "prometheus": "prometheus",  # the canary analysis and the alert rules; promtool checks the rules
+    "prometheus-alertmanager": "prometheus-alertmanager",  # routes the alerts to the receiver (embedded mode)
 }
 STAMPS = CACHE_DIR / "stamps"
 HEARTBEAT_S = 15.0
@@ -184,7 +185,7 @@ def _du_mb(path: Path) -> float:
 
 
 STEPS: list[tuple[str, Callable[[], str]]] = [
-    ("Debian packages (Java, Maven, Redis, HAProxy, Prometheus)", debian_packages),
+    ("Debian packages (Java, Maven, Redis, HAProxy, Prometheus, Alertmanager)", debian_packages),
     ("main environment (.venv)", main_environment),
     ("streaming environment (.venv-streaming)", streaming_environment),
     ("Kafka broker jars", kafka_jars),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import Component
+from local.alerting import remove_targets, write_targets
 from local.errors import EmbeddedError
 from local.paths import REPO_ROOT, main_module
 from local.server_metrics import scrape
@@ -142,6 +143,9 @@ class EmbeddedServing:
                 raise EmbeddedError(f"{self.program(slot)} not ready after {SERVER_START_TIMEOUT_S}s")
             time.sleep(0.3)
         progress(f"{self.program(slot)}: ready after {time.monotonic() - began:.1f}s")
+        # Prometheus scrapes it from now on (the alert rules watch its errors and latency); the series carry the
+        # component and version, the target adds the slot.
+        write_targets(self.settings, "serving", self.program(slot), [f"127.0.0.1:{port}"], {"slot": slot})
 
     @staticmethod
     def _ready(port: int) -> bool:
@@ -218,11 +222,13 @@ class EmbeddedServing:
 
     def stop_server(self, slot: str) -> None:
         """Stop ``slot``'s model server (the slot keeps its port and last version)."""
+        remove_targets(self.settings, "serving", self.program(slot))
         self.services.daemon.stop(self.program(slot))
 
     def stop(self) -> None:
-        for program in (self.proxy_program, self.program("a"), self.program("b")):
-            self.services.daemon.stop(program)
+        self.services.daemon.stop(self.proxy_program)
+        for slot in ("a", "b"):
+            self.stop_server(slot)
 
 
 class EmbeddedBackend:

@@ -10,6 +10,8 @@ from typing import Any
 from local.errors import EmbeddedError
 from local.paths import state_dir
 from local.service_spec import free_port
+from monitoring.alert_routing import SHIPPED_ROUTING, WEBHOOK_PATH, Routing
+from monitoring.alert_rules import SHIPPED_THRESHOLDS, SHIPPED_TIMING, Thresholds, Timing
 
 
 def _port(variable: str, default: int) -> int:
@@ -26,6 +28,18 @@ def _port(variable: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class AlertingSettings:
+    """How often the embedded Prometheus scrapes and evaluates, and the rules' and Alertmanager's times. The
+    defaults are the shipped ones (the cluster's chart uses the same rules and routing); tests shorten them."""
+
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    rules: Timing = SHIPPED_TIMING
+    thresholds: Thresholds = SHIPPED_THRESHOLDS
+    routing: Routing = SHIPPED_ROUTING
+
+
+@dataclass(frozen=True)
 class EmbeddedSettings:
     """Where each embedded service listens and keeps its state."""
 
@@ -39,6 +53,14 @@ class EmbeddedSettings:
     """MLflow tracking server and UI (``MLSTACK_MLFLOW_PORT``)."""
     redis_port: int = 6379
     """Redis, the Feast online store (``MLSTACK_REDIS_PORT``)."""
+    prometheus_port: int = 9090
+    """Prometheus: scrapes the model servers, evaluates the alert rules (``MLSTACK_PROMETHEUS_PORT``)."""
+    alertmanager_port: int = 9095
+    """Alertmanager (``MLSTACK_ALERTMANAGER_PORT``; not its usual 9093, which is Kafka's controller here)."""
+    alerts_port: int = 9096
+    """The alert receiver, Alertmanager's webhook (``MLSTACK_ALERTS_PORT``)."""
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)
+    """Scrape, evaluation and alerting times (code only: tests shorten them)."""
 
     @classmethod
     def from_env(cls) -> EmbeddedSettings:
@@ -56,7 +78,7 @@ class EmbeddedSettings:
     @classmethod
     def on_free_ports(cls, state_dir: Path) -> EmbeddedSettings:
         """Fresh ports and a private state folder: tests and benchmarks never touch a running stack."""
-        ports = {f.name: free_port() for f in fields(cls) if f.name.endswith("_port")}
+        ports: dict[str, Any] = {f.name: free_port() for f in fields(cls) if f.name.endswith("_port")}
         return cls(state_dir=state_dir, **ports)
 
     def check(self) -> None:
@@ -77,6 +99,19 @@ class EmbeddedSettings:
     def mlflow_url(self) -> str:
         """Tracking URI and UI address of the MLflow server."""
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    @property
+    def alerts_url(self) -> str:
+        """The receiver's webhook, where ``GET`` answers the alerts it recorded."""
+        return f"http://127.0.0.1:{self.alerts_port}{WEBHOOK_PATH}"
 
     @property
     def redis_address(self) -> str:

@@ -4,6 +4,7 @@ tier's marker from the folder, so `pytest -m local` selects by tier."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -47,13 +48,8 @@ def isolated_settings(state_dir: Path) -> EmbeddedSettings:
 
 def settings_env(s: EmbeddedSettings) -> dict[str, str]:
     """The environment that points the `mlstack` CLI (EmbeddedSettings.from_env) at these settings."""
-    return {
-        "MLSTACK_STATE_DIR": str(s.state_dir),
-        "MLSTACK_KAFKA_PORT": str(s.kafka_port),
-        "MLSTACK_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-        "MLSTACK_MLFLOW_PORT": str(s.mlflow_port),
-        "MLSTACK_REDIS_PORT": str(s.redis_port),
-    }
+    ports = {f"MLSTACK_{f.name.upper()}": str(getattr(s, f.name)) for f in fields(s) if f.name.endswith("_port")}
+    return {"MLSTACK_STATE_DIR": str(s.state_dir), **ports}
 
 
 @pytest.fixture(scope="session")

@@ -36,3 +36,18 @@ class Shifted:
     def predict_proba(self, x: Any) -> np.ndarray:
         p = 0.6 + 0.4 * np.asarray(self.inner.predict_proba(x))[:, 1]
         return np.column_stack([1 - p, p])
+
+
+class FailsWhenFlagged:
+    """Scores everything 0.1 until the file ``flag`` exists, then fails every request: a server that starts healthy
+    (its warm-up passes) and breaks while serving, as a lost dependency would. Needs no fitted model."""
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        from pathlib import Path
+
+        if Path(self.flag).exists():
+            raise RuntimeError(f"broken on purpose: {self.flag} exists")
+        return np.tile([0.9, 0.1], (len(x), 1))

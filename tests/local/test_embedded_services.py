@@ -22,7 +22,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from local.errors import EmbeddedError
 from local.paths import REPO_ROOT
-from local.services import EmbeddedServices
+from local.services import SERVICE_BUILDERS, EmbeddedServices
 from local.supervisor_daemon import MARKER, SupervisorDaemon
 from tests.conftest import isolated_settings, settings_env
 
@@ -54,7 +54,7 @@ def test_services_start_clean_report_healthy_and_stop_without_leftovers(tmp_path
     services = EmbeddedServices(isolated_settings(tmp_path / "state"))
     rows = services.up(progress=print)
     try:
-        assert {row.name: row.healthy for row in rows} == {"kafka": True, "redis": True, "mlflow": True}
+        assert {row.name: row.healthy for row in rows} == dict.fromkeys(SERVICE_BUILDERS, True)
         assert all(row.pid and row.rss_mb > 1 for row in rows)
         assert len(_marked(services.settings.state_dir)) >= 3
         # A second `up` finds everything running and changes nothing.
