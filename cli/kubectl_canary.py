@@ -101,7 +101,8 @@ def status_table(rollout: Rollout) -> Table:
         table.caption = "reported by the InferenceService: " + (
             ", ".join(f"v{version} {share}%" for version, share in reported.items()) or "no traffic yet"
         )
-    for column in ("role", "version", "traffic", "requests", "error rate", "p99 ms", "PSI", "verdict"):
+    # "shift": the statistic the analysis used, PSI on scores or chi-square p and Cramér's V on predicted classes.
+    for column in ("role", "version", "traffic", "requests", "error rate", "p99 ms", "shift", "verdict"):
         table.add_column(column, justify="left" if column in {"role", "verdict"} else "right")
     if not state:
         stable = rollout.backend.stable_version()
@@ -133,7 +134,7 @@ def status_table(rollout: Rollout) -> Table:
             f"{window.requests:.0f}",
             f"{window.error_rate:.1%}",
             "" if math.isnan(p99) else f"{p99 * 1000:.1f}",
-            "" if role == "stable" or math.isnan(analysis.psi) else f"{analysis.psi:.3f}",
+            "" if role == "stable" else analysis.shift.short,
             stable_verdict if role == "stable" else analysis.summary,
         )
     return table

@@ -8,7 +8,7 @@ shape seen, instead of failing every request later (an (n, 3) array where one sc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,6 +17,16 @@ if TYPE_CHECKING:
 
 #: How far a multiclass row's probabilities may sum from 1 (float32 models, rounding).
 SUM_TOLERANCE = 1e-4
+
+
+class Answering(Protocol):
+    """What the output check reads of a model: a ``ModelSpec``, or a registry version (``served.ServedModel``)."""
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
 
 
 class OutputError(ValueError):
@@ -32,11 +42,11 @@ def classes(model: ModelSpec) -> tuple[str, ...]:
     return ()
 
 
-def expected_shape(model: ModelSpec, rows: int) -> tuple[int, ...]:
+def expected_shape(model: Answering, rows: int) -> tuple[int, ...]:
     return (rows, len(model.classes)) if model.task == "multiclass" else (rows,)
 
 
-def check_output(model: ModelSpec, output: Any, rows: int) -> np.ndarray:
+def check_output(model: Answering, output: Any, rows: int) -> np.ndarray:
     """``output`` as a float64 array when it has the task's shape and range, else ``OutputError``."""
     import numpy as np
 

@@ -1,5 +1,6 @@
 """A canary rollout as a picture: traffic per version and the canary's share over time, latency per version,
-and the prediction distributions the analysis compared, with each analysed window's verdict marked."""
+and the predictions the analysis compared (the score histogram's buckets, or every predicted class of a
+multiclass model), with each analysed window's verdict marked."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from local.traffic import TrafficLog
 from serving.rollout.analysis import Analysis, Snapshot
 
-VERDICT_COLOURS = {"pass": "tab:green", "fail": "tab:red", "inconclusive": "tab:grey"}
+VERDICT_COLOURS = {"pass": "tab:green", "fail": "tab:red", "inconclusive": "tab:grey", "stable unhealthy": "tab:orange"}
 
 
 def _per_second(log: TrafficLog, slots: dict[str, str], start: float) -> dict[str, dict[int, list[float]]]:
@@ -26,7 +27,9 @@ def _per_second(log: TrafficLog, slots: dict[str, str], start: float) -> dict[st
 
 def _share_steps(canary: dict[str, Any], start: float) -> tuple[list[float], list[int]]:
     """The canary's share over time: each window is judged at the share it ran at, and a pass moves it to the
-    share the next window records; the outcome sets the last (100 promoted, 0 otherwise)."""
+    share the next window records. After the last window the outcome sets it (100 promoted, 0 rolled back or
+    aborted); a rollout without one (paused on an unhealthy stable version, or still running) keeps the share its
+    state holds: a pause leaves traffic where it was."""
     history = canary["history"]
     if not history:
         return [0.0], [0]
@@ -34,7 +37,12 @@ def _share_steps(canary: dict[str, Any], start: float) -> tuple[list[float], lis
     for entry, following in zip(history, [*history[1:], None], strict=True):
         if entry["verdict"] == "inconclusive":
             continue
-        after = following["share"] if following else (100 if canary.get("outcome") == "promoted" else 0)
+        if following:
+            after = following["share"]
+        elif canary.get("outcome"):
+            after = 100 if canary["outcome"] == "promoted" else 0
+        else:
+            after = canary.get("share", entry["share"])
         times.append(entry["at"] - start)
         shares.append(int(after))
     end = float(canary.get("ended_at", history[-1]["at"]))
@@ -43,16 +51,24 @@ def _share_steps(canary: dict[str, Any], start: float) -> tuple[list[float], lis
     return times, shares
 
 
-def _bucket_shares(snapshot: Snapshot) -> tuple[list[float], list[float]]:
-    """Bucket upper bounds and the share of predictions in each (from the cumulative histogram)."""
-    bounds = sorted(b for b in snapshot.predictions if b != float("inf"))
+def _bucket_shares(snapshot: Snapshot) -> tuple[list[str], list[float]]:
+    """Bucket labels and the share of predictions in each (from the cumulative histogram), the ``+Inf`` bucket
+    included: predictions above the last bound are predictions too."""
+    bounds = sorted(snapshot.predictions)
     total = snapshot.predictions.get(float("inf"), max(snapshot.predictions.values(), default=0.0))
-    shares, below = [], 0.0
+    labels, shares, below, previous = [], [], 0.0, 0.0
     for bound in bounds:
         cumulative = snapshot.predictions[bound]
+        labels.append(f">{previous:g}" if bound == float("inf") else f"≤{bound:g}")
         shares.append((cumulative - below) / total if total else 0.0)
-        below = cumulative
-    return bounds, shares
+        below, previous = cumulative, bound
+    return labels, shares
+
+
+def _class_shares(snapshot: Snapshot, names: list[str]) -> list[float]:
+    """The share of predictions of each class in ``names`` (0 for a class this version never predicted)."""
+    total = sum(snapshot.classes.values())
+    return [snapshot.classes.get(name, 0.0) / total if total else 0.0 for name in names]
 
 
 def plot_rollout(
@@ -106,14 +122,20 @@ def plot_rollout(
     judged = [a for _, a in analyses if a.stable.requests and a.canary.requests]
     if judged:
         last = judged[-1]
+        # Every class either version predicted, in the order the counters list them (the model's order).
+        names = list(dict.fromkeys([*last.stable.classes, *last.canary.classes]))
         for label, snapshot, offset in (
             (f"v{canary['stable_version']} (stable)", last.stable, -0.2),
             (f"v{canary['canary_version']} (canary)", last.canary, 0.2),
         ):
-            bounds, fractions = _bucket_shares(snapshot)
-            predictions_ax.bar([i + offset for i in range(len(bounds))], fractions, width=0.4, label=label)
-            predictions_ax.set_xticks(range(len(bounds)), [f"≤{b:g}" for b in bounds], rotation=45, fontsize=8)
-        predictions_ax.set_title(f"predictions in the last judged window (PSI {last.psi:.3f})", fontsize=10)
+            if names:
+                ticks, fractions = names, _class_shares(snapshot, names)
+            else:
+                ticks, fractions = _bucket_shares(snapshot)
+            predictions_ax.bar([i + offset for i in range(len(ticks))], fractions, width=0.4, label=label)
+            predictions_ax.set_xticks(range(len(ticks)), ticks, rotation=0 if names else 45, fontsize=8)
+        what = "predicted classes" if names else "predictions"
+        predictions_ax.set_title(f"{what} in the last judged window ({last.shift})", fontsize=10)
     predictions_ax.set_ylabel("share of predictions")
     predictions_ax.legend(loc="upper right")
     if canary.get("reason"):

@@ -26,6 +26,9 @@ def snapshot_from_text(text: str, component: str, version: str) -> Snapshot:
                 snapshot.latency[float(labels[metrics.BUCKET_BOUND])] = sample.value
             elif sample.name in metrics.PREDICTION_BUCKETS:
                 snapshot.predictions[float(labels[metrics.BUCKET_BOUND])] = sample.value
+            elif sample.name == metrics.PREDICTED_CLASS_TOTAL:
+                name = labels[metrics.CLASS]
+                snapshot.classes[name] = snapshot.classes.get(name, 0.0) + sample.value
     return snapshot
 
 

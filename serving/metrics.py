@@ -1,6 +1,11 @@
 """Prometheus metrics of the model server, per component and registry version: what the canary analysis
 compares between stable and canary, read through Prometheus or from each server's own /metrics.
 
+What a version's predictions feed depends on its task: a binary classifier's probabilities of the positive class
+go to a probability histogram, a regressor's estimates to an estimate histogram, and a multiclass classifier's
+predicted class (the most probable one, as its response's ``label``) to a counter per class: a histogram of class
+indices would put every class but the first few in ``+Inf``, and the canary compares class shares anyway.
+
 This module owns the names: the server exports these objects, and every reader (the PromQL of
 ``serving.rollout.prometheus``, a scraper of the server's text exposition) selects the series by the constants
 below, so a renamed metric or label cannot leave a reader querying a series nobody exports."""
@@ -14,7 +19,7 @@ PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 ESTIMATE_BUCKETS = (0.0, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
 
 # -- label names and values ----------------------------------------------------------------------------------
-COMPONENT, VERSION, KIND = "component", "version", "kind"
+COMPONENT, VERSION, KIND, CLASS = "component", "version", "kind", "class"
 LABELS = (COMPONENT, VERSION)
 SERVER_ERROR, BAD_REQUEST = "server", "bad request"
 """Values of ``kind``: the analysis counts server errors only; a bad request (HTTP 4xx) is the caller's."""
@@ -27,6 +32,7 @@ ERRORS_NAME = "mlstack_request_errors"
 LATENCY_NAME = "mlstack_request_latency_seconds"
 PROBABILITY_NAME = "mlstack_prediction_probability"
 ESTIMATE_NAME = "mlstack_prediction_estimate"
+PREDICTED_CLASS_NAME = "mlstack_predicted_class"
 
 # -- series names, as the text format and Prometheus show them (a counter gains ``_total``, a histogram's
 # buckets ``_bucket``): what the readers select -----------------------------------------------------------------
@@ -34,13 +40,21 @@ REQUESTS_TOTAL = f"{REQUESTS_NAME}_total"
 ERRORS_TOTAL = f"{ERRORS_NAME}_total"
 LATENCY_BUCKET = f"{LATENCY_NAME}_bucket"
 PREDICTION_BUCKETS = (f"{PROBABILITY_NAME}_bucket", f"{ESTIMATE_NAME}_bucket")
-"""Classifiers export the first, regressors the second: one version has one of them."""
+"""Binary classifiers export the first, regressors the second: one version has one of them."""
+PREDICTED_CLASS_TOTAL = f"{PREDICTED_CLASS_NAME}_total"
+"""Multiclass classifiers export this instead, one series per class (label ``class``)."""
 
 # -- the server's metrics --------------------------------------------------------------------------------------
 REQUESTS = Counter(REQUESTS_NAME, "Prediction requests", LABELS)
 ERRORS = Counter(ERRORS_NAME, "Failed prediction requests", (*LABELS, KIND))
 LATENCY = Histogram(LATENCY_NAME, "Feature lookup + model, per request", LABELS, buckets=LATENCY_BUCKETS)
 PROBABILITIES = Histogram(
-    PROBABILITY_NAME, "Predicted probabilities (classifiers)", LABELS, buckets=PROBABILITY_BUCKETS
+    PROBABILITY_NAME,
+    "Predicted probabilities of the positive class (binary classifiers)",
+    LABELS,
+    buckets=PROBABILITY_BUCKETS,
 )
 ESTIMATES = Histogram(ESTIMATE_NAME, "Predicted values (regressors)", LABELS, buckets=ESTIMATE_BUCKETS)
+PREDICTED_CLASSES = Counter(
+    PREDICTED_CLASS_NAME, "Predictions per predicted class (multiclass classifiers)", (*LABELS, CLASS)
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import sys
 
 import kserve
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     from contract.registry import load
-    from serving.runtime import ComponentModel
+    from serving.runtime import ComponentModel, ModelNotServable
 
     component = load(args.component)
     mlflow.set_tracking_uri(args.mlflow_uri)
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
         component, f"models:/{component.name}/{version}", str(version), FeatureStore(args.feast_repo)
     )
     threadpool_limits(limits=args.model_threads)  # the whole process: predict runs on the event loop's thread
-    model.load()
+    try:
+        model.load()
+    except ModelNotServable as error:  # the server never reports ready; its exit status and message say why
+        sys.exit(f"error: {error}")
     # Everything loaded so far (libraries, model, feature store) lives as long as the process: frozen out of the
     # collector's view, a full collection scans only what requests allocate instead of pausing a request for it.
     gc.collect()

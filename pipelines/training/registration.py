@@ -1,5 +1,11 @@
 """The gate and the registry: the best configuration is refit, judged on the holdout against the current
-``champion``, and registered as ``challenger`` only when it is better by at least the required gain."""
+``champion``, and registered as ``challenger`` only when it is better by at least the required gain.
+
+Nothing is logged for a model whose holdout predictions do not have its task's shape (``contract.tasks``): the
+server would refuse to load it. What is logged is a ``contract.served.ServedModel``, the fitted model with the
+component's ``predict``, so the MLflow signature's outputs and the pyfunc flavour are exactly what the model
+server answers: one double per row named ``score`` (binary: the positive class's probability; regression: the
+estimate), or for multiclass one double per class per row, in columns named by the classes."""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from contract import Component
+from contract.served import ServedModel, fitted_model
+from contract.tasks import OutputError, check_output, encode_target
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -50,7 +58,7 @@ def score_champion(component: Component, name: str, x: pd.DataFrame, y: np.ndarr
     import mlflow.sklearn
 
     model_uri = f"models:/{name}@{CHAMPION}"
-    champion = mlflow.sklearn.load_model(model_uri)
+    champion = fitted_model(mlflow.sklearn.load_model(model_uri))
     signature = mlflow.models.get_model_info(model_uri).signature
     columns = signature.inputs.input_names() if signature is not None else list(x.columns)
     missing = [c for c in columns if c not in x]
@@ -123,8 +131,15 @@ def evaluate_and_register(
     model = component.model
     name = registered_name(component)
     x = model.prepare(holdout)
-    y = holdout[model.target].to_numpy()
-    score = model.metric.score(y, model.predict(fitted, x))
+    y = encode_target(model, holdout[model.target])
+    try:
+        predictions = check_output(model, model.predict(fitted, x), len(x))
+    except OutputError as error:
+        raise OutputError(
+            f"component {component.name!r}: the trained model's holdout predictions do not fit its task, so no "
+            f"version is logged: {error}"
+        ) from None
+    score = model.metric.score(y, predictions)
     decision = Decision(passed=False, reason="", metric=model.metric.name, holdout_score=score)
     if model.baseline is not None:
         decision.baseline_score = model.metric.score(y, model.baseline(holdout))
@@ -141,7 +156,7 @@ def evaluate_and_register(
     )
     decision.reason += verdict
 
-    predict_fn = "predict_proba" if model.task != "regression" else "predict"
+    served = ServedModel(component.name, model, fitted)
     example = x.head(5)
     with mlflow.start_run(run_id=run_id):
         metrics = {f"holdout_{model.metric.name}": score}
@@ -151,12 +166,12 @@ def evaluate_and_register(
             metrics[f"baseline_holdout_{model.metric.name}"] = decision.baseline_score
         mlflow.log_metrics(metrics)
         info = mlflow.sklearn.log_model(
-            fitted,
+            served,
             name="model",
-            signature=infer_signature(example, getattr(fitted, predict_fn)(example)),
+            signature=infer_signature(example, served.predict(example)),
             input_example=example,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            pyfunc_predict_fn=predict_fn,
+            pyfunc_predict_fn="predict",  # ServedModel.predict: the component's predict, named as served
             # Stated, not inferred: inference loads the model in a subprocess to watch its imports (~15 s).
             pip_requirements=model_requirements(),
         )

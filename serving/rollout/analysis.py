@@ -2,7 +2,14 @@
 
 Each side is a ``Snapshot`` of its model server's Prometheus counters and histograms; the window is the
 difference between two snapshots. Three checks, with thresholds from ``AnalysisConfig``: server error rate,
-p99 latency, and the shift of the prediction distribution (population stability index, PSI).
+p99 latency, and the shift of the predictions, by what the versions predict:
+
+- scores (a binary classifier's probabilities, a regressor's estimates): the population stability index (PSI) of
+  the prediction histograms, less the sampling noise of the window's sizes;
+- classes (a multiclass classifier's predicted classes): the chi-square test of homogeneity of the two class-count
+  vectors with a minimum effect size (``contract.shift``): a window fails only when the difference is both
+  unlikely by chance (p below ``class_alpha``) and large (Cramér's V at least ``min_cramers_v``). PSI with a floor
+  for an empty class rolled tied challengers back on a handful of counts (``benchmarks/canary_class_shift.py``).
 
 The stable version is judged first: when its own error rate is above the bound, comparing the canary with it says
 nothing (a canary as broken as its baseline would pass the relative checks, and one failing only because
@@ -14,6 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Literal
+
+from contract.shift import ALPHA, MIN_CRAMERS_V, class_shift
 
 Verdict = Literal["pass", "fail", "inconclusive", "stable unhealthy"]
 STABLE_UNHEALTHY: Verdict = "stable unhealthy"
@@ -33,6 +42,10 @@ class AnalysisConfig:
     """The canary's p99 may exceed ``max_p99_ratio`` x stable's by this much (milliseconds are noisy)."""
     max_psi: float = 0.25
     """0.1 is a small shift, 0.25 a large one by the usual convention."""
+    class_alpha: float = ALPHA
+    """Predicted classes: the chi-square test's significance level."""
+    min_cramers_v: float = MIN_CRAMERS_V
+    """Predicted classes: the smallest effect (Cramér's V) that fails a window."""
 
 
 @dataclass
@@ -44,6 +57,9 @@ class Snapshot:
     latency: dict[float, float] = field(default_factory=dict)
     """Histogram buckets: upper bound -> cumulative count."""
     predictions: dict[float, float] = field(default_factory=dict)
+    """The prediction histogram (binary and regression): upper bound -> cumulative count."""
+    classes: dict[str, float] = field(default_factory=dict)
+    """Predicted classes (multiclass): class -> cumulative count."""
 
     def minus(self, earlier: Snapshot) -> Snapshot:
         """The window between ``earlier`` and this snapshot (a restarted server starts again from zero)."""
@@ -60,6 +76,7 @@ class Snapshot:
             server_errors=min(self.server_errors - earlier.server_errors, requests),
             latency={le: n - earlier.latency.get(le, 0.0) for le, n in self.latency.items()},
             predictions={le: n - earlier.predictions.get(le, 0.0) for le, n in self.predictions.items()},
+            classes={name: n - earlier.classes.get(name, 0.0) for name, n in self.classes.items()},
         )
 
     @property
@@ -116,13 +133,52 @@ def psi(expected: dict[float, float], actual: dict[float, float], bins: int = 5,
     return max(raw - (len(groups) - 1) * (1 / n + 1 / m), 0.0)
 
 
+@dataclass(frozen=True)
+class Shift:
+    """The prediction-shift check of one window, with the statistic that was used."""
+
+    statistic: Literal["PSI", "chi-square"]
+    value: float
+    """PSI, or the chi-square test's p-value; NaN when there was nothing to compare."""
+    effect: float = math.nan
+    """Cramér's V (chi-square only)."""
+    failed: bool = False
+
+    def __str__(self) -> str:
+        if math.isnan(self.value):
+            return f"{self.statistic}: nothing to compare"
+        if self.statistic == "PSI":
+            return f"PSI {self.value:.3f}"
+        return f"chi-square p {self.value:.3g}, Cramér's V {self.effect:.3f}"
+
+    @property
+    def short(self) -> str:
+        """For a table cell: ``PSI 0.031``, or ``chi2 p=0.42 V=0.05`` (Cramér's V); empty when NaN."""
+        if math.isnan(self.value):
+            return ""
+        return f"PSI {self.value:.3f}" if self.statistic == "PSI" else f"chi2 p={self.value:.2g} V={self.effect:.2f}"
+
+
+NO_SHIFT = Shift("PSI", math.nan)
+"""A window with nothing analysed yet."""
+
+
+def prediction_shift(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Shift:
+    """Chi-square on predicted classes when the versions count classes, else PSI on the prediction histograms."""
+    if stable.classes or canary.classes:
+        test = class_shift(stable.classes, canary.classes)
+        return Shift("chi-square", test.p_value, test.cramers_v, test.shifted(config.class_alpha, config.min_cramers_v))
+    value = psi(stable.predictions, canary.predictions)
+    return Shift("PSI", value, failed=not math.isnan(value) and value > config.max_psi)
+
+
 @dataclass
 class Analysis:
     verdict: Verdict
     reasons: list[str]
     stable: Snapshot
     canary: Snapshot
-    psi: float
+    shift: Shift
 
     @property
     def summary(self) -> str:
@@ -131,7 +187,7 @@ class Analysis:
 
 def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analysis:
     """Compare two windows (already differenced)."""
-    shift = psi(stable.predictions, canary.predictions)
+    shift = prediction_shift(stable, canary, config)
     # The stable version is judged on its own window as soon as that window is large enough (the canary's may
     # still be small at a low share): a rate from fewer requests is noise, as it is for the canary's checks.
     if stable.requests >= config.min_requests and stable.error_rate > config.max_error_rate:
@@ -155,12 +211,17 @@ def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analy
     p99_canary, p99_stable = canary.quantile(0.99), stable.quantile(0.99)
     if p99_canary > p99_stable * config.max_p99_ratio + config.p99_slack_s:
         failures.append(f"canary p99 {p99_canary * 1000:.1f} ms vs stable {p99_stable * 1000:.1f} ms")
-    if not math.isnan(shift) and shift > config.max_psi:
-        failures.append(f"prediction shift PSI {shift:.2f} > {config.max_psi}")
+    if shift.failed and shift.statistic == "PSI":
+        failures.append(f"prediction shift PSI {shift.value:.2f} > {config.max_psi}")
+    elif shift.failed:
+        failures.append(
+            f"predicted classes shifted: chi-square p {shift.value:.2g} < {config.class_alpha:g} and "
+            f"Cramér's V {shift.effect:.2f} >= {config.min_cramers_v:g}"
+        )
     if failures:
         return Analysis("fail", failures, stable, canary, shift)
     passed = (
         f"error rate {canary.error_rate:.1%} (stable {stable.error_rate:.1%}), p99 {p99_canary * 1000:.1f} ms "
-        f"(stable {p99_stable * 1000:.1f} ms), PSI {shift:.3f}"
+        f"(stable {p99_stable * 1000:.1f} ms), {shift}"
     )
     return Analysis("pass", [passed], stable, canary, shift)

@@ -46,11 +46,16 @@ class PrometheusReader:
                 for r in self.query(f"sum by ({metrics.BUCKET_BOUND}) ({series}{{{selector}}})", at)
             }
 
-        probability, estimate = metrics.PREDICTION_BUCKETS  # a version exports one of them
+        probability, estimate = metrics.PREDICTION_BUCKETS  # a version exports one of them, or classes
         predictions = buckets(probability) or buckets(estimate)
+        classes = {
+            r["metric"][metrics.CLASS]: float(r["value"][1])
+            for r in self.query(f"sum by ({metrics.CLASS}) ({metrics.PREDICTED_CLASS_TOTAL}{{{selector}}})", at)
+        }
         return Snapshot(
             requests=scalar(f"sum({metrics.REQUESTS_TOTAL}{{{selector}}})"),
             server_errors=scalar(f'sum({metrics.ERRORS_TOTAL}{{{selector},{metrics.KIND}="{metrics.SERVER_ERROR}"}})'),
             latency=buckets(metrics.LATENCY_BUCKET),
             predictions=predictions,
+            classes=classes,
         )

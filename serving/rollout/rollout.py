@@ -10,14 +10,13 @@ window restarts, so the next verdict is on fresh traffic) or ends the rollout wi
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from serving.rollout.analysis import STABLE_UNHEALTHY, Analysis, AnalysisConfig, Snapshot, analyse
+from serving.rollout.analysis import NO_SHIFT, STABLE_UNHEALTHY, Analysis, AnalysisConfig, Snapshot, analyse
 from serving.rollout.backend import TrafficBackend
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -64,6 +63,7 @@ def _snapshot(data: dict[str, Any]) -> Snapshot:
         server_errors=data["server_errors"],
         latency={float(k): v for k, v in data["latency"].items()},
         predictions={float(k): v for k, v in data["predictions"].items()},
+        classes=dict(data.get("classes", {})),  # absent from states saved before classes were counted
     )
 
 
@@ -149,7 +149,7 @@ class Rollout:
             self._baseline(state)
             self.backend.save_state(state)
             reason = f"traffic not yet at {state['share']}%: {pending}"
-            return "waiting", Analysis("inconclusive", [reason], Snapshot(), Snapshot(), math.nan)
+            return "waiting", Analysis("inconclusive", [reason], Snapshot(), Snapshot(), NO_SHIFT)
         result = self.analyse()
         self._record(state, result)
         state.pop("paused", None)
@@ -190,7 +190,10 @@ class Rollout:
                 "canary_error_rate": result.canary.error_rate,
                 "stable_p99_s": result.stable.quantile(0.99),
                 "canary_p99_s": result.canary.quantile(0.99),
-                "psi": result.psi,
+                "shift": str(result.shift),
+                "shift_statistic": result.shift.statistic,
+                "shift_value": result.shift.value,
+                "shift_effect": result.shift.effect,
             }
         )
 

@@ -17,6 +17,7 @@ import requests
 from mlflow import MlflowClient
 
 from contract.registry import load
+from contract.served import fitted_model
 from local.model_serving import EmbeddedBackend, EmbeddedServing
 from local.server_metrics import scrape
 from local.service_spec import free_port
@@ -71,7 +72,7 @@ def _register(embedded: EmbeddedServices, estimator: Any, like_version: str) -> 
 
 def _champion_estimator(embedded: EmbeddedServices) -> Any:
     mlflow.set_tracking_uri(embedded.settings.mlflow_url)
-    return mlflow.sklearn.load_model("models:/fraud@champion")
+    return fitted_model(mlflow.sklearn.load_model("models:/fraud@champion"))  # the estimator, not its wrapper
 
 
 GOOD_ROW = {"card_id": "card-0001", "merchant_id": "m-001", "amount": 3.0, "channel": "pos"}

@@ -1,11 +1,12 @@
 """The series the model server exports are exactly the series the canary analysis reads.
 
-A real ``ComponentModel`` of each use case (a classifier and a regressor) answers requests (good ones, a bad one, a
-failing one) and the process' registry is exposed the way KServe's ``/metrics`` exposes it. Both readers then read
-that exposition: embedded mode's text scraper directly, and the cluster's ``PrometheusReader`` through a stand-in
-Prometheus that evaluates the reader's PromQL over the same samples. Both must see exactly the requests, server
-errors, latencies and predictions served, and the PromQL must select every counter and bucket series the server
-exports and nothing else: a metric or label renamed on one side only fails here."""
+A real ``ComponentModel`` of each task (a binary classifier, a regressor, a multiclass classifier) answers requests
+(good ones, a bad one, a failing one) and the process' registry is exposed the way KServe's ``/metrics`` exposes
+it. Both readers then read that exposition: embedded mode's text scraper directly, and the cluster's
+``PrometheusReader`` through a stand-in Prometheus that evaluates the reader's PromQL over the same samples. Both
+must see exactly the requests, server errors, latencies and predictions served (scores in a histogram, predicted
+classes counted per class), and the PromQL must select every counter and bucket series the server exports and
+nothing else: a metric or label renamed on one side only fails here."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,7 +30,8 @@ from serving.runtime import ComponentModel
 # The two query shapes the reader sends: sum(<series>{<selector>}) and sum by (<label>) (<series>{<selector>}).
 QUERY = re.compile(r"sum(?: by \((?P<by>\w+)\) )?\((?P<series>\w+)\{(?P<selector>[^}]*)\}\)")
 MATCHER = re.compile(r'(\w+)="([^"]*)"(?:,|$)')
-GOOD, SCORES = 3, {"fraud": 0.7, "demand": 12.0}
+GOOD, SCORES = 3, {"fraud": 0.7, "demand": 12.0, "delivery": 2.0}
+"""What each model answers per row; for delivery (multiclass) the index of its most probable class."""
 
 
 class ExpositionPrometheus(PrometheusReader):
@@ -59,14 +62,18 @@ class ExpositionPrometheus(PrometheusReader):
 def _serve(name: str, version: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Three good requests, one bad request and one that fails in the model, through the model's ``__call__``."""
     model = ComponentModel(load(name), f"models:/{name}/{version}", version, store=None)
-    example = {"string": "k1", "boolean": True, "long": 1, "double": 1.5}
-    instance = {field: example[kind] for field, kind in model.schema.fields.items()}
+    instance = model.warm_up_instance()  # a row the request schema accepts, declared domains included
     score = SCORES[name]
 
-    def scores(columns: dict[str, list[Any]]) -> list[float]:  # the model and the feature store, stood in for
+    def scores(columns: dict[str, list[Any]]) -> np.ndarray:  # the model and the feature store, stood in for
         if score < 0:
             raise RuntimeError("the model failed")
-        return [score] * len(next(iter(columns.values())))
+        rows = len(next(iter(columns.values())))
+        if not model.classes:
+            return np.full(rows, score)
+        probabilities = np.full((rows, len(model.classes)), 0.1 / (len(model.classes) - 1))
+        probabilities[:, int(score)] = 0.9
+        return probabilities
 
     monkeypatch.setattr(model, "score", scores)
 
@@ -84,7 +91,11 @@ def _serve(name: str, version: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _expected(name: str) -> Snapshot:
-    histogram = metrics.PROBABILITY_BUCKETS if load(name).model.task != "regression" else metrics.ESTIMATE_BUCKETS
+    model = load(name).model
+    if model.task == "multiclass":
+        classes = {c: float(GOOD if i == SCORES[name] else 0) for i, c in enumerate(model.classes)}
+        return Snapshot(requests=GOOD + 2, server_errors=1, classes=classes)
+    histogram = metrics.PROBABILITY_BUCKETS if model.task == "binary" else metrics.ESTIMATE_BUCKETS
     return Snapshot(
         requests=GOOD + 2,
         server_errors=1,
@@ -93,7 +104,7 @@ def _expected(name: str) -> Snapshot:
 
 
 def test_the_readers_read_exactly_what_the_model_server_exports(monkeypatch: pytest.MonkeyPatch) -> None:
-    versions = {"fraud": "metric-names-1", "demand": "metric-names-2"}
+    versions = {"fraud": "metric-names-1", "demand": "metric-names-2", "delivery": "metric-names-3"}
     for name, version in versions.items():
         _serve(name, version, monkeypatch)
     exposition = generate_latest(REGISTRY).decode()  # what KServe's /metrics answers (the default registry)

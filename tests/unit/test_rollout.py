@@ -4,11 +4,14 @@ KServe and Knative (``tests.unit.kserve_fake``: revisions ready at once here), c
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from typing import Any
 
 import pytest
 from mlflow import MlflowClient
+from rich.console import Console
 from typer.testing import CliRunner
 
 from cli import kubectl_canary as kubectl_plugin
@@ -171,3 +174,26 @@ def test_analysis_quantiles_and_psi() -> None:
     assert analyse(window(10), window(10), AnalysisConfig(min_requests=20)).verdict == "inconclusive"
     with pytest.raises(ValueError, match="schedule must rise"):
         RolloutConfig(schedule=(50, 25, 100))
+
+
+def _classes(requests: int, shares: tuple[float, ...]) -> Snapshot:
+    """A multiclass version's window: its latency as ``window``'s, its predicted classes counted, no histogram."""
+    counts = dict(zip(("on_time", "late", "very_late"), (requests * s for s in shares), strict=True))
+    return dataclasses.replace(window(requests), predictions={}, classes=counts)
+
+
+def test_predicted_classes_are_judged_by_chi_square_and_the_status_shows_it(cluster: Any) -> None:
+    rollout, _api, prometheus = cluster
+    rollout.start()
+    prometheus.counters = {"1": _classes(1000, (0.7, 0.25, 0.05)), "2": _classes(200, (0.68, 0.26, 0.06))}
+    console = Console(width=250, record=True)
+    console.print(kubectl_plugin.status_table(rollout))
+    shown = console.export_text()
+    assert re.search(r"canary .* chi2 p=0\.\d+ V=0\.\d+ .*pass: .* chi-square p 0\.\d+, Cramér's V", shown), shown
+    action, result = rollout.step()
+    assert action == "stepped to 25%" and "chi-square p" in result.summary and result.shift.statistic == "chi-square"
+    assert rollout.state()["history"][-1]["shift_statistic"] == "chi-square"
+
+    prometheus.counters = {"1": _classes(2000, (0.7, 0.25, 0.05)), "2": _classes(400, (0.45, 0.25, 0.30))}
+    action, result = rollout.step()
+    assert action == "rolled back" and "predicted classes shifted" in result.summary
