@@ -100,6 +100,12 @@ FEAST_VERSION = "0.67.0"  # matches requirements/main.txt, so the cluster reads 
 FEAST_SERVER_IMAGE = f"quay.io/feastdev/feature-server:{FEAST_VERSION}"
 FEAST_UID = 10001
 
+# The alert receiver (monitoring/alert_receiver.py, standard library only) runs from a ConfigMap in the same Python
+# base image the project's images build on (images/*/Dockerfile), so no image is built for it.
+PYTHON_BASE_DIGEST = "sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d"
+ALERT_RECEIVER_IMAGE = f"docker.io/library/python:3.11.14-slim-bookworm@{PYTHON_BASE_DIGEST}"
+ALERT_RECEIVER_UID = 65534  # nobody: the image's default user is root
+
 KIND_NODE_IMAGE = "kindest/node:v1.34.0"
 GKE_KUBERNETES_VERSION = "1.34"
 

@@ -8,7 +8,9 @@ one JSON object per line, and answers what it recorded; issue 19's retraining tr
   ``?alertname=...`` filter them.
 - ``GET /-/healthy``: 200 once it listens (the supervisor's and Kubernetes' probe).
 
-Standard library only, one process, one file: it holds no state but the log, so a restart loses nothing.
+Standard library only, one file, importing nothing of the project: the cluster runs this very file, mounted from a
+ConfigMap into a stock Python image (``infra/services/prometheus.py``), so no image is built for it. It holds no
+state but the log, so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from monitoring.alert_routing import WEBHOOK_PATH
-
+WEBHOOK_PATH = "/alerts"
+"""Where Alertmanager posts (``monitoring.alert_routing`` points it here) and where ``GET`` answers."""
 MAX_BODY = 4 * 2**20
 """Alertmanager batches a group's alerts into one post; 4 MiB is thousands of them."""
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitoring import metrics as m
+from monitoring.alert_receiver import WEBHOOK_PATH
+
+__all__ = ["RECEIVER", "SHIPPED_ROUTING", "WEBHOOK_PATH", "Routing", "alertmanager_config", "receivers", "route"]
 
 RECEIVER = "mlstack"
 """The receiver's name in Alertmanager's configuration."""
-WEBHOOK_PATH = "/alerts"
-"""Where the receiver takes Alertmanager's webhook posts (and answers what it recorded)."""
 
 
 @dataclass(frozen=True)

@@ -284,7 +284,8 @@ def test_prometheus_scrapes_the_model_servers_own_port(run: mocks.Run) -> None:
     queue-proxy port; the workloads namespace admits the monitoring namespace to that port of the revision pods."""
     controller = run.named("kserve-controller").inputs["values"]["kserve"]
     aggregator = {**AGGREGATOR_DEFAULTS, **controller.get("metricsaggregator", {})}
-    assert "serverFiles" not in run.named("prometheus-server").inputs["values"]  # the chart's own scrape jobs
+    # The chart's own scrape jobs: only the alert rules are added to its serverFiles, not its prometheus.yml.
+    assert set(run.named("prometheus-server").inputs["values"]["serverFiles"]) == {"alerting_rules.yml"}
     monitoring = run.named("prometheus-server").inputs["namespace"]
     for isvc in _isvcs(run):
         assert SET_PROMETHEUS not in isvc["metadata"]["annotations"]
