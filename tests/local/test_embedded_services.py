@@ -63,13 +63,13 @@ def test_services_start_clean_report_healthy_and_stop_without_leftovers(tmp_path
         # The CLI reports the same set as healthy.
         status = _cli(["services", "status"], settings_env(services.settings))
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("healthy") == 3
+        assert status.stdout.count("healthy") == len(SERVICE_BUILDERS)
     finally:
         stopped = services.down(progress=print)
-    assert stopped >= 3
+    assert stopped >= len(SERVICE_BUILDERS)
     assert _marked(services.settings.state_dir) == []
     assert all(not psutil.pid_exists(row.pid) for row in rows if row.pid)
-    assert [row.state for row in services.status()] == ["STOPPED"] * 3
+    assert [row.state for row in services.status()] == ["STOPPED"] * len(SERVICE_BUILDERS)
 
 
 def test_message_round_trip_and_topic_survives_broker_restart(embedded: EmbeddedServices) -> None:
