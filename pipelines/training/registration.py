@@ -142,7 +142,8 @@ def evaluate_and_register(
     score = model.metric.score(y, predictions)
     decision = Decision(passed=False, reason="", metric=model.metric.name, holdout_score=score)
     if model.baseline is not None:
-        decision.baseline_score = model.metric.score(y, model.baseline(holdout))
+        # A baseline is a naive forecast, never a peek at the answer: it gets the holdout without its target.
+        decision.baseline_score = model.metric.score(y, model.baseline(holdout.drop(columns=[model.target])))
 
     current = champion_version(client, name)
     if current is not None:
