@@ -1,6 +1,8 @@
 """Online features for a batch of requests, with the views' TTL applied: Feast's online store returns the last
 value it holds however old it is, but a window result older than its view's TTL no longer describes the entity's
-present, so it is treated as absent (NaN) exactly as the training set's point-in-time join treats it."""
+present, so it is treated as absent (NaN) exactly as the training set's point-in-time join treats it. An entity the
+store never saw is one without recent activity: every feature NaN, as in training (``tests/local/test_parity.py``
+requires both paths to agree)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,6 @@ import pandas as pd
 from contract import Component
 
 
-class UnknownEntity(LookupError):
-    """No feature view holds anything for an entity key; the message names it."""
-
-
 class OnlineFeatures:
     def __init__(self, component: Component, store: Any) -> None:
         self.component = component
@@ -25,13 +23,10 @@ class OnlineFeatures:
         self.refs = component.feature_refs()
         self.keys = component.entity_keys()
         groups = {g.name: g for g in component.streaming.groups}
-        views = {
-            name: (groups[name].entity, groups[name].window.size_s + groups[name].window.slide_s)
-            for name in component.feature_groups()
-        }
-        # (ref, column, its timestamp column, entity key, TTL): resolved once, not on every request.
+        views = {name: groups[name].window.size_s + groups[name].window.slide_s for name in component.feature_groups()}
+        # (ref, column, its timestamp column, TTL): resolved once, not on every request.
         self.columns = [
-            (ref, ref.replace(":", "__"), f"{ref.replace(':', '__')}__ts", *views[ref.split(":", 1)[0]])
+            (ref, ref.replace(":", "__"), f"{ref.replace(':', '__')}__ts", views[ref.split(":", 1)[0]])
             for ref in self.refs
         ]
 
@@ -49,16 +44,9 @@ class OnlineFeatures:
         values = response.to_dict(include_event_timestamps=True)
         now_s = (now or datetime.now(tz=UTC)).timestamp()
         joined: dict[str, Any] = {name: list(column) for name, column in request.items()}
-        seen = {key: np.zeros(len(entity_rows), dtype=bool) for key in keys}
-        for _ref, column, stamp_column, entity, ttl_s in self.columns:
+        for _ref, column, stamp_column, ttl_s in self.columns:
             stamps = np.asarray(values[stamp_column], dtype="float64")  # epoch seconds; 0 when absent
-            seen[entity] |= stamps > 0
             fresh = (stamps > 0) & (now_s - stamps <= ttl_s)
-            # Feast returns numbers or None (absent): as float64, None is NaN.
+            # Feast returns numbers or None (absent, or an entity it never saw): as float64, None is NaN.
             joined[column] = np.where(fresh, np.asarray(values[column], dtype="float64"), np.nan)
-        for key, found in seen.items():
-            if not found.all():
-                asked = key_values[keys.index(key)]
-                unknown = list(dict.fromkeys(str(v) for v, hit in zip(asked, found, strict=True) if not hit))
-                raise UnknownEntity(f"unknown {key} {', '.join(unknown[:5])}: no features in the online store")
         return pd.DataFrame(joined, copy=False)

@@ -22,8 +22,9 @@ def write_part(frame: pd.DataFrame, folder: str) -> str:
     return str(path)
 
 
-def read_parts(folder: str) -> list[pd.DataFrame]:
-    """Every part file in ``folder``, oldest first; none when the folder does not exist."""
+def read_parts(folder: str, columns: list[str] | None = None) -> list[pd.DataFrame]:
+    """Every part file in ``folder`` (only ``columns`` when given), oldest first; none when the folder does not
+    exist."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(folder)
@@ -32,5 +33,5 @@ def read_parts(folder: str) -> list[pd.DataFrame]:
     frames = []
     for path in sorted(fs.glob(f"{root.rstrip('/')}/part-*.parquet")):
         with fs.open(path, "rb") as part:
-            frames.append(pd.read_parquet(part))
+            frames.append(pd.read_parquet(part, columns=columns))
     return frames

@@ -1,15 +1,23 @@
 """The training set: a component's labelled examples joined point-in-time with its feature history in Feast,
-then split by time into train, validation and holdout."""
+then split by time into train, validation and holdout.
+
+Labels that arrive as their own events (``StreamingSpec.feedback``) are joined to the examples here, each as known
+by the training cutoff. Every example keeps its row whatever the feature history holds: a view with no window
+within its TTL gives NaN features, exactly what the model server reads for an entity without recent activity."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from contract import Component
 from contract.model import EVENT_TIMESTAMP
+from contract.tasks import OutputError, encode_target
+from pipelines.features.parts import read_parts
 from pipelines.streaming.event_archive import read_events
 
 SPLITS = ("train", "validation", "holdout")
@@ -55,31 +63,50 @@ class TrainingSet:
     features: list[str]
     """Feature columns, ``<view>__<feature>``."""
     splits: dict[str, pd.DataFrame] = field(default_factory=dict)
+    unlabelled: int | None = None
+    """Examples dropped because their label had not arrived by the training cutoff (None: labels ride in the
+    examples themselves, nothing is joined)."""
 
     def summary(self) -> dict[str, Any]:
-        """What a run records about its data: the actual window covered, features, and rows per split."""
+        """What a run records about its data: the actual window covered, features, and rows per split (and the
+        rows still waiting for their label, when labels arrive as their own events)."""
         times = self.frame[EVENT_TIMESTAMP]
+        unlabelled = {} if self.unlabelled is None else {"rows_unlabelled": self.unlabelled}
         return {
             "data_start": times.min().isoformat(),
             "data_end": times.max().isoformat(),
             "rows": len(self.frame),
             **{f"rows_{name}": len(part) for name, part in self.splits.items()},
+            **unlabelled,
             "features": self.features,
         }
 
 
 def examples(component: Component, offline_root: str, window: DataWindow) -> pd.DataFrame:
-    """The component's labelled examples from archived events within the window."""
+    """The component's labelled examples from archived events within the window, the target encoded as the
+    model learns it (``contract.tasks.encode_target``: class indices for ``multiclass``)."""
+    return labelled_examples(component, offline_root, window)[0]
+
+
+def labelled_examples(component: Component, offline_root: str, window: DataWindow) -> tuple[pd.DataFrame, int | None]:
+    """``examples`` and how many of them were dropped for want of a label by the cutoff (None without feedback)."""
     events = read_events(offline_root)
     if events.empty:
         raise TrainingDataError(
             f"no archived events for {component.name} under {offline_root}: stream some first "
             f"(`make stream-start stream-produce COMPONENT={component.name}`)"
         )
-    rows = component.model.examples(events)
-    missing = [c for c in (*component.entity_keys(), EVENT_TIMESTAMP, component.model.target) if c not in rows]
+    model, feedback = component.model, component.streaming.feedback
+    rows = model.examples(events)
+    labelled_by = feedback.key if feedback else model.target
+    missing = [c for c in (*component.entity_keys(), EVENT_TIMESTAMP, labelled_by) if c not in rows]
     if missing:
         raise TrainingDataError(f"component {component.name!r}: examples() returned no column {', '.join(missing)}")
+    if feedback and model.target in rows:
+        raise TrainingDataError(
+            f"component {component.name!r}: examples() returned the target {model.target!r}, but its labels arrive "
+            f"as {feedback.kind!r} events: return the key {feedback.key!r} and the training set joins the label"
+        )
     times = rows[EVENT_TIMESTAMP]
     keep = pd.Series(True, index=rows.index)
     if window.start is not None:
@@ -92,17 +119,108 @@ def examples(component: Component, offline_root: str, window: DataWindow) -> pd.
             f"training window {window.label()} holds no examples of {component.name} "
             f"(archived events span {pd.to_datetime(times.min())} .. {pd.to_datetime(times.max())})"
         )
-    return rows
+    unlabelled = None
+    if feedback:
+        cutoff = window.end if window.end is not None else _newest_event(component, events)
+        rows, unlabelled = join_labels(component, events, rows, cutoff)
+    try:
+        rows[model.target] = encode_target(model, rows[model.target])
+    except OutputError as error:
+        raise TrainingDataError(f"component {component.name!r}: {error}") from None
+    return rows, unlabelled
+
+
+def _newest_event(component: Component, events: pd.DataFrame) -> pd.Timestamp:
+    newest = int(events[component.streaming.events.event_time].max())
+    return pd.Timestamp(newest, unit="ms", tz="UTC")
+
+
+def join_labels(
+    component: Component, events: pd.DataFrame, rows: pd.DataFrame, cutoff: pd.Timestamp
+) -> tuple[pd.DataFrame, int]:
+    """Each example's label as known at ``cutoff``: the newest label event with its key at or before the cutoff
+    (a corrected label replaces an earlier one). Examples without one by then are dropped; returns how many.
+
+    A label arriving after the cutoff is unknown to this training run even if it is archived, so retraining an
+    earlier window gives the same set (the examples younger than ``max_delay_s`` at the cutoff are the ones that
+    may still lack their label)."""
+    feedback = component.streaming.feedback
+    schema = component.streaming.events
+    assert feedback is not None and schema.kind is not None  # the contract's validation guarantees both
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    labels = events.loc[
+        (events[schema.kind] == feedback.kind) & (events[schema.event_time] <= cutoff_ms),
+        [feedback.key, feedback.label, schema.event_time],
+    ]
+    newest = (
+        labels.sort_values(schema.event_time, kind="stable")
+        .drop_duplicates(feedback.key, keep="last")
+        .drop(columns=schema.event_time)
+        .rename(columns={feedback.label: component.model.target})
+    )
+    joined = rows.merge(newest, on=feedback.key, how="left", validate="many_to_one")
+    known = joined[component.model.target].notna()
+    dropped = int((~known).sum())
+    print(
+        f"training set of {component.name}: {dropped} of {len(joined)} examples have no {feedback.kind!r} label "
+        f"by {cutoff.isoformat()} and are left out",
+        flush=True,
+    )
+    if not known.any():
+        raise TrainingDataError(
+            f"none of the {len(joined)} examples of {component.name} has a {feedback.kind!r} label by "
+            f"{cutoff.isoformat()}: stream the label events, or end the window earlier"
+        )
+    return joined[known].reset_index(drop=True), dropped
 
 
 def join_features(component: Component, store: Any, rows: pd.DataFrame) -> TrainingSet:
     """Point-in-time join: each row gets, per view, the newest window that ended at or before its timestamp
-    and is still within the view's TTL (Feast's ``get_historical_features``)."""
+    and is still within the view's TTL (Feast's ``get_historical_features``); NaN when there is none, as online.
+
+    Feast's file offline store (0.67) loses rows three ways: it drops an entity row whose entity has windows but
+    none within a view's TTL before the row's time (an idle card), losing its other views' features too; it merges
+    rows that share the entity keys seen so far and the timestamp; and it fails outright on an entity with no
+    window at all once the history spans several files (dask cannot sort the missing timestamps). So it is asked
+    once per view, for the distinct (key, time) pairs of entities its history holds, and each answer is joined
+    back onto every row: no row is lost or merged, and a view without a window gives NaN."""
     refs = component.feature_refs()
-    joined = store.get_historical_features(entity_df=rows, features=refs, full_feature_names=True).to_df()
-    joined = joined.sort_values(EVENT_TIMESTAMP, kind="stable").reset_index(drop=True)
-    features = [ref.replace(":", "__") for ref in refs]
-    return TrainingSet(frame=joined, features=features)
+    entity_of = {g.name: g.entity for g in component.streaming.groups}
+    by_view: dict[str, list[str]] = {}
+    for ref in refs:
+        by_view.setdefault(ref.split(":", 1)[0], []).append(ref)
+    frame = rows.reset_index(drop=True)
+    frame[EVENT_TIMESTAMP] = _utc(frame[EVENT_TIMESTAMP])
+    for view, view_refs in by_view.items():
+        key = entity_of[view]
+        columns = [ref.replace(":", "__") for ref in view_refs]
+        pairs = frame[[key, EVENT_TIMESTAMP]].drop_duplicates(ignore_index=True)
+        pairs = pairs[pairs[key].isin(_entities_in_history(store, view, key))]
+        if pairs.empty:
+            frame[columns] = np.nan
+            continue
+        with warnings.catch_warnings():
+            # pandas' notice about its own future behaviour, raised inside dask's sort of Feast's join.
+            warnings.filterwarnings("ignore", "Downcasting object dtype arrays", FutureWarning)
+            job = store.get_historical_features(entity_df=pairs, features=view_refs, full_feature_names=True)
+            found = job.to_df()
+        found = found[[key, EVENT_TIMESTAMP, *columns]].assign(**{EVENT_TIMESTAMP: _utc(found[EVENT_TIMESTAMP])})
+        frame = frame.merge(found, on=[key, EVENT_TIMESTAMP], how="left", validate="many_to_one")
+        # Feast's integer columns hold NaN once a row has no window: floats, as the model server reads them.
+        frame[columns] = frame[columns].astype("float64")
+    frame = frame.sort_values(EVENT_TIMESTAMP, kind="stable").reset_index(drop=True)
+    return TrainingSet(frame=frame, features=[ref.replace(":", "__") for ref in refs])
+
+
+def _entities_in_history(store: Any, view: str, key: str) -> pd.Series:
+    """The entity keys with at least one window in a view's history (its batch source's part files, key only)."""
+    parts = read_parts(store.get_feature_view(view).batch_source.path, columns=[key])
+    return pd.concat(parts, ignore_index=True)[key].drop_duplicates() if parts else pd.Series([], dtype="object")
+
+
+def _utc(times: pd.Series) -> pd.Series:
+    """Timestamps in one dtype (UTC, nanoseconds), so rows and Feast's answer join on equal values."""
+    return pd.to_datetime(times, utc=True).astype("datetime64[ns, UTC]")
 
 
 def split_by_time(training: TrainingSet, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> TrainingSet:
@@ -125,5 +243,8 @@ def split_by_time(training: TrainingSet, fractions: tuple[float, float, float] =
 
 
 def build(component: Component, store: Any, offline_root: str, window: DataWindow = DataWindow()) -> TrainingSet:
-    """Examples in the window, joined with features, split by time."""
-    return split_by_time(join_features(component, store, examples(component, offline_root, window)))
+    """Examples in the window (with their labels), joined with features, split by time."""
+    rows, unlabelled = labelled_examples(component, offline_root, window)
+    training = join_features(component, store, rows)
+    training.unlabelled = unlabelled
+    return split_by_time(training)

@@ -93,7 +93,6 @@ BAD_REQUESTS: list[tuple[str, str, str]] = [
     ("wrong type", _body(amount="3"), "amount must be a number"),
     ("boolean for a number", _body(amount=True), "amount must be a number"),
     ("empty key", _body(card_id=""), "card_id must be a non-empty string"),
-    ("unknown entity", _body(card_id="card-9999"), "unknown card_id card-9999"),
     ("not a list", json.dumps({"instances": GOOD_ROW}), "non-empty list"),
     ("empty list", json.dumps({"instances": []}), "non-empty list"),
     ("no instances", json.dumps({"rows": []}), "instances"),
@@ -108,6 +107,20 @@ def test_bad_requests_get_a_4xx_naming_the_problem(served: EmbeddedServing, case
     assert 400 <= reply.status_code < 500, f"{case}: {reply.status_code} {reply.text}"
     assert message.lower() in reply.json()["error"].lower(), reply.text
     assert requests.post(url, json={"instances": [GOOD_ROW]}, timeout=10).status_code == 200, "still serving"
+
+
+def test_an_entity_never_seen_is_scored_as_one_without_activity(served: EmbeddedServing) -> None:
+    """No features in the online store: every feature NaN, as the training set has them for an entity without a
+    window within a view's TTL (tests/local/test_parity.py), not a 400. Two such entities are the same to the
+    model, in one request or in two."""
+    url = f"{served.endpoint}/v1/models/fraud:predict"
+    unseen = [{**GOOD_ROW, "card_id": f"card-never-{i}", "merchant_id": f"m-never-{i}"} for i in range(3)]
+    reply = requests.post(url, json={"instances": unseen[:2]}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    alone = requests.post(url, json={"instances": unseen[2:]}, timeout=10)
+    assert alone.status_code == 200, alone.text
+    scores = [*reply.json()["predictions"], *alone.json()["predictions"]]
+    assert scores == pytest.approx([scores[0]] * 3) and 0.0 <= scores[0] <= 1.0
 
 
 def test_v1_and_v2_give_the_same_score_and_metrics_count_it(served: EmbeddedServing, fraud_streamed: Streamed) -> None:
