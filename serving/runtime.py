@@ -1,24 +1,48 @@
 """The KServe model server runtime for any component: the model from the MLflow registry, the entity's
 features from Feast, the component's own ``prepare`` and ``predict``, on the V1 and V2 (Open Inference) REST
-protocols. Bad requests are KServe ``InvalidInput`` errors (HTTP 400) naming the problem."""
+protocols. Bad requests are KServe ``InvalidInput`` errors (HTTP 400) naming the problem.
+
+What a response carries follows the component's task (``contract.tasks``; every answer is checked by
+``check_output``, so a model answering in another shape is a server error naming the task and both shapes):
+
+- ``binary`` and ``regression``: V1 ``{"predictions": [score per row], "model_version"}``; V2 one FP64 output
+  ``score`` of shape [rows].
+- ``multiclass``: V1 ``{"predictions": [{"label": class, "scores": {class: p, ...}} per row], "classes",
+  "model_version"}``; V2 (Open Inference Protocol) an FP64 output ``scores`` of shape [rows, classes] (row-major,
+  its ``parameters.classes`` the column order as a JSON list) and a BYTES output ``label`` of shape [rows] (the
+  most probable class).
+
+``load`` answers one request through this whole path (features, ``prepare``, ``predict``, the check, both
+protocols' encoding) before the server reports ready: a version that cannot answer is never served."""
 
 from __future__ import annotations
 
 import json
-import logging
+import math
 import time
 import uuid
 from typing import Any
 
 import numpy as np
-from kserve import InferOutput, InferRequest, InferResponse, Model
+import pandas as pd
+from kserve import InferInput, InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 
 from contract import Component
+from contract.served import fitted_model
+from contract.tasks import check_output
 from serving import metrics
 from serving.batcher import RequestBatcher
 from serving.online_features import OnlineFeatures
 from serving.request_schema import BadRequest, Columns, RequestSchema
+
+SCORE, SCORES, LABEL = "score", "scores", "label"
+"""V2 output names: the one score per row (binary, regression); per-class scores and the label (multiclass)."""
+V2_TYPES = {str: "BYTES", bool: "BOOL", int: "INT64", float: "FP64"}
+
+
+class ModelNotServable(RuntimeError):
+    """The version cannot answer a request (its warm-up failed); the message says why."""
 
 
 class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: the base is Any
@@ -34,8 +58,14 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
         self.features = OnlineFeatures(component, store)
         labels = {metrics.COMPONENT: component.name, metrics.VERSION: version}
         # Each metric's child for this version, bound once: ``labels()`` is a dict lookup under a lock per call.
-        histogram = metrics.PROBABILITIES if component.model.task != "regression" else metrics.ESTIMATES
-        self.predictions = histogram.labels(**labels)
+        task = component.model.task
+        self.classes = tuple(component.model.classes) if task == "multiclass" else ()
+        # A multiclass version counts its predicted classes; the others observe their scores in a histogram.
+        self.class_counters = [
+            metrics.PREDICTED_CLASSES.labels(**labels, **{metrics.CLASS: name}) for name in self.classes
+        ]
+        histogram = metrics.ESTIMATES if task == "regression" else metrics.PROBABILITIES
+        self.predictions = histogram.labels(**labels) if task != "multiclass" else None
         self.requests = metrics.REQUESTS.labels(**labels)
         self.bad_requests = metrics.ERRORS.labels(**labels, **{metrics.KIND: metrics.BAD_REQUEST})
         self.server_errors = metrics.ERRORS.labels(**labels, **{metrics.KIND: metrics.SERVER_ERROR})
@@ -48,27 +78,56 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
         import mlflow.sklearn
         from mlflow.models import get_model_info
 
-        self.estimator = mlflow.sklearn.load_model(self.model_uri)
+        self.estimator = fitted_model(mlflow.sklearn.load_model(self.model_uri))
         signature = get_model_info(self.model_uri).signature
         self.columns = signature.inputs.input_names() if signature is not None else []
-        self._warm_up()
+        try:
+            self._warm_up()
+        except Exception as error:
+            raise ModelNotServable(
+                f"{self.component.name} v{self.version} cannot answer a request, so it is not served: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         self.ready = True
         return True
 
-    def _warm_up(self) -> None:
-        """One prediction before taking traffic, so the first requests do not pay for lazy imports and
-        connections (a canary that starts cold would look slow to the analysis)."""
-        import pandas as pd
+    def warm_up_instance(self) -> dict[str, Any]:
+        """One request row the schema accepts: each field's first allowed value, else a neutral one."""
+        neutral: dict[str, Any] = {"string": "warm-up", "long": 0, "double": 0.0, "boolean": False}
+        row = {}
+        for name, kind in self.schema.fields.items():
+            value, domain = neutral[kind], self.schema.domains.get(name)
+            if domain is not None and domain.values:
+                value = domain.values[0]
+            elif domain is not None and kind in {"long", "double"}:
+                if domain.minimum is not None:
+                    value = max(value, domain.minimum)
+                if domain.maximum is not None:
+                    value = min(value, domain.maximum)
+                value = math.ceil(value) if kind == "long" else float(value)
+            row[name] = value
+        return row
 
-        if self.columns:
-            try:
-                row = pd.DataFrame([[0.0] * len(self.columns)], columns=self.columns)
-                self.component.model.predict(self.estimator, row)
-            except Exception as error:  # requests will show it, and a canary analysis will catch it
-                logging.getLogger(__name__).warning("warm-up prediction failed: %s", error)
-        keys = self.component.entity_keys()
-        dummy = {key: ["warm-up" if self.schema.fields[key] == "string" else 0] for key in keys}
-        self.features.lookup(dummy)  # an entity never seen: every feature NaN
+    def _warm_up(self) -> None:
+        """One request through the whole response path before taking traffic: validation of both protocols'
+        requests, the feature lookup, ``prepare``, ``predict``, the task's output check and both protocols'
+        encoding. A failure anywhere fails ``load``, so the server never reports ready for a version whose every
+        request would fail (an (n, 3) answer where one score per row was due once passed a predict-only warm-up
+        and then failed every request). It also pays lazy imports and connections before the first request (a
+        canary that starts cold would look slow to the analysis). No metric counts it."""
+        row = self.warm_up_instance()
+        _, columns = self.preprocess({"instances": [row]})
+        v2 = InferRequest(
+            model_name=self.name,
+            infer_inputs=[InferInput(name, [1], V2_TYPES[type(value)], [value]) for name, value in row.items()],
+            request_id="warm-up",
+        )
+        request, _ = self.preprocess(v2)
+        # The warm-up entity is one the store never saw: the lookup answers "no recent activity" (every feature
+        # NaN), which the model must answer as it does in training.
+        output = self.answer(self.features.lookup(columns))
+        json.dumps(self.v1_body(output), allow_nan=False)
+        self.v2_response(output, request).to_rest()
 
     async def __call__(self, body: Any, headers: dict[str, str] | None = None, verb: Any = None) -> Any:
         began = time.perf_counter()
@@ -105,29 +164,72 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         request, columns = payload
-        scores = await self.batcher(columns)
-        for score in scores:
-            self.predictions.observe(score)
-        if request is None:
-            return {"predictions": scores, "model_version": self.version}
-        output = InferOutput(name="score", shape=[len(scores)], datatype="FP64", data=scores)
+        output = await self.batcher(columns)
+        if self.predictions is not None:
+            for score in output:
+                self.predictions.observe(score)
+        else:
+            for index in output.argmax(axis=1):
+                self.class_counters[index].inc()
+        return self.respond(output, request)
+
+    def respond(self, output: np.ndarray, request: InferRequest | None) -> dict[str, Any] | InferResponse:
+        """The V1 body (``request`` None) or the V2 response for checked model output (see the module's doc)."""
+        return self.v1_body(output) if request is None else self.v2_response(output, request)
+
+    def labels(self, output: np.ndarray) -> list[str]:
+        """A multiclass answer's most probable class per row."""
+        return [self.classes[index] for index in output.argmax(axis=1)]
+
+    def v1_body(self, output: np.ndarray) -> dict[str, Any]:
+        if not self.classes:
+            return {"predictions": output.tolist(), "model_version": self.version}
+        return {
+            "predictions": [
+                {"label": label, "scores": dict(zip(self.classes, row, strict=True))}
+                for label, row in zip(self.labels(output), output.tolist(), strict=True)
+            ],
+            "classes": list(self.classes),
+            "model_version": self.version,
+        }
+
+    def v2_response(self, output: np.ndarray, request: InferRequest) -> InferResponse:
+        rows = len(output)
+        if not self.classes:
+            outputs = [InferOutput(name=SCORE, shape=[rows], datatype="FP64", data=output.tolist())]
+        else:
+            outputs = [
+                InferOutput(
+                    name=SCORES,
+                    shape=[rows, len(self.classes)],
+                    datatype="FP64",
+                    data=output.ravel().tolist(),  # row-major, as the protocol lays out tensors
+                    parameters={"classes": json.dumps(list(self.classes))},
+                ),
+                InferOutput(name=LABEL, shape=[rows], datatype="BYTES", data=self.labels(output)),
+            ]
         return InferResponse(
             model_name=self.name,
-            infer_outputs=[output],
+            infer_outputs=outputs,
             response_id=request.id or str(uuid.uuid4()),
+            model_version=self.version,
             parameters={"model_version": self.version},
         )
 
-    def score(self, columns: Columns) -> list[float]:
+    def score(self, columns: Columns) -> np.ndarray:
         """Features, ``prepare`` and the model for validated request columns."""
-        joined = self.features.lookup(columns)
+        return self.answer(self.features.lookup(columns))
+
+    def answer(self, joined: pd.DataFrame) -> np.ndarray:
+        """``prepare`` and the model on request columns joined with their features, checked against the task:
+        float64 of shape (rows,), or (rows, classes) for ``multiclass`` (``OutputError`` otherwise)."""
         model = self.component.model
         x = model.prepare(joined)
         if self.columns and list(x.columns) != self.columns:  # selecting copies the frame: only when it must
             x = x[self.columns]
-        return [float(score) for score in model.predict(self.estimator, x)]
+        return check_output(model, model.predict(self.estimator, x), len(joined))
 
-    def _score_batch(self, batch: list[Columns]) -> list[list[float] | Exception]:
+    def _score_batch(self, batch: list[Columns]) -> list[np.ndarray | Exception]:
         """One outcome per request: their rows scored together, or one by one when that fails."""
         if len(batch) > 1:
             merged = {name: [value for columns in batch for value in columns[name]] for name in batch[0]}
@@ -136,7 +238,7 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
             except Exception:
                 pass  # scored again one by one below: each request gets its own answer (a 4xx, or the error)
             else:
-                outcomes: list[list[float] | Exception] = []
+                outcomes: list[np.ndarray | Exception] = []
                 for columns in batch:
                     count = len(next(iter(columns.values())))
                     outcomes.append(scores[:count])
