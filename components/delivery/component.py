@@ -66,9 +66,10 @@ STREAMING = StreamingSpec(
             aggregates=(Aggregate("count"), Aggregate("avg", "basket_value")),
             kinds=PLACED,
         ),
-        # Zone demand: busy streets and busy couriers around.
+        # Zone demand: busy streets and busy couriers around. Sliding every minute (few zones, so few rows): the
+        # freshest view, and windows that close while a demo or a live stream runs.
         FeatureGroup(
-            "zone_15m", entity="zone_id", window=Window(900, 300), aggregates=(Aggregate("count"),), kinds=PLACED
+            "zone_15m", entity="zone_id", window=Window(900, 60), aggregates=(Aggregate("count"),), kinds=PLACED
         ),
     ),
     watermark_s=5,
