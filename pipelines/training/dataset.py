@@ -142,11 +142,21 @@ def join_labels(
     (a corrected label replaces an earlier one). Examples without one by then are dropped; returns how many.
 
     A label arriving after the cutoff is unknown to this training run even if it is archived, so retraining an
-    earlier window gives the same set (the examples younger than ``max_delay_s`` at the cutoff are the ones that
-    may still lack their label)."""
+    earlier window gives the same set. Examples younger than ``max_delay_s`` at the cutoff are dropped whether or
+    not their label has come: among them only the quick outcomes have (an order delivered on time is labelled
+    sooner than a very late one), so keeping the labelled ones would teach the model that recent orders are on
+    time."""
     feedback = component.streaming.feedback
     schema = component.streaming.events
     assert feedback is not None and schema.kind is not None  # the contract's validation guarantees both
+    settled = rows[EVENT_TIMESTAMP] <= cutoff - pd.Timedelta(seconds=feedback.max_delay_s)
+    young = int((~settled).sum())
+    rows = rows[settled]
+    if rows.empty:
+        raise TrainingDataError(
+            f"all {young} examples of {component.name} are younger than {feedback.max_delay_s} s at the cutoff "
+            f"{cutoff.isoformat()}: their labels may still come; end the window later"
+        )
     cutoff_ms = int(cutoff.timestamp() * 1000)
     labels = events.loc[
         (events[schema.kind] == feedback.kind) & (events[schema.event_time] <= cutoff_ms),
@@ -160,18 +170,19 @@ def join_labels(
     )
     joined = rows.merge(newest, on=feedback.key, how="left", validate="many_to_one")
     known = joined[component.model.target].notna()
-    dropped = int((~known).sum())
+    lost = int((~known).sum())
     print(
-        f"training set of {component.name}: {dropped} of {len(joined)} examples have no {feedback.kind!r} label "
-        f"by {cutoff.isoformat()} and are left out",
+        f"training set of {component.name}: {young} examples younger than {feedback.max_delay_s} s at the cutoff "
+        f"{cutoff.isoformat()} (their {feedback.kind!r} label may still come) and {lost} of the {len(joined)} older "
+        "ones without a label are left out",
         flush=True,
     )
     if not known.any():
         raise TrainingDataError(
-            f"none of the {len(joined)} examples of {component.name} has a {feedback.kind!r} label by "
-            f"{cutoff.isoformat()}: stream the label events, or end the window earlier"
+            f"none of the {len(joined)} examples of {component.name} older than {feedback.max_delay_s} s at "
+            f"{cutoff.isoformat()} has a {feedback.kind!r} label: stream the label events, or end the window later"
         )
-    return joined[known].reset_index(drop=True), dropped
+    return joined[known].reset_index(drop=True), young + lost
 
 
 def join_features(component: Component, store: Any, rows: pd.DataFrame) -> TrainingSet:
