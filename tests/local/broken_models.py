@@ -51,3 +51,18 @@ class FailsWhenFlagged:
         if Path(self.flag).exists():
             raise RuntimeError(f"broken on purpose: {self.flag} exists")
         return np.tile([0.9, 0.1], (len(x), 1))
+
+
+class ShiftedClasses:
+    """Moves most of every row's probability to the last class (a multiclass model gone wrong: delivery's
+    'very_late' for everything): its predicted classes shift far from the stable version's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.classes_ = inner.classes_
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        p = np.asarray(self.inner.predict_proba(x))
+        last = np.zeros_like(p)
+        last[:, -1] = 1.0
+        return 0.3 * p + 0.7 * last

@@ -20,12 +20,16 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from contract.registry import load
 from contract.tasks import encode_target
 from local.errors import EmbeddedError
-from local.model_serving import EmbeddedServing
+from local.model_serving import EmbeddedBackend, EmbeddedServing
 from local.server_metrics import scrape
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
 from local.streaming import EmbeddedStreaming
+from local.traffic import TrafficGenerator
 from pipelines.training.registration import evaluate_and_register
+from serving.rollout.analysis import AnalysisConfig
+from serving.rollout.rollout import CHAMPION, Rollout, RolloutConfig
+from tests.local.broken_models import ShiftedClasses
 
 pytestmark = pytest.mark.local
 
@@ -156,5 +160,73 @@ def test_a_version_whose_answers_are_not_probabilities_never_becomes_ready(servi
         )
         with pytest.raises(EmbeddedError, match=expected):
             serving.serve(version)
+    finally:
+        serving.stop()
+
+
+def _register(services: EmbeddedServices, fitted: Any, rows: pd.DataFrame) -> str:
+    """A new version of delivery holding ``fitted``, registered as training registers a tied challenger."""
+    experiment = mlflow.get_experiment_by_name("delivery")
+    assert experiment is not None
+    run = MlflowClient().create_run(experiment.experiment_id)
+    decision = evaluate_and_register(
+        load("delivery"), fitted, rows, 0.0, services.settings.mlflow_url, run.info.run_id, {}, accept_ties=True
+    )
+    assert decision.passed and decision.version, decision.reason
+    return decision.version
+
+
+def _register_ungated(estimator: Any, like_version: str) -> str:
+    """A version the gate would refuse (training never registers it; a canary must still catch one that gets
+    through), logged with the registered version's signature."""
+    info = mlflow.models.get_model_info(f"models:/delivery/{like_version}")
+    experiment = MlflowClient().get_experiment_by_name("delivery")
+    assert experiment is not None
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        logged = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            signature=info.signature,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            pyfunc_predict_fn="predict_proba",
+        )
+    return str(mlflow.register_model(logged.model_uri, "delivery").version)
+
+
+def test_a_tied_multiclass_challenger_is_promoted_and_a_shifted_one_rolled_back(services: EmbeddedServices) -> None:
+    """The canary judges predicted classes by their counts (chi-square with a minimum effect): a challenger
+    retrained on other rows of the same world passes every step; one that answers mostly 'very_late' is rolled
+    back on the shift, through the real servers and proxy."""
+    client = MlflowClient(services.settings.mlflow_url)
+    rows = _rows(800, seed=1)
+    champion = _register(services, _fitted(rows), rows)
+    client.set_registered_model_alias("delivery", CHAMPION, champion)
+    serving = EmbeddedServing(services, load("delivery"))
+    serving.serve(champion)
+    traffic_rows = [
+        {**INSTANCE, "order_id": f"order-{i}", "distance_km": float(d), "basket_value": 30.0}
+        for i, d in enumerate(np.random.default_rng(5).uniform(0.5, 20.0, 400))
+    ]
+    config = RolloutConfig(
+        schedule=(30, 100), analysis=AnalysisConfig(min_requests=40, max_p99_ratio=2.0, p99_slack_s=0.05)
+    )
+    url = f"{serving.endpoint}/v1/models/delivery:predict"
+    try:
+        tied = _register(services, _fitted(_rows(800, seed=2)), rows)
+        with TrafficGenerator(url, traffic_rows, rate=25.0):
+            rollout = Rollout(EmbeddedBackend(serving), client, config)
+            rollout.start(tied)
+            state = rollout.run(window_s=8.0, timeout_s=150)
+        assert state["outcome"] == "promoted", state
+        assert client.get_model_version_by_alias("delivery", CHAMPION).version == tied
+
+        shifted = _register_ungated(ShiftedClasses(_fitted(rows)), like_version=tied)
+        with TrafficGenerator(url, traffic_rows, rate=25.0):
+            rollout = Rollout(EmbeddedBackend(serving), client, config)
+            rollout.start(shifted)
+            state = rollout.run(window_s=8.0, timeout_s=150)
+        assert state["outcome"] == "rolled back", state
+        assert "predicted classes shifted" in state["reason"], state["history"][-1]
+        assert client.get_model_version_by_alias("delivery", CHAMPION).version == tied
     finally:
         serving.stop()
