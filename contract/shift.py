@@ -1,4 +1,5 @@
-"""Whether two samples of predicted classes differ: a chi-square test of homogeneity with a minimum effect size.
+"""Whether two samples differ: the chi-square test of homogeneity (with a minimum effect size) of two count
+vectors, and the population stability index (PSI) of two binned distributions.
 
 The canary analysis compares the stable and the canary version's predicted classes over one window, and the
 monitor compares live traffic with a reference; both ask the same question of two count vectors, so it is
@@ -10,6 +11,9 @@ between two versions whose class shares differ by half a point). The chi-square 
 and the effect size (Cramér's V) keeps a shift that is significant but too small to matter from failing a window
 once windows are large. ``benchmarks/canary_class_shift.py`` measures both rules' false and missed alarms.
 
+PSI lives here too, for the same reason: the canary (``serving.rollout.analysis``) compares prediction histograms
+with it, and the drift statistics (``contract.drift``) compare a window with a version's training profile.
+
 scipy is imported when a test runs: the contract is imported by the streaming job's environment, which has no
 use for it.
 """
@@ -17,7 +21,7 @@ use for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 ALPHA = 0.005
@@ -83,3 +87,22 @@ def class_shift(expected: Mapping[str, float], actual: Mapping[str, float]) -> C
     # Cramér's V for a 2 x k table: sqrt(chi2 / (n * (min(rows, columns) - 1))), and min(rows, columns) - 1 = 1.
     cramers_v = math.sqrt(statistic / total) if total else math.nan
     return ClassShift(float(result.pvalue), min(cramers_v, 1.0), statistic, int(result.dof), kept)
+
+
+PSI_FLOOR = 1e-4
+"""The share a bin empty on one side counts as, so that its log ratio is finite."""
+
+
+def psi(expected: Sequence[float], actual: Sequence[float], epsilon: float = PSI_FLOOR) -> float:
+    """Population stability index of ``actual`` against ``expected``: two count vectors over the same bins.
+
+    The sampling noise two same-distribution samples of these sizes show on average, (bins - 1) x (1/n + 1/m)
+    for n and m counts (PSI is close to the symmetric chi-square divergence, whose mean under no shift that is),
+    is subtracted: small windows would otherwise look shifted by chance alone. NaN when a side has no counts or
+    the vectors differ in length; never below 0."""
+    n, m = float(sum(expected)), float(sum(actual))
+    if not n or not m or len(expected) != len(actual):
+        return math.nan
+    shares = [(max(a / n, epsilon), max(b / m, epsilon)) for a, b in zip(expected, actual, strict=True)]
+    raw = sum((b - a) * math.log(b / a) for a, b in shares)
+    return max(raw - (len(shares) - 1) * (1 / n + 1 / m), 0.0)

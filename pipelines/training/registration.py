@@ -5,7 +5,11 @@ Nothing is logged for a model whose holdout predictions do not have its task's s
 server would refuse to load it. What is logged is a ``contract.served.ServedModel``, the fitted model with the
 component's ``predict``, so the MLflow signature's outputs and the pyfunc flavour are exactly what the model
 server answers: one double per row named ``score`` (binary: the positive class's probability; regression: the
-estimate), or for multiclass one double per class per row, in columns named by the classes."""
+estimate), or for multiclass one double per class per row, in columns named by the classes.
+
+With the model, the run stores the version's reference profile (``contract.profile``): the training rows' request
+fields and raw features, and the holdout's predictions, as ``profile/profile.json`` among the run's artifacts, what
+drift is measured against (``contract.drift``). ``load_profile`` reads it back by component and version."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from contract import Component
+from contract.profile import ARTIFACT_PATH, Profile, ProfileError, build_profile
 from contract.served import ServedModel, fitted_model
 from contract.tasks import OutputError, check_output, encode_target
 
@@ -118,9 +123,11 @@ def evaluate_and_register(
     run_id: str,
     lineage: dict[str, str],
     accept_ties: bool = False,
+    training: pd.DataFrame | None = None,
 ) -> Decision:
-    """Score on the holdout, compare with the champion, log the model in the run, and register it as
-    ``challenger`` when it passes. Nothing touches the registry before the decision."""
+    """Score on the holdout, compare with the champion, log the model and its profile in the run, and register it
+    as ``challenger`` when it passes. Nothing touches the registry before the decision. ``training`` is the rows
+    the model was fit on, which the profile describes (None: the holdout's rows, for callers without them)."""
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
@@ -140,6 +147,7 @@ def evaluate_and_register(
             f"version is logged: {error}"
         ) from None
     score = model.metric.score(y, predictions)
+    profile = build_profile(component, holdout if training is None else training, predictions)
     decision = Decision(passed=False, reason="", metric=model.metric.name, holdout_score=score)
     if model.baseline is not None:
         # A baseline is a naive forecast, never a peek at the answer: it gets the holdout without its target.
@@ -166,6 +174,7 @@ def evaluate_and_register(
         if decision.baseline_score is not None:
             metrics[f"baseline_holdout_{model.metric.name}"] = decision.baseline_score
         mlflow.log_metrics(metrics)
+        mlflow.log_text(profile.to_json(), ARTIFACT_PATH)
         info = mlflow.sklearn.log_model(
             served,
             name="model",
@@ -189,3 +198,29 @@ def evaluate_and_register(
     client.update_registered_model(name, description=component.description)
     decision.version = str(version.version)
     return decision
+
+
+def load_profile(mlflow_uri: str, component: str, version: str) -> Profile:
+    """The profile stored with registered ``version`` of ``component`` (from the run the version points to)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow.artifacts
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    found = MlflowClient(mlflow_uri).get_model_version(component, version)
+    run_id = found.run_id or found.tags.get("mlstack.run_id")
+    if not run_id:
+        raise ProfileError(f"{component} v{version} points to no training run, so it has no profile")
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=ARTIFACT_PATH, dst_path=directory, tracking_uri=mlflow_uri
+            )
+        except (MlflowException, OSError) as error:
+            raise ProfileError(
+                f"{component} v{version}: run {run_id} has no {ARTIFACT_PATH} (registered before profiles were "
+                f"stored?): {error}"
+            ) from None
+        return Profile.from_json(Path(path).read_text())

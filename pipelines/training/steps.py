@@ -205,7 +205,15 @@ def register(
         run_tags = client.get_run(run_id).data.tags
         lineage_tags = {k: v for k, v in run_tags.items() if k.startswith(lineage.PREFIX)}
         decision = evaluate_and_register(
-            component, fitted, pd.read_parquet(holdout_path), min_gain, mlflow_uri, run_id, lineage_tags, accept_ties
+            component,
+            fitted,
+            pd.read_parquet(holdout_path),
+            min_gain,
+            mlflow_uri,
+            run_id,
+            lineage_tags,
+            accept_ties,
+            training=fit_frame,
         )
     client.set_terminated(run_id, "FINISHED")
     if decision.passed:

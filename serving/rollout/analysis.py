@@ -22,7 +22,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from contract.shift import ALPHA, MIN_CRAMERS_V, class_shift
+from contract.shift import ALPHA, MIN_CRAMERS_V, PSI_FLOOR, class_shift
+from contract.shift import psi as binned_psi
 
 Verdict = Literal["pass", "fail", "inconclusive", "stable unhealthy"]
 STABLE_UNHEALTHY: Verdict = "stable unhealthy"
@@ -108,12 +109,11 @@ def _counts(cumulative: dict[float, float]) -> list[float]:
     return counts
 
 
-def psi(expected: dict[float, float], actual: dict[float, float], bins: int = 5, epsilon: float = 1e-4) -> float:
+def psi(expected: dict[float, float], actual: dict[float, float], bins: int = 5, epsilon: float = PSI_FLOOR) -> float:
     """Population stability index of ``actual`` against ``expected`` (cumulative histograms, same buckets).
 
-    The histogram's fine buckets are merged into ``bins`` groups of roughly equal mass under ``expected``, and
-    the sampling noise two same-distribution windows of these sizes show on average, (bins - 1) x (1/n + 1/m),
-    is subtracted: small windows would otherwise look shifted by chance alone.
+    The histogram's fine buckets are merged into ``bins`` groups of roughly equal mass under ``expected``; the
+    index of the groups, less the sampling noise of the window's sizes, is ``contract.shift.psi``'s.
     """
     old, new = _counts(expected), _counts(actual)
     n, m = sum(old), sum(new)
@@ -128,9 +128,7 @@ def psi(expected: dict[float, float], actual: dict[float, float], bins: int = 5,
             mass_old = mass_new = 0.0
     if mass_old or mass_new:
         groups.append((mass_old, mass_new))
-    shares = [(max(a / n, epsilon), max(b / m, epsilon)) for a, b in groups]
-    raw = sum((b - a) * math.log(b / a) for a, b in shares)
-    return max(raw - (len(groups) - 1) * (1 / n + 1 / m), 0.0)
+    return binned_psi([a for a, _ in groups], [b for _, b in groups], epsilon)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from contract.component import ContractError
 from contract.registry import load
 from local.services import EmbeddedServices
 from pipelines.training import dataset
-from pipelines.training.registration import CHALLENGER, CHAMPION
+from pipelines.training.registration import CHALLENGER, CHAMPION, load_profile
 from pipelines.training.runner import PipelineFailed, run_local
 from pipelines.training.search import SearchSettings, run_search, sample_configs
 from pipelines.training.steps import ServiceUnreachable, feature_store, trial_data
@@ -63,6 +63,12 @@ def test_local_run_registers_a_challenger_with_trials_metrics_and_lineage(
     info = get_model_info(f"models:/fraud/{version.version}")
     assert info.signature is not None and "amount" in info.signature.inputs.input_names()
     assert info.saved_input_example_info is not None
+
+    # The version's reference profile: the training rows' request fields and raw features, the holdout's scores.
+    profile = load_profile(embedded.settings.mlflow_url, "fraud", version.version)
+    assert set(profile.columns) == {"amount", "channel", *profile.features} and len(profile.features) == 12
+    assert profile.predictions.rows == run.data.metrics["rows_holdout"]
+    assert profile.columns["amount"].rows == run.data.metrics["rows_train"] + run.data.metrics["rows_validation"]
 
 
 def test_second_run_that_is_not_better_registers_no_alias(embedded: EmbeddedServices, fraud_trained: Trained) -> None:
