@@ -14,6 +14,7 @@ from typing import Any
 
 from contract import Component
 from contract.streaming import topics
+from local.alerting import remove_targets, write_targets
 from local.errors import EmbeddedError
 from local.java_runtime import java_executable
 from local.paths import FLINK_JARS, FLINK_UDF_JARS, REPO_ROOT, STREAMING_VENV, main_module, venv_bin
@@ -162,7 +163,16 @@ class EmbeddedStreaming:
         path.write_text(str(port))
         return port
 
-    def launch(self, rest_port: int | None = None) -> StreamingLaunch:
+    def metrics_port(self) -> int:
+        """Where the pusher serves its freshness histogram; kept across restarts, like the job's REST port."""
+        path = self.root / "metrics_port"
+        if path.exists() and (self.services.daemon.is_running(self.pusher_program) or port_free(int(path.read_text()))):
+            return int(path.read_text())
+        port = free_port()
+        path.write_text(str(port))
+        return port
+
+    def launch(self, rest_port: int | None = None, metrics_port: int | None = None) -> StreamingLaunch:
         """Where this machine's job, pusher and archive run against: the embedded Kafka, the state folder, the
         jars ``make setup`` fetched and built (the job's REST port when it is known)."""
         jars = sorted([*FLINK_JARS.glob("*.jar"), *FLINK_UDF_JARS.glob("*.jar")])
@@ -178,6 +188,7 @@ class EmbeddedStreaming:
             rest_port=rest_port,
             flush_every_s=self.flush_every_s,
             stats=str(self.stats_path),
+            metrics_port=metrics_port,
         )
 
     @property
@@ -216,8 +227,9 @@ class EmbeddedStreaming:
             daemon.register(self.job_program, command, env, 30, REPO_ROOT, restart_on_crash=True)
             daemon.start(self.job_program)
             progress(f"{self.job_program}: Flink job starting (REST http://127.0.0.1:{port})")
-        launch = self.launch()
+        launch = self.launch(metrics_port=self.metrics_port())
         self._start_worker(self.pusher_program, main_module(PUSHER_MODULE, *launch.pusher_args()))
+        write_targets(self.settings, "monitoring", self.pusher_program, [f"127.0.0.1:{launch.metrics_port}"], {})
         self._start_worker(self.archive_program, main_module(ARCHIVE_MODULE, *launch.archive_args()))
         self._wait_running(progress)
         daemon.record_pids()
@@ -249,6 +261,7 @@ class EmbeddedStreaming:
         """Stop the job (it keeps its checkpoints), the pusher and the archive (they flush and commit first)."""
         for program in (self.job_program, self.pusher_program, self.archive_program):
             self.services.daemon.stop(program)
+        remove_targets(self.settings, "monitoring", self.pusher_program)
 
     def kill_job(self) -> None:
         """SIGKILL the Flink job's process group, as a crash would (failure drills)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from contract.model import Metric
+from pipelines.streaming import freshness
 
 # -- label names ------------------------------------------------------------------------------------------------
 COMPONENT, VERSION, FEATURE, METRIC, STATE, GROUP = "component", "version", "feature", "metric", "state", "group"
@@ -27,7 +28,7 @@ STALE, ABSENT = "stale", "absent"
 """Values of ``state`` on ``INCOMPLETE_ROWS``: features older than their view's TTL, or none in the store. (Not
 ``reason``: alerts carry that label for their family, and a rule's label would overwrite the series'.)"""
 
-FRESHNESS_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+FRESHNESS_BUCKETS = freshness.BUCKETS
 """Seconds from window close to the online store; dense around the 1 s goal so its p99 is read, not guessed."""
 
 Kind = Literal["gauge", "counter", "histogram"]
@@ -155,14 +156,10 @@ INCOMPLETE_ROWS = Series(
     (*MODEL, STATE),
 )
 
-# -- freshness (the feature pusher: one observation per window close) ----------------------------------------
-FRESHNESS = Series(
-    "mlstack_feature_freshness_seconds",
-    "histogram",
-    "Seconds from a window's close to its features being readable in the online store",
-    (COMPONENT, GROUP),
-    FRESHNESS_BUCKETS,
-)
+# -- freshness (the feature pusher: one observation per window result it writes online) ----------------------
+# Named in pipelines.streaming.freshness, where the pusher (which may not import monitoring) takes it from.
+FRESHNESS = Series(freshness.NAME, "histogram", freshness.HELP, freshness.LABELS, FRESHNESS_BUCKETS)
+
 
 SERIES = (
     LIVE_METRIC,

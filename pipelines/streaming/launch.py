@@ -77,6 +77,8 @@ class StreamingLaunch:
     """How often the pusher and the archive write their files and commit offsets."""
     stats: str | None = None
     """Where the pusher writes its counters and freshness."""
+    metrics_port: int | None = None
+    """Where the pusher serves its freshness histogram (``/metrics``) for Prometheus."""
 
     @property
     def groups(self) -> ConsumerGroups:
@@ -95,7 +97,8 @@ class StreamingLaunch:
         """Arguments of ``pipelines.streaming.feature_pusher``."""
         args = ["--component", self.component.name, "--bootstrap", self.bootstrap, "--repo", self.feast_repo]
         args += ["--offline-root", self.offline_root]
-        return [*args, *_optional("--flush-every-s", self.flush_every_s), *_optional("--stats", self.stats)]
+        args += [*_optional("--flush-every-s", self.flush_every_s), *_optional("--stats", self.stats)]
+        return [*args, *_optional("--metrics-port", self.metrics_port)]
 
     def archive_args(self) -> list[str]:
         """Arguments of ``pipelines.streaming.event_archive``."""
