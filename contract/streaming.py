@@ -186,11 +186,13 @@ class StreamingSpec:
 
 
 def topics(component: str, labels: bool = False) -> dict[str, str]:
-    """Kafka topic names of a component; ``labels`` when it declares ``Feedback``."""
+    """Kafka topic names of a component; ``labels`` when it declares ``Feedback``. ``predictions`` is the
+    inference log every model server of the component writes (``serving.inference_log``)."""
     names = {
         "events": f"{component}.events",
         "features": f"{component}.features",
         "dead_letter": f"{component}.events.dlq",
+        "predictions": f"{component}.predictions",
     }
     if labels:
         names["labels"] = f"{component}.labels"

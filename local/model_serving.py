@@ -129,6 +129,11 @@ class EmbeddedServing:
             "--grpc_port",
             str(free_port()),
         )
+        if "kafka" in self.services.names:
+            # The inference log: every scored row on <component>.predictions (created here if the component's
+            # streaming has not created its topics yet; the broker creates none by itself).
+            streaming.ensure_topics()
+            command = (*command, "--kafka-bootstrap", self.settings.kafka_bootstrap)
         daemon = self.services.daemon
         daemon.stop(self.program(slot))
         daemon.register(self.program(slot), command, {"PYTHONPATH": str(REPO_ROOT)}, 20, REPO_ROOT)

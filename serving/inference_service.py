@@ -26,7 +26,9 @@ and the finalizer removal a delete needs. Checked at kserve/kserve@v0.16.0.
 """
 
 
-def server_args(component: str, version: str, mlflow_uri: str, feast_repo: str) -> list[str]:
+def server_args(component: str, version: str, mlflow_uri: str, feast_repo: str, kafka_bootstrap: str = "") -> list[str]:
+    """``serving.server``'s arguments; ``kafka_bootstrap`` (the Strimzi bootstrap service) turns the inference
+    log on (every scored row on ``<component>.predictions``)."""
     return [
         "--component",
         component,
@@ -38,6 +40,7 @@ def server_args(component: str, version: str, mlflow_uri: str, feast_repo: str) 
         feast_repo,
         "--http_port",
         str(HTTP_PORT),
+        *(["--kafka-bootstrap", kafka_bootstrap] if kafka_bootstrap else []),
     ]
 
 
@@ -50,8 +53,10 @@ def inference_service(
     feast_repo: str,
     resources: dict[str, dict[str, str]],
     min_replicas: int = 1,
+    kafka_bootstrap: str = "",
 ) -> dict[str, Any]:
-    """The InferenceService serving ``version`` of the component as its stable revision."""
+    """The InferenceService serving ``version`` of the component as its stable revision, logging what it serves
+    through ``kafka_bootstrap`` when given."""
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InferenceService",
@@ -79,7 +84,7 @@ def inference_service(
                         "name": "kserve-container",
                         "image": image,
                         "command": ["python", "-m", "serving.server"],
-                        "args": server_args(component.name, version, mlflow_uri, feast_repo),
+                        "args": server_args(component.name, version, mlflow_uri, feast_repo, kafka_bootstrap),
                         "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
                         "resources": resources,
                         "securityContext": {

@@ -19,10 +19,13 @@ PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 ESTIMATE_BUCKETS = (0.0, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
 
 # -- label names and values ----------------------------------------------------------------------------------
-COMPONENT, VERSION, KIND, CLASS = "component", "version", "kind", "class"
+COMPONENT, VERSION, KIND, CLASS, REASON = "component", "version", "kind", "class", "reason"
 LABELS = (COMPONENT, VERSION)
 SERVER_ERROR, BAD_REQUEST = "server", "bad request"
 """Values of ``kind``: the analysis counts server errors only; a bad request (HTTP 4xx) is the caller's."""
+QUEUE_FULL, NOT_DELIVERED = "queue full", "not delivered"
+"""Values of ``reason`` on dropped inference log records: the server's bounded queue was full, or Kafka did not
+take the record (the producer's own buffer full, or delivery failed after its retries)."""
 BUCKET_BOUND = "le"
 """The label holding a histogram bucket's upper bound (Prometheus' own name for it)."""
 
@@ -33,6 +36,9 @@ LATENCY_NAME = "mlstack_request_latency_seconds"
 PROBABILITY_NAME = "mlstack_prediction_probability"
 ESTIMATE_NAME = "mlstack_prediction_estimate"
 PREDICTED_CLASS_NAME = "mlstack_predicted_class"
+DEGRADED_NAME = "mlstack_degraded_predictions"
+LOG_WRITTEN_NAME = "mlstack_inference_log_written"
+LOG_DROPPED_NAME = "mlstack_inference_log_dropped"
 
 # -- series names, as the text format and Prometheus show them (a counter gains ``_total``, a histogram's
 # buckets ``_bucket``): what the readers select -----------------------------------------------------------------
@@ -43,6 +49,12 @@ PREDICTION_BUCKETS = (f"{PROBABILITY_NAME}_bucket", f"{ESTIMATE_NAME}_bucket")
 """Binary classifiers export the first, regressors the second: one version has one of them."""
 PREDICTED_CLASS_TOTAL = f"{PREDICTED_CLASS_NAME}_total"
 """Multiclass classifiers export this instead, one series per class (label ``class``)."""
+DEGRADED_TOTAL = f"{DEGRADED_NAME}_total"
+LOG_WRITTEN_TOTAL = f"{LOG_WRITTEN_NAME}_total"
+LOG_DROPPED_TOTAL = f"{LOG_DROPPED_NAME}_total"
+NOT_COMPARED = (DEGRADED_TOTAL, LOG_WRITTEN_TOTAL, LOG_DROPPED_TOTAL)
+"""Series the canary analysis does not compare between versions: degraded answers are the online store's doing and
+the inference log's counts Kafka's, not the version's; alerts and dashboards read them."""
 
 # -- the server's metrics --------------------------------------------------------------------------------------
 REQUESTS = Counter(REQUESTS_NAME, "Prediction requests", LABELS)
@@ -58,3 +70,10 @@ ESTIMATES = Histogram(ESTIMATE_NAME, "Predicted values (regressors)", LABELS, bu
 PREDICTED_CLASSES = Counter(
     PREDICTED_CLASS_NAME, "Predictions per predicted class (multiclass classifiers)", (*LABELS, CLASS)
 )
+DEGRADED = Counter(
+    DEGRADED_NAME,
+    "Requests answered without online features: the store was unreachable or slower than the budget",
+    LABELS,
+)
+LOG_WRITTEN = Counter(LOG_WRITTEN_NAME, "Inference log records Kafka acknowledged (one per scored row)", LABELS)
+LOG_DROPPED = Counter(LOG_DROPPED_NAME, "Inference log records dropped, never blocking a request", (*LABELS, REASON))

@@ -12,6 +12,13 @@ What a response carries follows the component's task (``contract.tasks``; every 
   its ``parameters.classes`` the column order as a JSON list) and a BYTES output ``label`` of shape [rows] (the
   most probable class).
 
+Both protocols say whether the answer is degraded (V1 body ``"degraded"``, V2 response parameter ``degraded``):
+answered without online features because the store was unreachable or slower than its budget
+(``serving.online_features``), every feature missing as for an entity never seen; counted in
+``mlstack_degraded_predictions_total``. With an ``InferenceLog`` every scored row is recorded on
+``<component>.predictions`` off the request's path, keyed by the request id (V2: the request's ``id``, which the
+response echoes; else the ``x-request-id`` header; else a new one).
+
 ``load`` answers one request through this whole path (features, ``prepare``, ``predict``, the check, both
 protocols' encoding) before the server reports ready: a version that cannot answer is never served."""
 
@@ -21,7 +28,7 @@ import json
 import math
 import time
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,7 +40,8 @@ from contract.served import fitted_model
 from contract.tasks import check_output
 from serving import metrics
 from serving.batcher import RequestBatcher
-from serving.online_features import OnlineFeatures
+from serving.inference_log import InferenceLog, Served, now_ms
+from serving.online_features import DEFAULT_TIMEOUT_S, OnlineFeatures
 from serving.request_schema import BadRequest, Columns, RequestSchema
 
 SCORE, SCORES, LABEL = "score", "scores", "label"
@@ -45,17 +53,35 @@ class ModelNotServable(RuntimeError):
     """The version cannot answer a request (its warm-up failed); the message says why."""
 
 
+class Scored(NamedTuple):
+    """One request's outcome: the checked output, the columns it was scored on (request fields and features as
+    served) and whether the features were absent because the store was unavailable."""
+
+    output: np.ndarray
+    joined: dict[str, Any]
+    degraded: bool
+
+
 class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: the base is Any
     """Serves one registered version of a component's model under the component's name."""
 
-    def __init__(self, component: Component, model_uri: str, version: str, store: Any) -> None:
+    def __init__(
+        self,
+        component: Component,
+        model_uri: str,
+        version: str,
+        store: Any,
+        feature_timeout_s: float = DEFAULT_TIMEOUT_S,
+        inference_log: InferenceLog | None = None,
+    ) -> None:
         super().__init__(component.name)
         self.component = component
         self.model_uri = model_uri
         self.version = version
         self.store = store
         self.schema = RequestSchema.of(component)
-        self.features = OnlineFeatures(component, store)
+        self.features = OnlineFeatures(component, store, feature_timeout_s)
+        self.inference_log = inference_log
         labels = {metrics.COMPONENT: component.name, metrics.VERSION: version}
         # Each metric's child for this version, bound once: ``labels()`` is a dict lookup under a lock per call.
         task = component.model.task
@@ -70,6 +96,7 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
         self.bad_requests = metrics.ERRORS.labels(**labels, **{metrics.KIND: metrics.BAD_REQUEST})
         self.server_errors = metrics.ERRORS.labels(**labels, **{metrics.KIND: metrics.SERVER_ERROR})
         self.latency = metrics.LATENCY.labels(**labels)
+        self.degraded = metrics.DEGRADED.labels(**labels)
         self.estimator: Any = None
         self.columns: list[str] = []
         self.batcher = RequestBatcher(self._score_batch)
@@ -164,26 +191,36 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         request, columns = payload
-        output = await self.batcher(columns)
+        output, joined, degraded = await self.batcher(columns)
+        request_id = (request.id if request is not None else None) or (headers or {}).get("x-request-id")
+        request_id = request_id or uuid.uuid4().hex
+        if degraded:
+            self.degraded.inc()
+        if self.inference_log is not None:
+            self.inference_log.record(Served(request_id, now_ms(), joined, output, degraded))
         if self.predictions is not None:
             for score in output:
                 self.predictions.observe(score)
         else:
             for index in output.argmax(axis=1):
                 self.class_counters[index].inc()
-        return self.respond(output, request)
+        return self.respond(output, request, degraded, request_id)
 
-    def respond(self, output: np.ndarray, request: InferRequest | None) -> dict[str, Any] | InferResponse:
+    def respond(
+        self, output: np.ndarray, request: InferRequest | None, degraded: bool = False, request_id: str = ""
+    ) -> dict[str, Any] | InferResponse:
         """The V1 body (``request`` None) or the V2 response for checked model output (see the module's doc)."""
-        return self.v1_body(output) if request is None else self.v2_response(output, request)
+        if request is None:
+            return self.v1_body(output, degraded)
+        return self.v2_response(output, request, degraded, request_id)
 
     def labels(self, output: np.ndarray) -> list[str]:
         """A multiclass answer's most probable class per row."""
         return [self.classes[index] for index in output.argmax(axis=1)]
 
-    def v1_body(self, output: np.ndarray) -> dict[str, Any]:
+    def v1_body(self, output: np.ndarray, degraded: bool = False) -> dict[str, Any]:
         if not self.classes:
-            return {"predictions": output.tolist(), "model_version": self.version}
+            return {"predictions": output.tolist(), "model_version": self.version, "degraded": degraded}
         return {
             "predictions": [
                 {"label": label, "scores": dict(zip(self.classes, row, strict=True))}
@@ -191,9 +228,12 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
             ],
             "classes": list(self.classes),
             "model_version": self.version,
+            "degraded": degraded,
         }
 
-    def v2_response(self, output: np.ndarray, request: InferRequest) -> InferResponse:
+    def v2_response(
+        self, output: np.ndarray, request: InferRequest, degraded: bool = False, request_id: str = ""
+    ) -> InferResponse:
         rows = len(output)
         if not self.classes:
             outputs = [InferOutput(name=SCORE, shape=[rows], datatype="FP64", data=output.tolist())]
@@ -211,14 +251,16 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
         return InferResponse(
             model_name=self.name,
             infer_outputs=outputs,
-            response_id=request.id or str(uuid.uuid4()),
+            response_id=request_id or request.id or str(uuid.uuid4()),
             model_version=self.version,
-            parameters={"model_version": self.version},
+            parameters={"model_version": self.version, "degraded": degraded},
         )
 
-    def score(self, columns: Columns) -> np.ndarray:
-        """Features, ``prepare`` and the model for validated request columns."""
-        return self.answer(self.features.lookup(columns))
+    def score(self, columns: Columns) -> Scored:
+        """Features (within their budget, else absent and degraded), ``prepare`` and the model for validated
+        request columns."""
+        joined, degraded = self.features.read(columns)
+        return Scored(self.answer(pd.DataFrame(joined, copy=False)), joined, degraded)
 
     def answer(self, joined: pd.DataFrame) -> np.ndarray:
         """``prepare`` and the model on request columns joined with their features, checked against the task:
@@ -229,20 +271,22 @@ class ComponentModel(Model):  # type: ignore[misc]  # kserve.Model is untyped: t
             x = x[self.columns]
         return check_output(model, model.predict(self.estimator, x), len(joined))
 
-    def _score_batch(self, batch: list[Columns]) -> list[np.ndarray | Exception]:
+    def _score_batch(self, batch: list[Columns]) -> list[Scored | Exception]:
         """One outcome per request: their rows scored together, or one by one when that fails."""
         if len(batch) > 1:
             merged = {name: [value for columns in batch for value in columns[name]] for name in batch[0]}
             try:
-                scores = self.score(merged)
+                scored = self.score(merged)
             except Exception:
                 pass  # scored again one by one below: each request gets its own answer (a 4xx, or the error)
             else:
-                outcomes: list[np.ndarray | Exception] = []
+                outcomes: list[Scored | Exception] = []
+                start = 0
                 for columns in batch:
-                    count = len(next(iter(columns.values())))
-                    outcomes.append(scores[:count])
-                    scores = scores[count:]
+                    end = start + len(next(iter(columns.values())))
+                    joined = {name: column[start:end] for name, column in scored.joined.items()}
+                    outcomes.append(Scored(scored.output[start:end], joined, scored.degraded))
+                    start = end
                 return outcomes
         outcomes = []
         for columns in batch:

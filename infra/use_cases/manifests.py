@@ -243,6 +243,7 @@ def champion_service(
         FEAST_DIR,
         resources(hint),
         min_replicas=hint.replicas,
+        kafka_bootstrap=endpoints.kafka_bootstrap,  # the inference log, on the component's predictions topic
     )
     predictor = isvc["spec"]["predictor"]
     predictor["serviceAccountName"] = "mlstack-workload"

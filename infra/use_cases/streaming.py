@@ -45,9 +45,9 @@ APP_DIR = "/app"  # where images/streaming copies the repo's packages (its PYTHO
 
 
 def kafka_topics(component: Component, namespace: str, cluster: str, replicas: int) -> dict[str, dict[str, Any]]:
-    """One ``KafkaTopic`` per topic of ``contract.streaming.topics`` (events, features, dead letters, and labels
-    when the component's labels arrive as their own events), by its role as Kubernetes names spell it
-    (``dead-letter``)."""
+    """One ``KafkaTopic`` per topic of ``contract.streaming.topics`` (events, features, dead letters, the inference
+    log the InferenceService writes (``predictions``), and labels when the component's labels arrive as their own
+    events), by its role as Kubernetes names spell it (``dead-letter``)."""
     partitions = component.streaming.partitions
     out = {}
     for role, topic in topics(component.name, labels=component.streaming.feedback is not None).items():

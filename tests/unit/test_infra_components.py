@@ -24,6 +24,7 @@ ROLES = {
     ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-events"),
     ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-features"),
     ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-dead-letter"),
+    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-predictions"),
     ("kubernetes:core/v1:ConfigMap", "streaming-spec"),
     ("kubernetes:flink.apache.org/v1beta1:FlinkDeployment", "flink"),
     ("kubernetes:core/v1:ConfigMap", "feast-repo"),
@@ -106,7 +107,7 @@ def test_two_components_do_not_collide(both: mocks.Run) -> None:
     assert [k for k, n in keys.items() if n > 1] == []
     topics = [r.inputs["spec"]["topicName"] for r in both.of_type("kubernetes:kafka.strimzi.io/v1:KafkaTopic")]
     assert sorted(topics) == sorted(
-        f"{c}.{t}" for c in ("fraud", "demand") for t in ("events", "features", "events.dlq")
+        f"{c}.{t}" for c in ("fraud", "demand") for t in ("events", "features", "events.dlq", "predictions")
     )
     for component in ("fraud", "demand"):
         for r in _owned(both, component)[1:]:

@@ -21,7 +21,13 @@ def test_delivery_renders_a_use_case_with_its_labels_topic(three: mocks.Run) -> 
     assert _roles(three, "delivery") == ROLES | {labels_topic}
     assert _roles(three, "fraud") == ROLES and _roles(three, "demand") == ROLES  # no feedback, no labels topic
     topics = {r.inputs["spec"]["topicName"] for r in _owned(three, "delivery") if r.typ.endswith(":KafkaTopic")}
-    assert topics == {"delivery.events", "delivery.features", "delivery.events.dlq", "delivery.labels"}
+    assert topics == {
+        "delivery.events",
+        "delivery.features",
+        "delivery.events.dlq",
+        "delivery.labels",
+        "delivery.predictions",
+    }
     names = {r.name for r in three.registrations}
     assert {"image-serving-delivery", "image-pipeline-delivery"} <= names
 

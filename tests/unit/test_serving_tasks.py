@@ -60,7 +60,7 @@ def _v2(model: ComponentModel, output: np.ndarray) -> dict[str, Any]:
 def test_binary_and_regression_answer_one_score_per_row(name: str) -> None:
     model = _server(load(name))
     output = np.array([0.25, 0.75])
-    assert model.v1_body(output) == {"predictions": [0.25, 0.75], "model_version": "7"}
+    assert model.v1_body(output) == {"predictions": [0.25, 0.75], "model_version": "7", "degraded": False}
     body = _v2(model, output)
     assert body["outputs"] == [{"name": "score", "shape": [2], "datatype": "FP64", "data": [0.25, 0.75]}]
     assert body["model_version"] == "7" and body["id"] == "r1"

@@ -71,12 +71,17 @@ def test_single_kind_components_keep_their_sql() -> None:
 
 def test_the_cluster_creates_the_labels_topic_only_when_declared() -> None:
     topics = kafka_topics(parcels, "kafka", "mlstack", 3)
-    assert sorted(topics) == ["dead-letter", "events", "features", "labels"]
+    assert sorted(topics) == ["dead-letter", "events", "features", "labels", "predictions"]
     labels = topics["labels"]
     assert labels["metadata"]["name"] == "parcels-labels"
     assert labels["spec"]["topicName"] == "parcels.labels"
     assert labels["spec"]["config"]["retention.ms"] == 7 * 24 * 3600 * 1000
-    assert sorted(kafka_topics(load("fraud"), "kafka", "mlstack", 3)) == ["dead-letter", "events", "features"]
+    assert sorted(kafka_topics(load("fraud"), "kafka", "mlstack", 3)) == [
+        "dead-letter",
+        "events",
+        "features",
+        "predictions",
+    ]
 
 
 def test_the_archive_keeps_each_kind_with_the_fields_it_carries() -> None:

@@ -65,6 +65,7 @@ def test_topics_are_registered_by_their_role(run: mocks.Run) -> None:
         "fraud-topic-events": "fraud.events",
         "fraud-topic-features": "fraud.features",
         "fraud-topic-dead-letter": "fraud.events.dlq",
+        "fraud-topic-predictions": "fraud.predictions",
     }
     assert names["demand-topic-dead-letter"]["metadata"]["name"] == "demand-dead-letter"
 

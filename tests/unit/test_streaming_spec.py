@@ -20,7 +20,12 @@ def _spec() -> dict[str, Any]:
 
 def test_job_spec_is_json_with_topics() -> None:
     spec = _spec()
-    assert spec["topics"] == {"events": "fraud.events", "features": "fraud.features", "dead_letter": "fraud.events.dlq"}
+    assert spec["topics"] == {
+        "events": "fraud.events",
+        "features": "fraud.features",
+        "dead_letter": "fraud.events.dlq",
+        "predictions": "fraud.predictions",
+    }
     assert spec["events"]["event_time"] == "event_time"
 
 

@@ -85,7 +85,7 @@ def _expected(
         "fraud-flink.spec.taskManager.resource": {"cpu": task_manager[0], "memory": task_manager[1]},
         "fraud-flink.spec.job.parallelism": replicas,
         "fraud-pipeline.data.pipeline.yaml[0].deploymentSpec.executors.exec-search.container.resources": step,
-        **{f"fraud-topic-{topic}.spec.replicas": 1.0 for topic in ("events", "features", "dead-letter")},
+        **{f"fraud-topic-{topic}.spec.replicas": 1.0 for topic in ("events", "features", "dead-letter", "predictions")},
     }
 
 
