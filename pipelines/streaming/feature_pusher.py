@@ -104,7 +104,7 @@ class FeaturePusher:
         groups = ConsumerGroups.of(component.name)
         self.consumer = committing_consumer(bootstrap, groups.pusher, topics(component.name)["features"])
         self.pending_history: dict[str, list[pd.DataFrame]] = defaultdict(list)
-        self.last_flush = time.monotonic()
+        self.last_flush = self.registry_read = time.monotonic()
         self.stats = PusherStats()
         self.stats_path = stats_path
         self.watermark_s = float(component.streaming.watermark_s)
@@ -180,6 +180,14 @@ class FeaturePusher:
             for value in seconds.tolist():
                 histogram.observe(value)
 
+    def refresh_registry(self) -> None:
+        """Re-read Feast's registry at half its cache TTL, from an idle poll: once the cache expires, the next
+        write reads it again, and that write would be a window held up."""
+        ttl = float(getattr(self.store.config.registry, "cache_ttl_seconds", 0) or 0)
+        if ttl > 0 and time.monotonic() - self.registry_read >= ttl / 2:
+            self.store.refresh_registry()
+            self.registry_read = time.monotonic()
+
     def flush_history(self) -> None:
         """Write pending history as one parquet file per view, then commit the offsets it covers."""
         for name, frames in self.pending_history.items():
@@ -223,7 +231,13 @@ class FeaturePusher:
                 emitted_ms.append(float(stamp) if kind != TIMESTAMP_NOT_AVAILABLE else float("nan"))
         if records:
             self.push(records, emitted_ms)
-        if time.monotonic() - self.last_flush >= self.flush_every_s and (records or self.pending_history):
+        # History and the offset commit wait for a poll that found nothing (live windows arrive in bursts, one
+        # per close), so a window is never held up behind a parquet write and a commit; on a backlog, whose polls
+        # are never empty, they come at twice the period.
+        if not records:
+            self.refresh_registry()
+        since = time.monotonic() - self.last_flush
+        if self.pending_history and (since >= 2 * self.flush_every_s or (since >= self.flush_every_s and not records)):
             self.flush_history()
         return len(records)
 
