@@ -17,6 +17,10 @@ registered in MLflow as ``fraud`` the way the training pipeline registers it.
 3. ``mlflow models serve`` on the same registry version: it cannot read Feast, so it gets the rows our server would
    have fed the model (the prepared features of the same requests); the same rates and loops; the ratio.
 4. The canary hop: the same server through the HAProxy of ``EmbeddedServing`` at the same rates.
+5. The inference log's cost: the server as embedded mode runs it (every scored row to ``fraud.predictions`` on the
+   embedded Kafka) against the same server started the same way in the other slot without it, in every table and
+   in ``LOG_REPEATS`` interleaved pairs at 200 requests/s and at 4 connections, whose medians give p99 and peak
+   throughput side by side with their ratios; with the log's written and dropped counts from the server's metrics.
 
 The load generator (aiohttp on uvloop) runs in this process and shares the machine's cores with the servers; its
 own CPU share is printed. Prints tables; asserts nothing. The set-up, the floor, the load generator and the tables
@@ -40,7 +44,7 @@ from rich.console import Console
 
 from benchmarks.support.load_generator import Load, measure
 from benchmarks.support.serving_floor import floor
-from benchmarks.support.serving_report import report
+from benchmarks.support.serving_report import log_cost, logged_rows, report
 from benchmarks.support.serving_setup import mlflow_serve, set_up
 from local.model_serving import EmbeddedServing
 
@@ -48,6 +52,8 @@ console = Console(width=140)
 RATES = (50, 100, 200)
 CONNECTIONS = (1, 4)
 GOAL = "goal: p99 < 10 ms at 200/s; >= 5x mlflow's throughput; p50 at low load <= 2x the in-process floor"
+LOG_REPEATS = 5
+LOG_GOAL = "goal: with the log, p99 at 200/s at most 1.10x and peak throughput at least 0.90x the server without it"
 began_at = time.monotonic()
 
 
@@ -92,9 +98,16 @@ def main() -> None:
             mlflow_url = f"http://127.0.0.1:{mlflow_port}/invocations"
             mlflow_pid = mlflow_process.pid
             progress(f"mlflow models serve on port {mlflow_port}")
+            # The baseline: the same server started the same way in the other slot (weight 0: HAProxy never sends
+            # it a request), with the log off.
+            serving.start_server("b", setup.version, progress=progress, inference_log=False)
+            plain_port = serving.slots()["b"]["port"]
+            plain_pid = setup.services.daemon.running_info(serving.program("b")).get("pid")
+            plain = f"http://127.0.0.1:{plain_port}/v1/models/fraud:predict"
 
             servers = [
                 ("ours", direct, bodies, server_pid),
+                ("ours, no log", plain, bodies, plain_pid),
                 ("ours via HAProxy", proxied, bodies, server_pid),
                 ("mlflow models serve", mlflow_url, mlflow_bodies, mlflow_pid),
             ]
@@ -108,6 +121,14 @@ def main() -> None:
                 for connections in CONNECTIONS
                 for label, url, sent, pid in servers
             ]
+            pairs = [("ours", direct, server_pid), ("ours, no log", plain, plain_pid)]
+            repeats: list[Load] = [
+                measure(label, url, bodies, mode, level, seconds, pid, progress)
+                for _ in range(LOG_REPEATS)
+                for mode, level in (("open", 200), ("closed", 4))
+                for label, url, pid in pairs
+            ]
+            written, dropped = logged_rows(f"http://127.0.0.1:{slot['port']}/metrics")
         finally:
             if mlflow_process is not None:
                 os.killpg(mlflow_process.pid, signal.SIGTERM)
@@ -117,6 +138,7 @@ def main() -> None:
                 setup.services.down(progress=lambda _line: None)
 
     report(console, steps, loads, closed, seconds, RATES[0], GOAL)
+    log_cost(console, repeats, seconds, written, dropped, LOG_GOAL)
 
 
 if __name__ == "__main__":

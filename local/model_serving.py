@@ -109,8 +109,9 @@ class EmbeddedServing:
         self.set_weights({stable: 100, self.canary_slot(stable): 0})
         return self.endpoint
 
-    def start_server(self, slot: str, version: str, progress: Progress = print) -> None:
-        """(Re)start ``slot``'s model server on ``version`` and return once it is ready; its weight is unchanged."""
+    def start_server(self, slot: str, version: str, progress: Progress = print, inference_log: bool = True) -> None:
+        """(Re)start ``slot``'s model server on ``version`` and return once it is ready; its weight is unchanged.
+        ``inference_log=False`` leaves the log off even with Kafka running (the serving benchmark's baseline)."""
         slots = self.slots()
         streaming = EmbeddedStreaming(self.services, self.component)
         port = slots[slot]["port"]
@@ -129,7 +130,7 @@ class EmbeddedServing:
             "--grpc_port",
             str(free_port()),
         )
-        if "kafka" in self.services.names:
+        if inference_log and "kafka" in self.services.names:
             # The inference log: every scored row on <component>.predictions (created here if the component's
             # streaming has not created its topics yet; the broker creates none by itself).
             streaming.ensure_topics()

@@ -4,6 +4,8 @@ throughput per server, with the ratios the goal is judged by. See ``benchmarks/s
 from __future__ import annotations
 
 import statistics
+import urllib.request
+from collections.abc import Callable
 
 import numpy as np
 from rich.console import Console
@@ -11,6 +13,7 @@ from rich.table import Table
 
 from benchmarks.support.load_generator import Load, fmt, quantiles
 from benchmarks.support.serving_floor import paced_step
+from serving import metrics
 
 
 def _cells(load: Load, count: str) -> list[str]:
@@ -79,4 +82,46 @@ def report(
         + ". The load generator shares the 2 cores with the servers.\n"
         + goal
     )
+    console.print(table)
+
+
+def logged_rows(metrics_url: str) -> tuple[float, float]:
+    """The inference log's written and dropped records, from the server's own metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    totals = {metrics.LOG_WRITTEN_TOTAL: 0.0, metrics.LOG_DROPPED_TOTAL: 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals[metrics.LOG_WRITTEN_TOTAL], totals[metrics.LOG_DROPPED_TOTAL]
+
+
+LABELS = ("ours", "ours, no log")
+
+
+def log_cost(console: Console, repeats: list[Load], seconds: float, written: float, dropped: float, goal: str) -> None:
+    """p99 at 200/s and peak throughput with and without the inference log: each repeat, their medians, ratios."""
+    table = Table(
+        title=f"inference log's cost: the same server with and without it, interleaved pairs of {seconds:g}s",
+        title_justify="left",
+    )
+    for column in ("measure", "with log", "without", "ratio", "each repeat (with / without)"):
+        table.add_column(column)
+
+    def row(name: str, level: float, value: Callable[[Load], float]) -> None:
+        """``level`` tells the measurements apart: 200 (requests/s, open loop) or 4 (connections, closed)."""
+        of = {label: [value(r) for r in repeats if r.level == level and r.label == label] for label in LABELS}
+        with_log, without = statistics.median(of["ours"]), statistics.median(of["ours, no log"])
+        each = ", ".join(f"{fmt(a)} / {fmt(b)}" for a, b in zip(of["ours"], of["ours, no log"], strict=True))
+        table.add_row(name, fmt(with_log), fmt(without), fmt(with_log / without, 3), each)
+
+    row("p99 ms at 200/s (median)", 200, lambda load: load.quantiles()[1])
+    row("peak req/s at 4 connections (median)", 4, lambda load: load.rate)
+    # The server's CPU time per request hardly depends on what else the machine runs, unlike its latency.
+    row("server CPU ms/req at 200/s (median)", 200, lambda load: load.server_cpu_ms)
+    row("server CPU ms/req at 4 connections (median)", 4, lambda load: load.server_cpu_ms)
+    table.caption = f"inference log: {written:.0f} records written, {dropped:.0f} dropped over the whole run.\n{goal}"
     console.print(table)

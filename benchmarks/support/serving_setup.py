@@ -115,7 +115,8 @@ def set_up(state: Path, progress: Callable[[str], None]) -> Setup:
     saved = state / "benchmark.json"
     known = json.loads(saved.read_text()) if saved.exists() else {}
     settings = EmbeddedSettings(state, **known["ports"]) if known else EmbeddedSettings.on_free_ports(state)
-    services = EmbeddedServices(settings, ["redis", "mlflow"])
+    # Kafka for the inference log: embedded mode's server logs every scored row to it, as in the demo.
+    services = EmbeddedServices(settings, ["kafka", "redis", "mlflow"])
     services.up(progress=lambda line: progress(f"[services] {line}"))
     component = load_component("fraud")
     streaming = EmbeddedStreaming(services, component)
