@@ -27,19 +27,14 @@ def run_canary(demo: Demo, serving: EmbeddedServing, rollout: Rollout, sent: lis
         ) as traffic:
             stable_slot = serving.slots()["stable"]
             slots = {stable_slot: result.champion_version, serving.canary_slot(stable_slot): result.challenger_version}
-            rollout.start(result.challenger_version)  # returns once the canary's server is ready and weighted
+            # Returns once the canary's server is ready and weighted, or rolled back when it never became ready.
+            started = rollout.start(result.challenger_version)
             started_at = time.time()
-            with demo.phases("      canary") as steps:
-                steps.start(len(options.rollout.schedule), "steps")
-                canary = CanaryProgress(steps, rollout, demo.indent)
-
-                def on_step(analysis: Analysis) -> None:
-                    analyses.append((time.time(), analysis))
-                    canary.window(analysis)
-
-                result.canary = rollout.run(
-                    window_s=options.window_s, timeout_s=options.canary_timeout_s, progress=canary.line, on_step=on_step
-                )
+            if started["outcome"]:
+                demo.indent(f"canary {started['outcome']}: {started['reason']}")
+                result.canary = started
+            else:
+                result.canary = _run_canary(demo, rollout, analyses)
             decided_at = time.time()
             time.sleep(2)  # a little traffic after the decision, for the report
         result.canary.update(started_at=started_at, slots=slots)
@@ -51,6 +46,22 @@ def run_canary(demo: Demo, serving: EmbeddedServing, rollout: Rollout, sent: lis
             f"the canary is left paused at {result.canary['share']}% (traffic unchanged): {result.canary['paused']}"
         )
     report_rollout(demo, traffic.log, analyses)
+
+
+def _run_canary(demo: Demo, rollout: Rollout, analyses: list[tuple[float, Analysis]]) -> dict[str, Any]:
+    """Step the running canary to its outcome, each analysed window kept for the report."""
+    options = demo.options
+    with demo.phases("      canary") as steps:
+        steps.start(len(options.rollout.schedule), "steps")
+        canary = CanaryProgress(steps, rollout, demo.indent)
+
+        def on_step(analysis: Analysis) -> None:
+            analyses.append((time.time(), analysis))
+            canary.window(analysis)
+
+        return rollout.run(
+            window_s=options.window_s, timeout_s=options.canary_timeout_s, progress=canary.line, on_step=on_step
+        )
 
 
 def report_rollout(demo: Demo, log: TrafficLog, analyses: list[tuple[float, Analysis]]) -> None:

@@ -148,6 +148,9 @@ def start(
 ) -> None:
     """Put a registered version on a canary share of traffic."""
     state = rollout_for(component).start(version, share)
+    if state["outcome"]:  # its server never became ready: rolled back at once
+        console.print(f"{component} v{state['canary_version']} {state['outcome']}: {state['reason']}")
+        raise typer.Exit(1)
     console.print(f"{component} v{state['canary_version']} takes {state['share']}% (stable v{state['stable_version']})")
 
 

@@ -21,6 +21,7 @@ from local.service_spec import free_port
 from local.services import EmbeddedServices, Progress
 from local.streaming import EmbeddedStreaming
 from serving.rollout.analysis import Snapshot
+from serving.rollout.backend import CanaryNotReady
 
 SERVER_START_TIMEOUT_S = 180
 HAPROXY_CONFIG = """global
@@ -255,7 +256,10 @@ class EmbeddedBackend:
     def start_canary(self, version: str, share: int) -> None:
         slots = self.serving.slots()
         canary = self.serving.canary_slot(slots["stable"])
-        self.serving.start_server(canary, version, self.progress)
+        try:
+            self.serving.start_server(canary, version, self.progress)
+        except EmbeddedError as error:  # exited on its warm-up, or not ready in time: the rollout rolls it back
+            raise CanaryNotReady(str(error)) from error
         self.set_share(share)
 
     def set_share(self, share: int) -> None:

@@ -9,6 +9,11 @@ from typing import Protocol
 from serving.rollout.analysis import Snapshot
 
 
+class CanaryNotReady(RuntimeError):
+    """The canary version never became ready to serve (its server exited or timed out on load); the message says
+    why. The rollout rolls it back at once: a version that cannot answer is judged without traffic."""
+
+
 class TrafficBackend(Protocol):
     component: str
 
@@ -17,7 +22,8 @@ class TrafficBackend(Protocol):
         ...
 
     def start_canary(self, version: str, share: int) -> None:
-        """Run ``version`` beside the stable one and send it ``share`` percent of requests."""
+        """Run ``version`` beside the stable one and send it ``share`` percent of requests; ``CanaryNotReady``
+        when its server does not become ready."""
         ...
 
     def set_share(self, share: int) -> None: ...

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from serving.rollout.analysis import NO_SHIFT, STABLE_UNHEALTHY, Analysis, AnalysisConfig, Snapshot, analyse
-from serving.rollout.backend import TrafficBackend
+from serving.rollout.backend import CanaryNotReady, TrafficBackend
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PAUSED = "paused: stable unhealthy"
@@ -93,7 +93,8 @@ class Rollout:
     # -- commands -------------------------------------------------------------------------------------------
 
     def start(self, version: str | None = None, share: int | None = None) -> dict[str, Any]:
-        """Put ``version`` (default: the ``challenger`` alias) on a canary share (default: the schedule's first)."""
+        """Put ``version`` (default: the ``challenger`` alias) on a canary share (default: the schedule's first).
+        A version whose server never becomes ready is rolled back at once: the returned state has its outcome."""
         current = self.state()
         if current and not current.get("outcome"):
             raise RolloutError(
@@ -112,7 +113,6 @@ class Rollout:
         share = share if share is not None else self.config.schedule[0]
         if not 0 < share < 100:
             raise RolloutError(f"a canary share is between 1 and 99 percent, not {share}")
-        self.backend.start_canary(version, share)
         state: dict[str, Any] = {
             "component": self.name,
             "stable_version": stable,
@@ -122,6 +122,15 @@ class Rollout:
             "history": [],
             "outcome": None,
         }
+        try:
+            self.backend.start_canary(version, share)
+        except CanaryNotReady as error:
+            # Its warm-up answers a request through the whole response path: a version that fails it would fail
+            # every request, so it is rolled back now instead of being given traffic to prove it.
+            reason = f"canary v{version} never became ready: {error}"
+            state["history"].append({"at": time.time(), "share": share, "verdict": "fail", "reasons": [reason]})
+            self.backend.save_state(state)
+            return self.rollback(reason)
         self._baseline(state)
         self.backend.save_state(state)
         return state

@@ -18,6 +18,7 @@ from cli import kubectl_canary as kubectl_plugin
 from contract.registry import load
 from serving.inference_service import inference_service
 from serving.rollout.analysis import AnalysisConfig, Snapshot, analyse, psi
+from serving.rollout.backend import CanaryNotReady
 from serving.rollout.cluster_backend import CANARY, STABLE, ClusterBackend, PrometheusReader
 from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
 from tests.unit.kserve_fake import FakeKServe
@@ -197,3 +198,25 @@ def test_predicted_classes_are_judged_by_chi_square_and_the_status_shows_it(clus
     prometheus.counters = {"1": _classes(2000, (0.7, 0.25, 0.05)), "2": _classes(400, (0.45, 0.25, 0.30))}
     action, result = rollout.step()
     assert action == "rolled back" and "predicted classes shifted" in result.summary
+
+
+def test_a_canary_that_never_becomes_ready_is_rolled_back_at_start(cluster: Any, registry: MlflowClient) -> None:
+    """A version whose server fails its warm-up would fail every request: ``start`` rolls it back at once, says
+    why, and leaves no rollout running (the plugin's ``start`` exits 1 with the reason)."""
+    rollout, api, _ = cluster
+    backend = rollout.backend
+
+    def never_ready(version: str, share: int) -> None:
+        raise CanaryNotReady(f"serving-canary exited: v{version} answered shape (1, 3), expected (1,)")
+
+    backend.start_canary = never_ready
+    state = rollout.start()
+    assert (
+        state["outcome"] == "rolled back" and "canary v2 never became ready: serving-canary exited" in state["reason"]
+    )
+    assert state["history"][-1]["verdict"] == "fail"
+    assert _version_arg(api.isvc) == "1" and "canaryTrafficPercent" not in api.isvc["spec"]["predictor"]
+    assert registry.get_model_version("fraud", "2").tags["mlstack.rollout"].startswith("rolled back")
+    assert str(registry.get_model_version_by_alias("fraud", "champion").version) == "1"
+    with pytest.raises(RolloutError, match="no canary of fraud is running"):
+        rollout.step()
