@@ -31,7 +31,7 @@ from tests.manifests.test_infra_manifests import KUBE_SCORE_IGNORED, KUBERNETES_
 from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
-COMPONENTS = ("fraud", "demand")
+COMPONENTS = ("fraud", "demand", "delivery")
 CUSTOM = {"KafkaTopic", "FlinkDeployment", "InferenceService"}
 
 # Strimzi 0.49 KafkaTopic (kafka.strimzi.io/v1) spec properties and their JSON types.
