@@ -20,6 +20,7 @@ TIERS = ("unit", "manifests", "local", "render", "kind")
 LOCAL_ORDER = (
     "test_embedded_services",
     "test_streaming",
+    "test_freshness_metrics",  # reads the fraud stream's running pusher, which test_serving's servers stop
     "test_training",
     "test_serving",
     "test_demo",
