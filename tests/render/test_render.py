@@ -28,6 +28,7 @@ from tests.manifests.test_infra_manifests import (
     KUBE_SCORE_IGNORED,
     KUBERNETES_VERSION,
     POLICIES_OF_OPERATOR_PODS,
+    POLICIES_OF_OWN_PODS,
     SELECTS_UPSTREAM_PODS,
 )
 from tests.render.conftest import RenderRun
@@ -177,7 +178,11 @@ def test_kube_score_finds_nothing_critical(render_run: RenderRun, tmp_path: Path
         d
         for d in platform
         if (d["kind"], d["metadata"]["name"]) not in SELECTS_UPSTREAM_PODS
-        and not (d["kind"] == "NetworkPolicy" and d["metadata"].get("namespace") in POLICIES_OF_OPERATOR_PODS)
+        and not (
+            d["kind"] == "NetworkPolicy"
+            and d["metadata"].get("namespace") in POLICIES_OF_OPERATOR_PODS
+            and (d["metadata"].get("namespace"), d["metadata"]["name"]) not in POLICIES_OF_OWN_PODS
+        )
     ]
     platform = [d for d in platform if d["kind"] not in ALLOWED_CUSTOM_KINDS]
     components = [d for d in components if d["kind"] not in ALLOWED_CUSTOM_KINDS]
