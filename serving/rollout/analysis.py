@@ -1,8 +1,9 @@
 """Canary analysis: compare the canary with the stable version over the same window of live traffic.
 
 Each side is a ``Snapshot`` of its model server's Prometheus counters and histograms; the window is the
-difference between two snapshots. Three checks, with thresholds from ``AnalysisConfig``: server error rate,
-p99 latency, and the shift of the predictions, by what the versions predict:
+difference between two snapshots. Three checks, with thresholds from ``AnalysisConfig``: server errors and
+latency (``guardrails``: tests that account for the window's size and for disturbances both versions share), and the
+shift of the predictions, by what the versions predict:
 
 - scores (a binary classifier's probabilities, a regressor's estimates): the population stability index (PSI) of
   the prediction histograms, less the sampling noise of the window's sizes;
@@ -24,6 +25,7 @@ from typing import Literal
 
 from contract.shift import ALPHA, MIN_CRAMERS_V, PSI_FLOOR, class_shift
 from contract.shift import psi as binned_psi
+from serving.rollout import guardrails
 
 Verdict = Literal["pass", "fail", "inconclusive", "stable unhealthy"]
 STABLE_UNHEALTHY: Verdict = "stable unhealthy"
@@ -38,9 +40,17 @@ class AnalysisConfig:
     unhealthy); bad requests (4xx) are the caller's and do not count."""
     max_error_rate_increase: float = 0.01
     """How much worse than stable the canary's error rate may be."""
-    max_p99_ratio: float = 1.5
-    p99_slack_s: float = 0.005
-    """The canary's p99 may exceed ``max_p99_ratio`` x stable's by this much (milliseconds are noisy)."""
+    error_alpha: float = 0.01
+    """Errors: significance level of the binomial test against ``max_error_rate`` and of Fisher's test against the
+    stable version (``guardrails.error_check``); a rate over a bound that is not significant yet holds the step."""
+    latency_alpha: float = 0.01
+    """Latency: significance level of the one-sided Mann-Whitney U test (canary slower than stable)."""
+    min_latency_effect: float = 0.64
+    """Latency: the smallest Vargha-Delaney A (P(canary request slower than a stable one)) that fails a window;
+    0.5 is no difference, 0.64 a medium effect."""
+    latency_objective_s: float = 0.25
+    """Latency: the p99 objective, a bucket edge of the servers' histogram: more than 1% of the canary's requests
+    slower than this (beyond chance) fails the window, unless the stable version is over it too."""
     max_psi: float = 0.25
     """0.1 is a small shift, 0.25 a large one by the usual convention."""
     class_alpha: float = ALPHA
@@ -201,14 +211,20 @@ def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analy
             f"{config.min_requests} each needed)"
         )
         return Analysis("inconclusive", [reason], stable, canary, shift)
-    failures = []
-    if canary.error_rate > config.max_error_rate:
-        failures.append(f"canary error rate {canary.error_rate:.1%} > {config.max_error_rate:.1%}")
-    if canary.error_rate - stable.error_rate > config.max_error_rate_increase:
-        failures.append(f"canary error rate {canary.error_rate:.1%} vs stable {stable.error_rate:.1%}")
-    p99_canary, p99_stable = canary.quantile(0.99), stable.quantile(0.99)
-    if p99_canary > p99_stable * config.max_p99_ratio + config.p99_slack_s:
-        failures.append(f"canary p99 {p99_canary * 1000:.1f} ms vs stable {p99_stable * 1000:.1f} ms")
+    errors = guardrails.error_check(
+        stable.server_errors,
+        stable.requests,
+        canary.server_errors,
+        canary.requests,
+        config.max_error_rate,
+        config.max_error_rate_increase,
+        config.error_alpha,
+    )
+    latency = guardrails.latency_check(
+        stable.latency, canary.latency, config.latency_objective_s, config.latency_alpha, config.min_latency_effect
+    )
+    checks = (errors, latency)
+    failures = [check.detail for check in checks if check.outcome == "fail"]
     if shift.failed and shift.statistic == "PSI":
         failures.append(f"prediction shift PSI {shift.value:.2f} > {config.max_psi}")
     elif shift.failed:
@@ -218,8 +234,12 @@ def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analy
         )
     if failures:
         return Analysis("fail", failures, stable, canary, shift)
+    held = [check.detail for check in checks if check.outcome == "hold"]
+    if held:
+        return Analysis("inconclusive", held, stable, canary, shift)
+    p99_canary, p99_stable = canary.quantile(0.99), stable.quantile(0.99)
     passed = (
         f"error rate {canary.error_rate:.1%} (stable {stable.error_rate:.1%}), p99 {p99_canary * 1000:.1f} ms "
-        f"(stable {p99_stable * 1000:.1f} ms), {shift}"
+        f"(stable {p99_stable * 1000:.1f} ms), latency {latency.detail}, {shift}"
     )
     return Analysis("pass", [passed], stable, canary, shift)

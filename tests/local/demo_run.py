@@ -20,7 +20,7 @@ from serving.rollout.analysis import AnalysisConfig
 from serving.rollout.rollout import CHALLENGER, CHAMPION, RolloutConfig
 
 TEST_ROLLOUT = RolloutConfig(
-    schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, max_p99_ratio=2.0, p99_slack_s=0.05)
+    schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0)
 )
 
 

@@ -31,7 +31,7 @@ from tests.local.conftest import Streamed, Trained
 
 # A shorter schedule than the default (10 -> 25 -> 50 -> 100) keeps the test quick; the decisions are the same.
 FAST = RolloutConfig(
-    schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, max_p99_ratio=2.0, p99_slack_s=0.05)
+    schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0)
 )
 WINDOW_S = 8.0
 RATE = 25.0

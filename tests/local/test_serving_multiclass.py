@@ -208,7 +208,7 @@ def test_a_tied_multiclass_challenger_is_promoted_and_a_shifted_one_rolled_back(
         for i, d in enumerate(np.random.default_rng(5).uniform(0.5, 20.0, 400))
     ]
     config = RolloutConfig(
-        schedule=(30, 100), analysis=AnalysisConfig(min_requests=40, max_p99_ratio=2.0, p99_slack_s=0.05)
+        schedule=(30, 100), analysis=AnalysisConfig(min_requests=40, latency_objective_s=1.0)
     )
     url = f"{serving.endpoint}/v1/models/delivery:predict"
     try:

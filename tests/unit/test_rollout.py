@@ -120,7 +120,7 @@ def test_passing_windows_step_up_then_promote_and_move_the_champion(cluster: Any
     ("canary", "reason"),
     [
         (window(200, errors=30), "error rate"),
-        (window(200, latency_s=0.25), "p99"),
+        (window(200, latency_s=0.25), "latency"),
         (window(200, mean_score=0.8), "PSI"),
     ],
 )
