@@ -22,11 +22,15 @@ from pipelines.streaming import freshness
 
 # -- label names ------------------------------------------------------------------------------------------------
 COMPONENT, VERSION, FEATURE, METRIC, STATE, GROUP = "component", "version", "feature", "metric", "state", "group"
+TOPIC = "topic"
 MODEL = (COMPONENT, VERSION)
 """The labels of every per-version series (the same names as ``serving.metrics.LABELS``)."""
 STALE, ABSENT = "stale", "absent"
-"""Values of ``state`` on ``INCOMPLETE_ROWS``: features older than their view's TTL, or none in the store. (Not
-``reason``: alerts carry that label for their family, and a rule's label would overwrite the series'.)"""
+"""Values of ``state`` on ``INCOMPLETE_ROWS``, as the inference log tells them: ``absent``, the row was served
+degraded (the online store unreadable within the server's budget: no feature read at all); ``stale``, not degraded
+but every feature null (nothing current in the store for its entities: past the views' TTL, or never written; the
+log cannot tell the two apart). (Not ``reason``: alerts carry that label for their family, and a rule's label would
+overwrite the series'.)"""
 
 FRESHNESS_BUCKETS = freshness.BUCKETS
 """Seconds from window close to the online store; dense around the 1 s goal so its p99 is read, not guessed."""
@@ -156,6 +160,20 @@ INCOMPLETE_ROWS = Series(
     (*MODEL, STATE),
 )
 
+# -- the exporter's own reading of the topics ---------------------------------------------------------------------
+RECORDS_READ = Series(
+    "mlstack_monitor_records",
+    "counter",
+    "Records the monitor exporter read, by topic (<component>.predictions, <component>.scored)",
+    (COMPONENT, TOPIC),
+)
+MALFORMED_RECORDS = Series(
+    "mlstack_monitor_malformed_records",
+    "counter",
+    "Records the monitor exporter skipped because they do not fit the topic's format (its log says why)",
+    (COMPONENT, TOPIC),
+)
+
 # -- freshness (the feature pusher: one observation per window result it writes online) ----------------------
 # Named in pipelines.streaming.freshness, where the pusher (which may not import monitoring) takes it from.
 FRESHNESS = Series(freshness.NAME, "histogram", freshness.HELP, freshness.LABELS, FRESHNESS_BUCKETS)
@@ -179,6 +197,8 @@ SERIES = (
     OUT_OF_RANGE_RATE,
     UNSEEN_CATEGORY_RATE,
     INCOMPLETE_ROWS,
+    RECORDS_READ,
+    MALFORMED_RECORDS,
     FRESHNESS,
 )
 """Every series monitoring exports, for exporters that register them all and for the tests."""

@@ -1,0 +1,88 @@
+"""What the monitor exporter says about one version's window: the component's metric on the labelled predictions,
+calibration, drift and data quality against the version's profile (``contract.drift``).
+
+- live metric: ``Metric.score`` on the window's labels and outputs (``encode_target``'s labels, ``predict``'s
+  outputs), published only from ``min_labels`` labelled predictions (the alert rule's ``Thresholds.min_labels``
+  by default) and when the metric is defined (ROC AUC needs both classes); the count is published always;
+- calibration, from the same ``min_labels``: binary, the mean predicted probability of the positive class and the
+  observed positive rate; regression, the mean estimate and the mean label; multiclass, of the predicted class:
+  its mean probability (confidence) and the share of rows whose label is that class (accuracy), one pair whatever
+  the number of classes, equal for a calibrated model;
+- shortfall: ``monitoring.metrics.shortfall`` of the live metric against the holdout score (positive = worse).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from contract.drift import ColumnDrift, compare
+from contract.model import ModelSpec
+from contract.profile import Profile
+from monitoring.metrics import ABSENT, STALE, shortfall
+from monitoring.windows import PREDICTIONS, Window
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """One version's window, in the numbers the series carry (NaN: not published)."""
+
+    version: str
+    rows: int
+    labelled: int
+    live_metric: float = math.nan
+    holdout_metric: float = math.nan
+    shortfall: float = math.nan
+    mean_predicted: float = math.nan
+    mean_observed: float = math.nan
+    incomplete: dict[str, float] = field(default_factory=dict)
+    """``stale``/``absent`` -> share of the window's rows (empty without rows)."""
+    columns: dict[str, ColumnDrift] = field(default_factory=dict)
+    """Profiled column -> drift and quality (empty without a profile or rows)."""
+    predictions: ColumnDrift | None = None
+    error: str = ""
+    """Why the live metric is missing although there were enough labels (the metric raised)."""
+
+
+def live_metric(model: ModelSpec, labels: list[float], outputs: list[object]) -> float:
+    """``model.metric`` on the labelled predictions; raises what the metric raises (e.g. one class only)."""
+    y = np.asarray(labels, dtype="int64" if model.task != "regression" else "float64")
+    return float(model.metric.score(y, np.asarray(outputs, dtype="float64")))
+
+
+def calibration(model: ModelSpec, labels: list[float], outputs: list[object]) -> tuple[float, float]:
+    """(mean predicted, mean observed) as the module docstring defines them."""
+    y = np.asarray(labels, dtype="float64")
+    out = np.asarray(outputs, dtype="float64")
+    if model.task == "multiclass":
+        predicted = out.argmax(axis=1)
+        return float(out.max(axis=1).mean()), float((predicted == y).mean())
+    return float(out.mean()), float(y.mean())
+
+
+def version_stats(
+    model: ModelSpec, version: str, window: Window, profile: Profile | None, holdout: float, min_labels: int
+) -> VersionStats:
+    labelled = len(window.labels)
+    live = predicted = observed = math.nan
+    error = ""
+    if labelled >= min_labels:
+        try:
+            live = live_metric(model, window.labels, window.outputs)
+        except Exception as failure:  # the component's metric: ROC AUC over one class raises, and so may others
+            error = f"{model.metric.name} undefined on this window: {failure}"
+        predicted, observed = calibration(model, window.labels, window.outputs)
+    gap = shortfall(model.metric, live, holdout) if math.isfinite(live) and math.isfinite(holdout) else math.nan
+    incomplete = {state: window.incomplete[state] / window.rows for state in (STALE, ABSENT)} if window.rows else {}
+    columns: dict[str, ColumnDrift] = {}
+    predictions = None
+    if profile is not None and window.rows:
+        # A column is missing when its rows arrived while the profile could not be read (nothing was counted).
+        counts = window.counts
+        columns = {name: compare(ref, counts[name]) for name, ref in profile.columns.items() if name in counts}
+        predictions = compare(profile.predictions, counts[PREDICTIONS]) if PREDICTIONS in counts else None
+    return VersionStats(
+        version, window.rows, labelled, live, holdout, gap, predicted, observed, incomplete, columns, predictions, error
+    )
