@@ -51,6 +51,9 @@ class Thresholds:
     """Labelled predictions a live metric needs before it is compared with the holdout (fewer: no alert)."""
     null_rate_increase: float = 0.05
     """A feature's null rate above its training null rate by more than this."""
+    min_window_rows: float = 100
+    """Served rows a version's window needs before its quality rates are judged: one null in a canary's three rows
+    is not a 33% null rate worth a ticket. (Drift needs no such floor: its test's p-value accounts for the size.)"""
     out_of_range_rate: float = 0.05
     unseen_category_rate: float = 0.05
     incomplete_rows_rate: float = 0.05
@@ -152,44 +155,47 @@ def _performance(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
 
 def _quality(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
     on_feature = f"on({m.COMPONENT}, {m.VERSION}, {m.FEATURE})"
+    enough = f" and on({m.COMPONENT}, {m.VERSION}) {m.WINDOW_ROWS.selector} >= {t.min_window_rows:g}"
+    over = f", in a window of at least {t.min_window_rows:g} rows"
     feature = "feature {{ $labels.feature }}: "
     share = "{{ $value | humanizePercentage }}"
     rules = [
         _alert(
             "FeatureNullRateHigh",
-            f"{m.NULL_RATE.selector} - {on_feature} {m.REFERENCE_NULL_RATE.selector} > {t.null_rate_increase}",
+            f"{m.NULL_RATE.selector} - {on_feature} {m.REFERENCE_NULL_RATE.selector} > {t.null_rate_increase}" + enough,
             timing.quality_for,
             WARNING,
             QUALITY,
             _model(f"{feature}null rate {share} above training's"),
-            f"More than {t.null_rate_increase:.0%} more served rows miss this feature than training rows did.",
+            f"More than {t.null_rate_increase:.0%} more served rows miss this feature than training rows did{over}.",
         ),
         _alert(
             "FeatureOutOfRange",
-            f"{m.OUT_OF_RANGE_RATE.selector} > {t.out_of_range_rate}",
+            f"{m.OUT_OF_RANGE_RATE.selector} > {t.out_of_range_rate}" + enough,
             timing.quality_for,
             WARNING,
             QUALITY,
             _model(f"{feature}{share} of rows outside the training range"),
-            f"More than {t.out_of_range_rate:.0%} of served rows lie outside the range training saw.",
+            f"More than {t.out_of_range_rate:.0%} of served rows lie outside the range training saw{over}.",
         ),
         _alert(
             "FeatureUnseenCategories",
-            f"{m.UNSEEN_CATEGORY_RATE.selector} > {t.unseen_category_rate}",
+            f"{m.UNSEEN_CATEGORY_RATE.selector} > {t.unseen_category_rate}" + enough,
             timing.quality_for,
             WARNING,
             QUALITY,
             _model(f"{feature}{share} of rows hold categories training never saw"),
-            f"More than {t.unseen_category_rate:.0%} of served rows hold unseen categories.",
+            f"More than {t.unseen_category_rate:.0%} of served rows hold unseen categories{over}.",
         ),
         _alert(
             "ServedWithIncompleteFeatures",
-            f"{m.INCOMPLETE_ROWS.selector} > {t.incomplete_rows_rate}",
+            f"{m.INCOMPLETE_ROWS.selector} > {t.incomplete_rows_rate}" + enough,
             timing.quality_for,
             WARNING,
             QUALITY,
             _model(f"{share} of rows scored with {{{{ $labels.state }}}} online features"),
-            f"More than {t.incomplete_rows_rate:.0%} of served rows had stale or absent features in the online store.",
+            f"More than {t.incomplete_rows_rate:.0%} of served rows had stale or absent features in the online "
+            f"store{over}.",
         ),
     ]
     return rules

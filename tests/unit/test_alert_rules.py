@@ -150,9 +150,17 @@ def test_a_live_shortfall_alerts_only_beyond_tolerance_and_once_enough_labels_ar
 
 
 @needs_promtool
-def test_data_quality_breaches_alert_and_small_rates_do_not(tmp_path: Path) -> None:
+def test_data_quality_breaches_alert_and_small_rates_or_windows_do_not(tmp_path: Path) -> None:
     quality = _labels("quality", "warning", **FRAUD)
+    few = {"component": "fraud", "version": "4"}  # a canary's handful of rows: every rate is noise
     series = [
+        _series(m.WINDOW_ROWS.name, "500x20", **FRAUD),
+        _series(m.WINDOW_ROWS.name, "12x20", **few),
+        _series(m.NULL_RATE.name, "0.5x20", **few, feature="amount"),
+        _series(m.REFERENCE_NULL_RATE.name, "0.01x20", **few, feature="amount"),
+        _series(m.OUT_OF_RANGE_RATE.name, "0.5x20", **few, feature="amount"),
+        _series(m.UNSEEN_CATEGORY_RATE.name, "0.5x20", **few, feature="channel"),
+        _series(m.INCOMPLETE_ROWS.name, "0.5x20", **few, state="absent"),
         _series(m.NULL_RATE.name, "0.2x20", **FRAUD, feature="amount"),  # 19 points above training: fires
         _series(m.REFERENCE_NULL_RATE.name, "0.01x20", **FRAUD, feature="amount"),
         _series(m.NULL_RATE.name, "0.3x20", **FRAUD, feature="hour"),  # as null as in training: quiet
