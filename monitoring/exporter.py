@@ -7,10 +7,11 @@ slide publishes the window's numbers (``monitoring.stats``) as the Prometheus se
         --metrics-port 9464 --history /data/monitor-history [--window-s 600 --slide-s 60 --min-labels 200]
 
 On start it reads each topic from one window back (``offsets_for_times``), so a restart rebuilds its windows
-rather than starting empty. A record that does not fit its topic's format is counted
-(``mlstack_monitor_malformed_records_total``), logged (the first few of each topic, then every thousandth) and
-skipped. A version's profile and holdout score are read from the registry the first time it is seen; a version
-whose profile cannot be read gets no drift or quality series (said in the log, retried each minute).
+rather than starting empty, and publishes its first window once it has read what the topics held at start. A record
+that does not fit its topic's format is counted (``mlstack_monitor_malformed_records_total``), logged (the first few
+of each topic, then every thousandth) and skipped. A version's profile and holdout score are read from the registry
+the first time it is seen; a version whose profile cannot be read gets no drift or quality series (said in the log,
+retried each minute).
 """
 
 from __future__ import annotations
@@ -274,6 +275,8 @@ class TopicReader:
         )
         self.names = list(names)
         self.assigned: set[str] = set()
+        self.backlog: dict[tuple[str, int], int] = {}
+        """(topic, partition) -> the end offset when it was assigned, until the consumer has read that far."""
 
     def assign(self, since_ms: int) -> None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -297,12 +300,28 @@ class TopicReader:
             return
         offsets = self.consumer.offsets_for_times(wanted, timeout=30)
         self.consumer.incremental_assign(offsets)
+        for tp in offsets:
+            if tp.offset >= 0:  # a record at or after since_ms exists: read up to today's end before sliding
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
+                self.backlog[(tp.topic, tp.partition)] = high
         found = sorted({tp.topic for tp in offsets})
         self.assigned.update(found)
         log.info("reading %s from %s UTC", ", ".join(found), time.strftime("%H:%M:%S", time.gmtime(since_ms / 1000)))
         absent = [name for name in missing if name not in self.assigned]
         if absent:
             log.info("waiting for %s to exist", ", ".join(absent))
+
+    def caught_up(self) -> bool:
+        """Whether every partition has been read up to where it ended when assigned (a window published before
+        would lack part of what a restart reads again)."""
+        from confluent_kafka import TopicPartition
+
+        if self.backlog:
+            positions = self.consumer.position([TopicPartition(t, p) for t, p in self.backlog])
+            for tp in positions:
+                if tp.offset >= self.backlog[(tp.topic, tp.partition)]:
+                    del self.backlog[(tp.topic, tp.partition)]
+        return not self.backlog
 
     def poll(self, timeout_s: float) -> list[tuple[str, bytes | None]]:
         records = []
@@ -326,7 +345,7 @@ def run(exporter: Exporter, reader: TopicReader, stop: list[bool]) -> None:
         wait_s = min(1.0, max(0.0, (next_slide - now_ms()) / 1000))
         for topic, value in reader.poll(wait_s):
             exporter.handle(topic, value)
-        if now_ms() >= next_slide:
+        if now_ms() >= next_slide and reader.caught_up():
             end = panes.boundary(now_ms())
             exporter.slide(end)
             next_slide = end + panes.slide_ms
