@@ -187,7 +187,9 @@ class StreamingSpec:
 
 def topics(component: str, labels: bool = False) -> dict[str, str]:
     """Kafka topic names of a component; ``labels`` when it declares ``Feedback``. ``predictions`` is the
-    inference log every model server of the component writes (``serving.inference_log``)."""
+    inference log every model server of the component writes (``serving.inference_log``). With labels, the monitor
+    job (``monitoring.monitor_job``) writes each prediction paired with its label to ``scored`` and the prediction
+    records it cannot use to ``predictions_dead_letter``."""
     names = {
         "events": f"{component}.events",
         "features": f"{component}.features",
@@ -196,4 +198,6 @@ def topics(component: str, labels: bool = False) -> dict[str, str]:
     }
     if labels:
         names["labels"] = f"{component}.labels"
+        names["scored"] = f"{component}.scored"
+        names["predictions_dead_letter"] = f"{component}.predictions.dlq"
     return names

@@ -65,6 +65,8 @@ class ImageSpec:
 ENTRY_POINT_TABLE = ("project", "entry-points", "mlstack.components")
 # The code every serving and pipeline image holds, whichever components it carries.
 _SHARED_CODE = ("requirements/main.txt", "contract", "pipelines", "serving", "components/__init__.py")
+_IMAGE_CODE = {"pipeline": ("monitoring",)}
+"""Code only one of those images holds: the pipeline image also runs the monitor exporter (``monitoring``)."""
 PER_COMPONENT = ("serving", "pipeline")
 """The images built once per component; the others are shared."""
 
@@ -92,7 +94,7 @@ def for_component(name: str, component: str, root: Path = REPO_ROOT) -> ImageSpe
         raise ValueError(f"component {component!r} is not registered in pyproject.toml; registered: {list(points)}")
     return ImageSpec(
         name,
-        (*_SHARED_CODE, f"components/{component}"),
+        (*_SHARED_CODE, *_IMAGE_CODE.get(name, ()), f"components/{component}"),
         (("COMPONENT", component), _registering({component: points[component]})),
         variant=component,
     )
@@ -106,13 +108,23 @@ def component_images(component: str, root: Path = REPO_ROOT) -> dict[str, ImageS
 def every_component(name: str, root: Path = REPO_ROOT) -> ImageSpec:
     """Image ``name`` with every registered component (an empty COMPONENT copies all of ``components/``): the
     shared Ray search cluster's image, the one a new component changes besides its own."""
-    return ImageSpec(name, (*_SHARED_CODE, "components"), (("COMPONENT", ""), _registering(entry_points(root))))
+    code = (*_SHARED_CODE, *_IMAGE_CODE.get(name, ()), "components")
+    return ImageSpec(name, code, (("COMPONENT", ""), _registering(entry_points(root))))
 
 
 IMAGES: dict[str, ImageSpec] = {
     "streaming": ImageSpec(
         "streaming",
-        ("requirements/streaming.txt", "contract", "pipelines/streaming", "pipelines/__init__.py"),
+        (
+            "requirements/streaming.txt",
+            "contract",
+            "pipelines/streaming",
+            "pipelines/__init__.py",
+            # The monitor job runs on the feature job's image: its module and SQL, no other monitoring code.
+            "monitoring/__init__.py",
+            "monitoring/monitor_job.py",
+            "monitoring/monitor_sql.py",
+        ),
     ),
     "pipeline": every_component("pipeline"),
 }

@@ -17,6 +17,7 @@ from contract.streaming import topics
 from local.alerting import remove_targets, write_targets
 from local.errors import EmbeddedError
 from local.java_runtime import java_executable
+from local.monitor import EmbeddedMonitor
 from local.paths import FLINK_JARS, FLINK_UDF_JARS, REPO_ROOT, STREAMING_VENV, main_module, venv_bin
 from local.service_spec import free_port, port_free
 from local.services import EmbeddedServices, Progress
@@ -73,6 +74,12 @@ class EmbeddedStreaming:
         self.job_program = f"stream-{component.name}"
         self.pusher_program = f"push-{component.name}"
         self.archive_program = f"archive-{component.name}"
+        # Predictions joined with their labels: only when labels come back (monitor-<c>, monitor-exporter-<c>).
+        self.monitor = (
+            EmbeddedMonitor(services, component, self.root, lambda port: self.launch(rest_port=port), python_path)
+            if component.streaming.feedback is not None
+            else None
+        )
 
     # -- Feast ----------------------------------------------------------------------------------------------
 
@@ -137,12 +144,15 @@ class EmbeddedStreaming:
         from confluent_kafka.admin import AdminClient
 
         self.stop()
+        if self.monitor is not None:
+            self.monitor.reset()
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 3})
         existing = [t for t in self.topics.values() if t in admin.list_topics(timeout=10).topics]
         if existing:
             for future in admin.delete_topics(existing).values():
                 future.result(30)
-        for future in admin.delete_consumer_groups(list(self.groups.all())).values():
+        groups = [*self.groups.all(), *([self.monitor.group] if self.monitor is not None else [])]
+        for future in admin.delete_consumer_groups(groups).values():
             with contextlib.suppress(Exception):  # a group that never committed does not exist
                 future.result(30)
         if (self.repo / "feature_store.yaml").exists():
@@ -196,8 +206,13 @@ class EmbeddedStreaming:
         """The job spec (``StreamingSpec.to_json_dict``), written on each start."""
         return self.root / "spec.json"
 
+    def write_spec(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.spec_path.write_text(json.dumps(self.component.streaming.to_json_dict(self.component.name), indent=2))
+
     def start(self, progress: Progress = print) -> None:
-        """Create topics, apply the Feast repo, and run the Flink job and the pusher until the job is RUNNING."""
+        """Create topics, apply the Feast repo, and run the Flink job and the pusher until the job is RUNNING; then
+        the monitor, for a component with feedback (not waited for)."""
         if not FLINK_JARS.is_dir() or not any(FLINK_JARS.glob("flink-sql-connector-kafka-*.jar")):
             raise EmbeddedError(f"the Flink Kafka connector is missing from {FLINK_JARS}: run `make setup`")
         if not FLINK_UDF_JARS.is_dir() or not any(FLINK_UDF_JARS.glob("streaming-udf-*.jar")):
@@ -207,7 +222,7 @@ class EmbeddedStreaming:
         self.root.mkdir(parents=True, exist_ok=True)
         self.ensure_topics()
         self.feature_store()
-        self.spec_path.write_text(json.dumps(self.component.streaming.to_json_dict(self.component.name), indent=2))
+        self.write_spec()
         daemon = self.services.daemon
         job_state = self.job_state()
         if job_state != "RUNNING":
@@ -232,6 +247,8 @@ class EmbeddedStreaming:
         write_targets(self.settings, "monitoring", self.pusher_program, [f"127.0.0.1:{launch.metrics_port}"], {})
         self._start_worker(self.archive_program, main_module(ARCHIVE_MODULE, *launch.archive_args()))
         self._wait_running(progress)
+        if self.monitor is not None:
+            self.monitor.start(progress)
         daemon.record_pids()
 
     def _start_worker(self, program: str, command: tuple[str, ...]) -> None:
@@ -258,10 +275,13 @@ class EmbeddedStreaming:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stop the job (it keeps its checkpoints), the pusher and the archive (they flush and commit first)."""
+        """Stop the job (it keeps its checkpoints), the pusher and the archive (they flush and commit first), and the
+        monitor."""
         for program in (self.job_program, self.pusher_program, self.archive_program):
             self.services.daemon.stop(program)
         remove_targets(self.settings, "monitoring", self.pusher_program)
+        if self.monitor is not None:
+            self.monitor.stop()
 
     def kill_job(self) -> None:
         """SIGKILL the Flink job's process group, as a crash would (failure drills)."""

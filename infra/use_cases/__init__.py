@@ -159,6 +159,9 @@ def build_use_cases(
                 topic_replicas=config.profile.kafka_replication,
                 schedule=config.training_schedule,
                 pipeline_namespace=platform.services["kubeflow-pipelines"].args.namespace,
+                monitoring_namespace=platform.services["prometheus"].args.namespace
+                if "prometheus" in platform.services
+                else "",
             ),
         )
     return use_cases

@@ -121,7 +121,26 @@ def flink_deployment(component: Component, namespace: str, image: str, endpoints
     upgrades need; checkpoints and HA files go to the object store through Flink's S3 plugin (``images/streaming``
     enables it), with the component's S3 key pair from its Secret."""
     hint = component.resources.streaming
-    cpu, memory = millicores(hint.cpu), mebibytes(hint.memory)
+    task_manager = {"cpu": millicores(hint.cpu) / 1000, "memory": f"{mebibytes(hint.memory)}m"}
+    args = job_args(component, endpoints)
+    return flink_application(
+        component, "features", namespace, image, endpoints, args, state_root(component), task_manager, hint.replicas
+    )
+
+
+def flink_application(
+    component: Component,
+    role: str,
+    namespace: str,
+    image: str,
+    endpoints: Endpoints,
+    args: list[str],
+    state: str,
+    task_manager: dict[str, Any],
+    parallelism: int,
+) -> dict[str, Any]:
+    """A ``FlinkDeployment`` named ``<component>-<role>`` running a job of the streaming image (PythonDriver
+    ``args``), its checkpoints and HA metadata under ``state``; the feature job's and the monitor's."""
     container = {
         "name": "flink-main-container",
         "env": [
@@ -135,7 +154,7 @@ def flink_deployment(component: Component, namespace: str, image: str, endpoints
     return {
         "apiVersion": FLINK_API,
         "kind": "FlinkDeployment",
-        "metadata": object_meta(component, "features", namespace),
+        "metadata": object_meta(component, role, namespace),
         "spec": {
             "image": image,
             "imagePullPolicy": "IfNotPresent",
@@ -143,10 +162,10 @@ def flink_deployment(component: Component, namespace: str, image: str, endpoints
             "serviceAccount": "flink",  # created in the watched namespace by the operator chart
             "flinkConfiguration": {
                 "taskmanager.numberOfTaskSlots": "1",
-                "execution.checkpointing.dir": f"{state_root(component)}/checkpoints",
+                "execution.checkpointing.dir": f"{state}/checkpoints",
                 "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
                 "high-availability.type": "kubernetes",
-                "high-availability.storageDir": f"{state_root(component)}/ha",
+                "high-availability.storageDir": f"{state}/ha",
                 "s3.endpoint": endpoints.s3_endpoint,
                 "s3.path.style.access": "true",
             },
@@ -158,12 +177,12 @@ def flink_deployment(component: Component, namespace: str, image: str, endpoints
                 }
             },
             "jobManager": {"replicas": 1, "resource": {"cpu": 0.25, "memory": "1024m"}},
-            "taskManager": {"replicas": hint.replicas, "resource": {"cpu": cpu / 1000, "memory": f"{memory}m"}},
+            "taskManager": {"replicas": parallelism, "resource": task_manager},
             "job": {
                 "jarURI": FLINK_PYTHON_JAR,
                 "entryClass": PYTHON_DRIVER,
-                "args": job_args(component, endpoints),
-                "parallelism": hint.replicas,
+                "args": args,
+                "parallelism": parallelism,
                 "upgradeMode": "last-state",
                 "state": "running",
             },

@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 from contract import Component
 from contract.resources import WorkloadHint
 from infra.services import objects
-from infra.use_cases import manifests, streaming, training
+from infra.use_cases import manifests, monitoring, streaming, training
 from infra.use_cases.manifests import Endpoints
 
 ROLLOUT_OWNED = ("spec.predictor.canaryTrafficPercent", "spec.predictor.containers")
@@ -102,6 +102,8 @@ class UseCaseArgs:
     """Cron expression for a recurring training run; empty: none."""
     pipeline_namespace: str = "kubeflow"
     """Where Kubeflow Pipelines runs the pipeline's steps (they get copies of the repo and credentials there)."""
+    monitoring_namespace: str = ""
+    """Prometheus' namespace, let in to the monitor exporter's metrics port (empty: no Prometheus deployed)."""
 
 
 @functools.cache
@@ -137,6 +139,16 @@ class UseCase(pulumi.ComponentResource):
             streaming.flink_deployment(c, ns, streaming_image, ep),
             [*p.flink, *self.topics, spec, self.credentials, *args.image_resources],
         )
+        if monitoring.monitored(c):
+            # Predictions joined with their labels, and the exporter of what the windows of them show.
+            self.monitor = self._add(
+                "monitor",
+                monitoring.monitor_deployment(c, ns, streaming_image, ep),
+                [*p.flink, *self.topics, spec, self.credentials, *args.image_resources],
+            )
+            exporter = monitoring.exporter_objects(c, ns, args.images["pipeline"], ep, args.monitoring_namespace)
+            for role, manifest in exporter.items():
+                self._add(role, manifest, [*p.namespace, *self.topics, self.credentials, *args.image_resources])
 
         repo_manifest = manifests.feast_repo_config_map(c, ns, ep)
         repo = self._add("feast-repo", repo_manifest, p.namespace)

@@ -11,6 +11,8 @@ from collections import Counter
 import pytest
 import yaml
 
+from contract.registry import load
+from contract.streaming import topics as topics_of
 from infra import images
 from infra.config import ConfigError, parse
 from tests.support import pulumi_mocks as mocks
@@ -37,6 +39,22 @@ ROLES = {
     ("kubernetes:batch/v1:Job", "pipeline-upload"),
     ("kubernetes:serving.kserve.io/v1beta1:InferenceService", "isvc"),
 }
+FEEDBACK_ROLES = {
+    # Labels arrive as their own events, and the monitor joins them to the served predictions.
+    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-labels"),
+    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-scored"),
+    ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-predictions-dead-letter"),
+    ("kubernetes:flink.apache.org/v1beta1:FlinkDeployment", "monitor"),
+    ("kubernetes:core/v1:ServiceAccount", "monitor-exporter-account"),
+    ("kubernetes:apps/v1:Deployment", "monitor-exporter"),
+    ("kubernetes:core/v1:Service", "monitor-exporter-service"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "monitor-exporter-scrape"),
+}
+
+
+def roles_of(component: str) -> set[tuple[str, str]]:
+    """The resources a use case registers: every component's, plus the feedback ones when it declares feedback."""
+    return ROLES | (FEEDBACK_ROLES if load(component).streaming.feedback is not None else set())
 
 
 def _with(components: list[str], stack: str = "kind", **extra: str) -> dict[str, str]:
@@ -68,8 +86,8 @@ def _roles(run: mocks.Run, component: str) -> set[tuple[str, str]]:
 
 
 def test_a_component_yields_exactly_its_resources(both: mocks.Run) -> None:
-    assert _roles(both, "fraud") == ROLES
-    assert _roles(both, "demand") == ROLES
+    assert _roles(both, "fraud") == roles_of("fraud")
+    assert _roles(both, "demand") == roles_of("demand")
     assert sorted(r.name for r in both.of_type("mlstack:components:UseCase")) == ["demand", "fraud"]
 
 
@@ -88,7 +106,8 @@ def test_removing_a_component_removes_its_resources(bare: mocks.Run, fraud_only:
         ("mlstack:components:RaySearchCluster", "ray-search"),
         ("kubernetes:ray.io/v1:RayCluster", "ray-search-raycluster"),
     }
-    assert set(added) == {(t, f"fraud-{role}" if role else "fraud") for t, role in ROLES} | images_built | search
+    fraud = {(t, f"fraud-{role}" if role else "fraud") for t, role in roles_of("fraud")}
+    assert set(added) == fraud | images_built | search
     assert names(bare) - names(fraud_only) == Counter()  # the platform itself is unchanged
     demand = set(names(both) - names(fraud_only))
     assert all(name.startswith(("demand", "image-serving-demand", "image-pipeline-demand")) for _, name in demand)
@@ -106,9 +125,10 @@ def test_two_components_do_not_collide(both: mocks.Run) -> None:
     )
     assert [k for k, n in keys.items() if n > 1] == []
     topics = [r.inputs["spec"]["topicName"] for r in both.of_type("kubernetes:kafka.strimzi.io/v1:KafkaTopic")]
-    assert sorted(topics) == sorted(
-        f"{c}.{t}" for c in ("fraud", "demand") for t in ("events", "features", "events.dlq", "predictions")
-    )
+    expected = [
+        t for c in ("fraud", "demand") for t in topics_of(c, labels=load(c).streaming.feedback is not None).values()
+    ]
+    assert sorted(topics) == sorted(expected)
     for component in ("fraud", "demand"):
         for r in _owned(both, component)[1:]:
             metadata = r.inputs["metadata"]

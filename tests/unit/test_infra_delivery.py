@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.support import pulumi_mocks as mocks
-from tests.unit.test_infra_components import ROLES, _owned, _roles, _with
+from tests.unit.test_infra_components import FEEDBACK_ROLES, ROLES, _owned, _roles, _with, roles_of
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +17,8 @@ def three() -> mocks.Run:
 
 
 def test_delivery_renders_a_use_case_with_its_labels_topic(three: mocks.Run) -> None:
-    labels_topic = ("kubernetes:kafka.strimzi.io/v1:KafkaTopic", "topic-labels")
-    assert _roles(three, "delivery") == ROLES | {labels_topic}
-    assert _roles(three, "fraud") == ROLES and _roles(three, "demand") == ROLES  # no feedback, no labels topic
+    assert _roles(three, "delivery") == ROLES | FEEDBACK_ROLES  # labels topic, monitor job and exporter
+    assert _roles(three, "fraud") == roles_of("fraud") and _roles(three, "demand") == roles_of("demand")
     topics = {r.inputs["spec"]["topicName"] for r in _owned(three, "delivery") if r.typ.endswith(":KafkaTopic")}
     assert topics == {
         "delivery.events",
@@ -27,6 +26,8 @@ def test_delivery_renders_a_use_case_with_its_labels_topic(three: mocks.Run) -> 
         "delivery.events.dlq",
         "delivery.labels",
         "delivery.predictions",
+        "delivery.scored",
+        "delivery.predictions.dlq",
     }
     names = {r.name for r in three.registrations}
     assert {"image-serving-delivery", "image-pipeline-delivery"} <= names

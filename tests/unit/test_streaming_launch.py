@@ -61,12 +61,19 @@ def test_cluster_programs_keep_their_arguments(run: mocks.Run, component: str) -
 def test_topics_are_registered_by_their_role(run: mocks.Run) -> None:
     """Each KafkaTopic's resource name carries the role it was built for, not one recovered from its name."""
     names = {r.name: r.inputs for r in run.of_type("kubernetes:kafka.strimzi.io/v1:KafkaTopic")}
-    assert {n: i["spec"]["topicName"] for n, i in names.items() if n.startswith("fraud-")} == {
+    expected = {
         "fraud-topic-events": "fraud.events",
         "fraud-topic-features": "fraud.features",
         "fraud-topic-dead-letter": "fraud.events.dlq",
         "fraud-topic-predictions": "fraud.predictions",
     }
+    if load("fraud").streaming.feedback is not None:  # its labels, and the monitor's output and dead letters
+        expected |= {
+            "fraud-topic-labels": "fraud.labels",
+            "fraud-topic-scored": "fraud.scored",
+            "fraud-topic-predictions-dead-letter": "fraud.predictions.dlq",
+        }
+    assert {n: i["spec"]["topicName"] for n, i in names.items() if n.startswith("fraud-")} == expected
     assert names["demand-topic-dead-letter"]["metadata"]["name"] == "demand-dead-letter"
 
 
@@ -153,7 +160,8 @@ def test_workers_and_reset_use_the_components_groups(tmp_path: Path, monkeypatch
         (False, "earliest", "b:1")
     }
     _embedded(tmp_path, monkeypatch).reset(progress=lambda message: None)
-    assert deleted == [list(groups.all())]
+    monitor = ["fraud-monitor"] if component.streaming.feedback is not None else []  # the monitor job's group
+    assert deleted == [[*groups.all(), *monitor]]
 
 
 def test_the_job_imports_only_the_standard_library_and_contract() -> None:

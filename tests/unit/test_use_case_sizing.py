@@ -86,7 +86,24 @@ def _expected(
         "fraud-flink.spec.job.parallelism": replicas,
         "fraud-pipeline.data.pipeline.yaml[0].deploymentSpec.executors.exec-search.container.resources": step,
         **{f"fraud-topic-{topic}.spec.replicas": 1.0 for topic in ("events", "features", "dead-letter", "predictions")},
+        **(MONITOR if load("fraud").streaming.feedback is not None else {}),
     }
+
+
+# A component with feedback: its labels' and the monitor's topics, and the monitor's fixed sizes (not from hints).
+MONITOR = {
+    **{f"fraud-topic-{topic}.spec.replicas": 1.0 for topic in ("labels", "scored", "predictions-dead-letter")},
+    "fraud-monitor.spec.jobManager.replicas": 1.0,
+    "fraud-monitor.spec.jobManager.resource": {"cpu": 0.25, "memory": "1024m"},
+    "fraud-monitor.spec.taskManager.replicas": 1.0,
+    "fraud-monitor.spec.taskManager.resource": {"cpu": 0.25, "memory": "1024m"},
+    "fraud-monitor.spec.job.parallelism": 1.0,
+    "fraud-monitor-exporter.spec.replicas": 1.0,
+    "fraud-monitor-exporter.spec.template.spec.containers[0].resources": {
+        "requests": {"cpu": "100m", "memory": "384Mi"},
+        "limits": {"cpu": "500m", "memory": "768Mi"},
+    },
+}
 
 
 # As rendered before the limit rule moved out of ``contract.resources`` (the same values, recorded from that commit).
