@@ -246,8 +246,14 @@ def _feedback_problems(component: Component, feedback: object, events: EventSche
     if isinstance(model, ModelSpec):
         if model.target != feedback.label:
             yield f"model target {model.target!r} must be the feedback label {feedback.label!r}"
-        sent = {*component.entity_keys(), *(model.request_fields if isinstance(model.request_fields, tuple) else ())}
-        if feedback.key not in sent:
+        # The entity keys of the sound groups the model reads (Component.entity_keys): a broken group is named by
+        # its own check, not a crash here.
+        groups = component.streaming.groups if isinstance(component.streaming.groups, tuple | list) else ()
+        read = set(model.feature_groups) if isinstance(model.feature_groups, tuple) else set()
+        keys = {g.entity for g in groups if isinstance(g, FeatureGroup) and (not read or g.name in read)}
+        # Request fields that are no tuple are named by the model's check: not a second error here.
+        fields = model.request_fields if isinstance(model.request_fields, tuple) else None
+        if fields is not None and feedback.key not in {*keys, *fields}:
             yield (
                 f"feedback key {feedback.key!r} must be sent with each prediction (an entity key or a request "
                 "field), so served predictions can be joined to their labels"
