@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,8 @@ COLUMNS = ("amount", "channel", "card_10m_count")
 
 def fraud_rows(n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` generated transactions with the request fields and the card's 10-minute count."""
-    events = pd.DataFrame(load("fraud").generate(n, 1_764_000_000_000, seed))
+    generated = load("fraud").generate(10 * n, 1_764_000_000_000, seed)  # the first n transactions, not resolutions
+    events = pd.DataFrame(islice((e for e in generated if e["kind"] == "transaction"), n))
     events["ts"] = pd.to_datetime(events["event_time"], unit="ms")
     counts = events.groupby("card_id").rolling("600s", on="ts")["amount"].count()
     events["card_10m_count"] = counts.reset_index(level=0, drop=True).sort_index().to_numpy() - 1

@@ -76,8 +76,10 @@ class HandWrittenConsumer:
         """Seconds from close to online of each window row written online, with its close (group, window end)."""
 
     def _add(self, event: dict[str, Any]) -> None:
-        at = event[self.spec.events.event_time]
+        at, kind = event[self.spec.events.event_time], event.get(self.spec.events.kind or "")
         for group in self.spec.groups:
+            if group.kinds and kind not in group.kinds:
+                continue  # as the job does: a group counts only its kinds (fraud's transactions, not resolutions)
             size, slide = group.window.size_s * 1000, group.window.slide_s * 1000
             latest = (at // slide) * slide
             amount = float(event.get("amount", 0.0))

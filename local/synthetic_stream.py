@@ -20,14 +20,25 @@ from local.services import EmbeddedServices
 from local.streaming import EmbeddedStreaming
 from pipelines.streaming.producer import advance_watermark, produce
 
+MINUTE_MS = 60_000
+
+
+def generated_at(component: Component, n_events: int, seed: int, index: int, at_ms: int) -> list[dict[str, Any]]:
+    """The generator's ``n_events``, started so that event ``index`` falls at ``at_ms`` or up to a minute before.
+
+    Started there rather than generated and shifted: events may name times of their own (demand's forecast ids
+    name the minute a forecast starts), which shifting the event-time field would leave behind. A first run from
+    0 measures where event ``index`` falls; the second starts on a whole minute too, so a generator that counts in
+    whole minutes yields the same events, only later."""
+    probe = list(component.generate(n_events, 0, seed))
+    start = at_ms - probe[index][component.streaming.events.event_time]
+    return list(component.generate(n_events, start - start % MINUTE_MS, seed))
+
 
 def timeline(component: Component, n_events: int, extra: int, seed: int) -> tuple[list[dict[str, Any]], ...]:
-    """The generator's events shifted so that the backlog's last event is now; the rest lie in the future."""
-    field_name = component.streaming.events.event_time
-    events = list(component.generate(n_events + extra, 0, seed))
-    shift = int(time.time() * 1000) - events[n_events - 1][field_name]
-    for event in events:
-        event[field_name] += shift
+    """The generator's events placed so that the backlog's last event is now (or up to a minute ago); the rest
+    lie in the future."""
+    events = generated_at(component, n_events + extra, seed, n_events - 1, int(time.time() * 1000))
     return events[:n_events], events[n_events:]
 
 
@@ -113,12 +124,8 @@ def stream_backlog(
     streaming = EmbeddedStreaming(services, component, flush_every_s=1.0)
     streaming.reset(progress=progress)
     streaming.start(progress=progress)
-    events = list(component.generate(n_events, int(time.time() * 1000) - 3 * 3600 * 1000, 7))
-    # Generators differ in pace: shift the batch so that its last event is two minutes old.
-    span_ms = events[-1]["event_time"] - events[0]["event_time"]
-    shift = int(time.time() * 1000) - 120_000 - span_ms - events[0]["event_time"]
-    for event in events:
-        event["event_time"] += shift
+    # Generators differ in pace: the batch is placed so that its last event is two to three minutes old.
+    events = generated_at(component, n_events, 7, n_events - 1, int(time.time() * 1000) - 120_000)
     produce(component, services.settings.kafka_bootstrap, events)
     advance_watermark(component, services.settings.kafka_bootstrap, int(time.time() * 1000))
     deadline = time.monotonic() + timeout_s

@@ -41,16 +41,21 @@ class TrafficLog:
 
 def request_kinds(component: Component) -> tuple[str, ...]:
     """The event kinds a prediction is asked for: those that carry every entity key and request field (an order
-    placed, not its delivery). Empty for a stream of one kind, where every event is one.
+    placed, not its delivery), never the kind that carries labels (``StreamingSpec.feedback``), even when it
+    carries them all (demand's actual count names its zone and forecast). Empty for a stream of one kind, where
+    every event is one.
 
     Raises:
         ValueError: the stream has kinds but none carries all of them (the component could never be called).
     """
-    schema = component.streaming.events
+    schema, feedback = component.streaming.events, component.streaming.feedback
     if not schema.kinds:
         return ()
     fields = {*component.entity_keys(), *component.model.request_fields}
-    kinds = tuple(k.name for k in schema.kinds if fields <= {f.name for f in schema.carried(k.name)})
+    labels = feedback.kind if feedback is not None else None
+    kinds = tuple(
+        k.name for k in schema.kinds if k.name != labels and fields <= {f.name for f in schema.carried(k.name)}
+    )
     if not kinds:
         raise ValueError(
             f"component {component.name!r}: no event kind carries every request field ({', '.join(sorted(fields))})"
@@ -60,8 +65,9 @@ def request_kinds(component: Component) -> tuple[str, ...]:
 
 def instances(component: Component, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Request bodies' rows (entity keys + request fields) from events, in their order: one per event of a kind
-    a prediction is asked for (``request_kinds``), none for the others (a delivery with its outcome is a label,
-    not a request). A row never carries the label, which is never a request field."""
+    a prediction is asked for (``request_kinds``), none for the others (a delivery with its outcome, a card
+    transaction's resolution: labels, not requests). A row never carries the label, which is never a request
+    field."""
     fields = [*component.entity_keys(), *component.model.request_fields]
     kind, wanted = component.streaming.events.kind or "", request_kinds(component)
     return [{name: event[name] for name in fields} for event in events if not wanted or event.get(kind) in wanted]

@@ -25,7 +25,9 @@ from local.service_spec import free_port
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
 from local.streaming import EmbeddedStreaming
+from local.traffic import instances
 from pipelines.features.feast_repo import push_source_name
+from tests.offline_quality import with_labels
 from tests.support.streaming_reference import reference_windows
 
 N_EVENTS = 20_000
@@ -60,7 +62,9 @@ def train_and_register(component: Component, events: list[dict[str, Any]], windo
     from mlflow.models import infer_signature
 
     model = component.model
-    frame = model.examples(pd.DataFrame(events)).sort_values("event_timestamp").reset_index(drop=True)
+    raw = pd.DataFrame(events)
+    # Each transaction's verdict from its resolution event, as the training set joins it.
+    frame = with_labels(component, raw, model.examples(raw)).sort_values("event_timestamp").reset_index(drop=True)
     groups = {g.name: g for g in component.streaming.groups}
     for name, history in windows.items():
         group = groups[name]
@@ -130,8 +134,7 @@ def set_up(state: Path, progress: Callable[[str], None]) -> Setup:
     ports = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name.endswith("_port")}
     saved.write_text(json.dumps({"ports": ports, "version": version}))
     # Requests for cards and merchants the store knows now (the last transactions), as live traffic would be.
-    fields = [*component.entity_keys(), *component.model.request_fields]
-    rows = [{name: event[name] for name in fields} for event in events[-2000:]]
+    rows = instances(component, events)[-2000:]
     return Setup(services, component, version, streaming.repo, rows)
 
 

@@ -13,10 +13,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.metrics import mean_absolute_error
 
+from components.demand.events import HORIZON_S
 from contract.model import EVENT_TIMESTAMP, IntRange, LogUniform, Metric, ModelSpec
 
-HORIZON_S = 300
 TARGET = "orders_next_5m"
+FORECAST_ID = "forecast_id"
 WARM_UP_S = 900  # no example before the first quarter of an hour: its windows are still filling
 TREES_PER_STAGE = 20
 SCALE = "scale"
@@ -26,19 +27,23 @@ STEP_S = 60  # one example per zone and minute, at the boundaries where windows 
 
 
 def examples(events: pd.DataFrame) -> pd.DataFrame:
-    """Per zone and minute boundary ``t``: the orders in ``[t, t + 5 min)``, to be predicted from windows that
-    closed by ``t``."""
-    times = events["event_time"].to_numpy(dtype="int64")
+    """Per zone and minute boundary ``t`` of the orders' span: the forecast of ``[t, t + 5 min)`` from windows
+    that closed by ``t``, named by its ``forecast_id``. No count: it arrives as the slot's ``actual`` five minutes
+    later, and the training set joins it by ``forecast_id`` as known by its cutoff (``StreamingSpec.feedback``)."""
+    if "kind" not in events:
+        raise ValueError("demand events carry a 'kind' field (order, actual); these events have none")
+    orders = events[events["kind"] == "order"]
+    if orders.empty:
+        return pd.DataFrame(columns=["zone_id", FORECAST_ID, EVENT_TIMESTAMP])
+    times = orders["event_time"].to_numpy(dtype="int64")
     first = (times.min() // (STEP_S * 1000) + 1) * STEP_S * 1000 + WARM_UP_S * 1000
-    last = times.max() - HORIZON_S * 1000
-    grid = np.arange(first, last + 1, STEP_S * 1000, dtype="int64")
-    rows = []
-    for zone, zone_times in events.groupby("zone_id")["event_time"]:
-        ordered = np.sort(zone_times.to_numpy(dtype="int64"))
-        counts = np.searchsorted(ordered, grid + HORIZON_S * 1000) - np.searchsorted(ordered, grid)
-        rows.append(pd.DataFrame({"zone_id": zone, "at": grid, TARGET: counts.astype("float64")}))
-    frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["zone_id", "at", TARGET])
-    frame[EVENT_TIMESTAMP] = pd.to_datetime(frame.pop("at"), unit="ms", utc=True)
+    grid = np.arange(first, times.max() + 1, STEP_S * 1000, dtype="int64")
+    zones = np.sort(orders["zone_id"].unique())
+    frame = pd.DataFrame({"zone_id": np.repeat(zones, len(grid)), "at": np.tile(grid, len(zones))})
+    starts = pd.to_datetime(frame.pop("at"), unit="ms", utc=True)
+    # forecast_id(zone, t) for the whole grid at once: the generator names its actuals the same way.
+    frame[FORECAST_ID] = frame["zone_id"] + "@" + starts.dt.strftime("%Y-%m-%dT%H:%MZ")
+    frame[EVENT_TIMESTAMP] = starts
     return frame
 
 
@@ -111,7 +116,9 @@ def mae(y_true: np.ndarray, y_predicted: np.ndarray) -> float:
 MODEL = ModelSpec(
     task="regression",
     target=TARGET,
-    request_fields=(),  # a forecast needs only the zone: everything else is in its online features
+    # Besides the zone, the forecast's id (the zone and the minute it starts at), so that served forecasts can be
+    # joined to the actual count that arrives later; the model does not read it: the rest is in online features.
+    request_fields=(FORECAST_ID,),
     examples=examples,
     prepare=prepare,
     fit=fit,

@@ -18,10 +18,15 @@ GROUPS = ("card_10m", "card_1h", "merchant_1h")
 
 
 def examples(events: pd.DataFrame) -> pd.DataFrame:
-    """One labelled row per transaction, looked up as of the moment it happened."""
-    frame = events[["card_id", "merchant_id", "amount", "channel", "is_fraud"]].copy()
-    frame[EVENT_TIMESTAMP] = pd.to_datetime(events["event_time"], unit="ms", utc=True)
-    return frame
+    """One row per transaction, looked up as of the moment it happened. No verdict: it arrives with the
+    transaction's resolution, and the training set joins it by ``transaction_id`` as known by its cutoff
+    (``StreamingSpec.feedback``)."""
+    if "kind" not in events:
+        raise ValueError("fraud events carry a 'kind' field (transaction, resolution); these events have none")
+    transactions = events[events["kind"] == "transaction"]
+    frame = transactions[["transaction_id", "card_id", "merchant_id", "amount", "channel"]].copy()
+    frame[EVENT_TIMESTAMP] = pd.to_datetime(transactions["event_time"], unit="ms", utc=True)
+    return frame.reset_index(drop=True)
 
 
 WINDOW_AGGREGATES = ("event_count", "amount_sum", "amount_avg", "amount_max")
@@ -79,7 +84,9 @@ def roc_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
 MODEL = ModelSpec(
     task="binary",
     target="is_fraud",
-    request_fields=("amount", "channel"),
+    # The transaction id is sent so that served scores can be joined to the resolution that arrives later; the
+    # model does not read it.
+    request_fields=("transaction_id", "amount", "channel"),
     examples=examples,
     prepare=prepare,
     fit=fit,

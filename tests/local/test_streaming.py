@@ -27,38 +27,38 @@ MALFORMED: list[tuple[bytes | dict[str, Any], str]] = [
     (b"[1, 2, 3]", "invalid JSON"),
     (
         {
+            "kind": "transaction",
             "transaction_id": "x1",
             "card_id": "card-0001",
             "merchant_id": "m-001",
             "channel": "pos",
             "event_time": 0,
-            "is_fraud": 0,
         },
-        "missing field amount",
+        "missing field amount (kind transaction)",
     ),
     (
         {
+            "kind": "transaction",
             "transaction_id": "x2",
             "card_id": "card-0001",
             "merchant_id": "m-001",
             "amount": "lots",
             "channel": "pos",
             "event_time": 0,
-            "is_fraud": 0,
         },
-        "field amount is not a double",
+        "field amount is not a double (kind transaction)",
     ),
     (
         {
+            "kind": "transaction",
             "transaction_id": "x3",
             "card_id": "card-0001",
             "merchant_id": "m-001",
             "amount": 3.5,
             "channel": "pos",
             "event_time": "yesterday",
-            "is_fraud": 0,
         },
-        "field event_time is not a long",
+        "field event_time is not a long (kind transaction)",
     ),
 ]
 

@@ -150,8 +150,18 @@ def test_clear_errors_and_an_untouched_registry(embedded: EmbeddedServices, frau
 
 
 def test_training_window_limits_the_examples(fraud_streamed: Streamed, fraud_trained: Trained) -> None:
-    times = pd.to_datetime([e["event_time"] for e in fraud_streamed.events], unit="ms", utc=True)
-    middle = times[len(times) // 2]
-    rows = dataset.examples(load("fraud"), fraud_trained.params.offline_root, dataset.DataWindow(start=middle))
+    fraud = load("fraud")
+    events = fraud_streamed.events
+    transactions = pd.to_datetime([e["event_time"] for e in events if e["kind"] == "transaction"], unit="ms", utc=True)
+    middle = transactions[len(transactions) // 2]
+    rows = dataset.examples(fraud, fraud_trained.params.offline_root, dataset.DataWindow(start=middle))
     assert rows["event_timestamp"].min() >= middle
-    assert len(rows) == sum(times >= middle)
+    # Every transaction from the middle on that is older than the longest verdict delay at the newest event (the
+    # cutoff of an open window) has its verdict by then; the younger ones wait for theirs.
+    newest = pd.Timestamp(events[-1]["event_time"], unit="ms", tz="UTC")
+    feedback = fraud.streaming.feedback
+    assert feedback is not None
+    settled = newest - pd.Timedelta(seconds=feedback.max_delay_s)
+    assert len(rows) == sum((transactions >= middle) & (transactions <= settled))
+    verdicts = {e["transaction_id"]: e["is_fraud"] for e in events if e["kind"] == "resolution"}
+    assert list(rows["is_fraud"]) == [verdicts[t] for t in rows["transaction_id"]]

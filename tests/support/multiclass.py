@@ -41,7 +41,11 @@ MODEL = dataclasses.replace(
 
 
 def component() -> Component:
-    return dataclasses.replace(load("fraud"), model=MODEL).validate()
+    """Fraud's, predicting the band: the verdict that arrives later is not its label (no feedback)."""
+    fraud = load("fraud")
+    return dataclasses.replace(
+        fraud, streaming=dataclasses.replace(fraud.streaming, feedback=None), model=MODEL
+    ).validate()
 
 
 def joined_rows(n: int, seed: int = 0) -> pd.DataFrame:
@@ -51,6 +55,7 @@ def joined_rows(n: int, seed: int = 0) -> pd.DataFrame:
     amount = rng.lognormal(3.0, 1.0, n)
     frame = pd.DataFrame(
         {
+            "transaction_id": [f"t{seed}-{i}" for i in range(n)],
             "card_id": [f"card-{i % 50:04d}" for i in range(n)],
             "merchant_id": [f"m-{i % 20:03d}" for i in range(n)],
             "amount": amount,

@@ -16,8 +16,11 @@ from contract import Component, FeatureGroup
 
 
 def reference_windows(component: Component, events: list[dict[str, Any]], group: FeatureGroup) -> pd.DataFrame:
-    """One row per (entity, window_end) with every aggregate of ``group``."""
-    time_field = component.streaming.events.event_time
+    """One row per (entity, window_end) with every aggregate of ``group``, over the events of the kinds it counts
+    (every event when it names none)."""
+    time_field, kind = component.streaming.events.event_time, component.streaming.events.kind
+    if group.kinds and kind is not None:
+        events = [e for e in events if e.get(kind) in group.kinds]
     frame = pd.DataFrame(events)
     size, slide = group.window.size_s * 1000, group.window.slide_s * 1000
     latest_start = (frame[time_field] // slide) * slide

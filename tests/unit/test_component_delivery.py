@@ -14,6 +14,7 @@ from contract.registry import load
 from contract.tasks import check_output, encode_target
 from local.traffic import instances, request_kinds
 from tests.offline_quality import holdout_quality, training_frame, with_labels
+from tests.support.one_kind import one_kind
 
 START_MS = 1_790_000_000_000
 PARAMS = {"learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 40, "l2_regularization": 0.1}
@@ -153,5 +154,6 @@ def test_delivery_traffic_asks_for_predictions_of_orders_placed_never_of_deliver
     assert [r["order_id"] for r in rows] == [e["order_id"] for e in placed]
     fields = {"courier_id", "restaurant_id", "zone_id", "order_id", "distance_km", "basket_value"}
     assert all(set(r) == fields for r in rows), "entity keys and request fields; never the outcome"
-    fraud = load("fraud")  # one kind: every event is a request
-    assert request_kinds(fraud) == () and len(instances(fraud, list(fraud.generate(50, START_MS, 3)))) == 50
+    fraud = load("fraud")  # as a stream of one kind, every event is a request
+    events = [e for e in fraud.generate(100, START_MS, 3) if e["kind"] == "transaction"]
+    assert request_kinds(one_kind(fraud)) == () and len(instances(one_kind(fraud), events)) == len(events)

@@ -89,10 +89,12 @@ def test_generated_events_are_ordered_and_carry_fraud() -> None:
     assert len(events) == 5000
     times = [e["event_time"] for e in events]
     assert times == sorted(times)
-    fraud = [e for e in events if e["is_fraud"]]
-    assert 0.005 < len(fraud) / len(events) < 0.1
+    verdicts = {e["transaction_id"]: e["is_fraud"] for e in events if e["kind"] == "resolution"}
+    resolved = [e for e in events if e["kind"] == "transaction" and e["transaction_id"] in verdicts]
+    fraud = [e for e in resolved if verdicts[e["transaction_id"]]]
+    assert 0.005 < len(fraud) / len(resolved) < 0.1
     # Fraud is larger than the usual spend: real signal for a model to learn.
-    assert sum(e["amount"] for e in fraud) / len(fraud) > 1.5 * sum(e["amount"] for e in events) / len(events)
+    assert sum(e["amount"] for e in fraud) / len(fraud) > 1.5 * sum(e["amount"] for e in resolved) / len(resolved)
     assert Path(REPO_ROOT / "components" / "fraud" / "__init__.py").exists()
 
 
@@ -172,8 +174,13 @@ def test_a_broken_event_schema_is_named_once_not_per_group() -> None:
 
 def test_two_keys_that_become_the_same_feast_entity_are_named() -> None:
     # `card` and `card_id` would both become Feast entity `card`, with two different join keys.
-    events = dataclasses.replace(_EVENTS, fields=(*_EVENTS.fields, EventField("card", "string")))
-    clash = FeatureGroup("card_alias_1h", "card", Window(3600, 300), (Aggregate("count"),))
+    transaction, *others = _EVENTS.kinds
+    events = dataclasses.replace(
+        _EVENTS,
+        fields=(*_EVENTS.fields, EventField("card", "string")),
+        kinds=(dataclasses.replace(transaction, fields=(*transaction.fields, "card")), *others),
+    )
+    clash = FeatureGroup("card_alias_1h", "card", Window(3600, 300), (Aggregate("count"),), kinds=("transaction",))
     streaming = dataclasses.replace(STREAMING, events=events, groups=(*STREAMING.groups, clash))
     message = (
         "feature groups 'card_10m' (key 'card_id') and 'card_alias_1h' (key 'card') both map to Feast entity 'card'"

@@ -5,6 +5,7 @@ generator's rows, and a registered version that carries its profile in a real ML
 from __future__ import annotations
 
 import math
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ def test_a_categorical_profile_counts_categories_as_text_and_lists_known_ones() 
 
 def _fraud_rows(n: int, seed: int = 0) -> pd.DataFrame:
     """Generated fraud transactions, with the raw features the training join would add (values made up)."""
-    rows = pd.DataFrame(load("fraud").generate(n, 1_764_000_000_000, seed))
+    events = load("fraud").generate(10 * n, 1_764_000_000_000, seed)  # as many as the first n transactions need
+    rows = pd.DataFrame(islice((e for e in events if e["kind"] == "transaction"), n))
     rng = np.random.default_rng(seed)
     for ref in load("fraud").feature_refs():
         rows[ref.replace(":", "__")] = np.where(rng.random(n) < 0.1, np.nan, rng.poisson(3, n).astype(float))
@@ -59,7 +61,8 @@ def test_a_components_profile_covers_request_fields_features_and_predictions_and
     fraud = load("fraud")
     rows = _fraud_rows(2000)
     profile = build_profile(fraud, rows, np.linspace(0, 1, 500))
-    assert profile.request_fields == ("amount", "channel") and len(profile.features) == 12
+    assert profile.request_fields == ("transaction_id", "amount", "channel") and len(profile.features) == 12
+    assert "identifier" in profile.skipped["transaction_id"], "an id is sent with each request, but not profiled"
     assert list(profile.columns) == ["amount", "channel", *profile.features]
     assert isinstance(profile.columns["amount"], NumericProfile) and len(profile.columns["amount"].counts) == 10
     channel = profile.columns["channel"]

@@ -20,11 +20,13 @@ def _spec() -> dict[str, Any]:
 
 def test_job_spec_is_json_with_topics() -> None:
     spec = _spec()
-    assert spec["topics"] == {
+    roles = ("events", "features", "dead_letter", "predictions", "labels")
+    assert {role: spec["topics"][role] for role in roles} == {
         "events": "fraud.events",
         "features": "fraud.features",
         "dead_letter": "fraud.events.dlq",
         "predictions": "fraud.predictions",
+        "labels": "fraud.labels",  # its verdicts arrive as resolutions
     }
     assert spec["events"]["event_time"] == "event_time"
 
@@ -32,13 +34,14 @@ def test_job_spec_is_json_with_topics() -> None:
 def test_sql_uses_declared_windows_and_dead_letter_reasons() -> None:
     spec = _spec()
     groups = spec["groups"]
-    insert = sql.group_insert(groups[1])
+    insert = sql.group_insert(groups[1], spec["events"]["kind"])
     assert "INTERVAL '300' SECOND(3), INTERVAL '3600' SECOND(4)" in insert
     assert "'amount_avg', CAST(AVG(CAST(`amount` AS DOUBLE)) AS DOUBLE)" in insert
+    assert "WHERE `kind` IN ('transaction')" in insert, "resolutions are not spending"
     checked = sql.checked_view(spec)
     # One parse per event, of exactly the declared fields (the reasons themselves are checked on real Flink).
     assert checked.count("parse_event(") == 1
-    assert "'transaction_id:string,card_id:string,merchant_id:string,amount:double," in checked
+    assert "'kind:string,transaction_id:string,card_id:string,merchant_id:string,amount:double," in checked
     source = sql.source_table(spec, "b:1", "g")
     assert "WATERMARK FOR event_ts AS event_ts - INTERVAL '5' SECOND(2)" in source
     assert "event_time_ms(payload, 'event_time')" in source
