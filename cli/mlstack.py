@@ -13,6 +13,7 @@ from rich.console import Console
 
 from cli.demo_cli import demo
 from cli.kubectl_canary import app as canary_app
+from cli.monitor_cli import app as monitor_app
 from cli.serve_cli import app as serve_app
 from cli.status_table import status_table
 from cli.stream_cli import app as stream_app
@@ -31,6 +32,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(stream_app, name="stream")
 app.add_typer(train_app, name="train")
 app.add_typer(serve_app, name="serve")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(canary_app, name="canary", help="Canary rollouts (the kubectl plugin; --embedded for local servers).")
 
 Only = Annotated[

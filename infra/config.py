@@ -37,12 +37,14 @@ SERVICES = (
     "kuberay",
     "kserve",
     "prometheus",
+    "grafana",
 )
 """Platform services in deploy order."""
 
 REQUIRES: dict[str, tuple[str, ...]] = {
     "flink": ("cert-manager",),  # the operator's admission webhook gets its certificate from cert-manager
     "kserve": ("cert-manager",),  # KServe's webhooks likewise
+    "grafana": ("prometheus",),  # its only data source
 }
 
 IMAGE_MODES = ("build", "prebuilt")

@@ -138,6 +138,10 @@ LAPTOP = Profile(
         # server) at ~13 MiB.
         "prometheus.alertmanager": _w(10, 32, 100, 128),
         "prometheus.alert-receiver": _w(5, 16, 50, 64),
+        # Grafana idles near 100 MiB; the request is the floor the budget leaves, the limit its working room. The
+        # dashboards sidecar (a Python watcher of ConfigMaps) is its pod's second container.
+        "grafana.server": _w(20, 96, 500, 384),
+        "grafana.sidecar": _w(5, 24, 100, 128),
         "feast.postgres": _w(50, 128, 500, 384),
         # 32 Mi, not 64: a Redis of a streaming test held 1 MiB of data in 12 MiB RSS, and the demo's online store
         # (fraud and demand) dumps to 89 KB; the 256 Mi limit still bounds growth.
@@ -149,7 +153,7 @@ LAPTOP = Profile(
         "kfp.upstream": _KFP_UPSTREAM,
     },
     budget_cpu=2500,
-    budget_memory=8704,  # 8.5 GiB since the Ray search cluster's head counts (8 GiB before)
+    budget_memory=8816,  # 8.6 GiB since Grafana counts (8.5 GiB since the Ray search cluster's head, 8 before)
     storage_gi=2,
     kafka_replication=1,
 )
@@ -185,6 +189,8 @@ FULL = Profile(
         "prometheus.configmap-reload": _w(10, 32, 100, 128),  # the server pod's sidecar
         "prometheus.alertmanager": _w(50, 128, 500, 256),
         "prometheus.alert-receiver": _w(10, 32, 100, 128),
+        "grafana.server": _w(100, 256, 1000, 1024),
+        "grafana.sidecar": _w(10, 64, 200, 256),
         "feast.postgres": _w(250, 512, 1000, 2048),
         "feast.redis": _w(250, 1024, 1000, 2048),
         "feast.server": _w(500, 1024, 2000, 2048, replicas=2),

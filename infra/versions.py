@@ -80,6 +80,9 @@ KNATIVE_OPERATOR = HelmChart(
 KSERVE_CRD = HelmChart("oci://ghcr.io/kserve/charts/kserve-crd", "v0.16.0")
 KSERVE = HelmChart("oci://ghcr.io/kserve/charts/kserve", "v0.16.0")
 PROMETHEUS = HelmChart("prometheus", "27.45.0", "https://prometheus-community.github.io/helm-charts")
+# The Grafana chart moved from grafana/helm-charts (deprecated at grafana-10.5.15, README "Chart Migration") to the
+# community repository, whose README gives this Helm repository (and OCI on ghcr.io). 12.11.1 runs Grafana 13.2.0.
+GRAFANA = HelmChart("grafana", "12.11.1", "https://grafana-community.github.io/helm-charts")
 
 # KFP backend manifests 2.14.3 while the SDK is kfp 2.17.3: both speak the 2.x pipeline-spec IR, but this pairing is
 # not exercised here (the kind tier would); the pin is not moved because no 2.17 manifests tag has been verified here
@@ -121,4 +124,5 @@ UPSTREAM_CHARTS: dict[str, HelmChart] = {
     "kserve-crd": KSERVE_CRD,
     "kserve": KSERVE,
     "prometheus": PROMETHEUS,
+    "grafana": GRAFANA,
 }

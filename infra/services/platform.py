@@ -17,6 +17,7 @@ from infra.services.base import WORKLOADS_NAMESPACE, PlatformService, ServiceArg
 from infra.services.cert_manager import CertManager
 from infra.services.feast import FeatureStore
 from infra.services.flink import FlinkOperator
+from infra.services.grafana import Grafana
 from infra.services.kafka import Kafka
 from infra.services.kserve import KNATIVE_INGRESS_NAMESPACES, KServe
 from infra.services.kubeflow import KubeflowPipelines
@@ -36,6 +37,7 @@ NAMESPACES = {
     "kuberay": "ray-system",
     "kserve": "kserve",
     "prometheus": "monitoring",
+    "grafana": "grafana",
 }
 # Namespaces whose pods call each data service: the components' jobs and servers, and KFP's pipeline pods.
 CLIENTS = (WORKLOADS_NAMESPACE, "kubeflow")
@@ -98,6 +100,8 @@ class Platform(pulumi.ComponentResource):
             )
         if on("prometheus"):
             # Its API is read by the canary analysis (kubectl canary, in-cluster from the workloads namespace).
-            readers = (WORKLOADS_NAMESPACE,)
+            readers = (WORKLOADS_NAMESPACE, *((NAMESPACES["grafana"],) if on("grafana") else ()))
             self.services["prometheus"] = Prometheus("prometheus", args("prometheus", clients=readers), child)
+        if on("grafana"):  # config refuses grafana without prometheus, its only data source
+            self.services["grafana"] = Grafana("grafana", args("grafana"), NAMESPACES["prometheus"], child)
         self.register_outputs({name: svc.endpoints for name, svc in self.services.items()})

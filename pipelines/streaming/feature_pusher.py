@@ -6,7 +6,8 @@ loses; replays are harmless because window results are deterministic (the online
 per entity, and history is read deduplicated on entity and window end).
 
 Every window result written online is one observation of the freshness histogram (``freshness.NAME``, per
-component and group; ``freshness.py`` says from when it is measured), served on ``--metrics-port`` for Prometheus.
+component and group; ``freshness.py`` says from when it is measured), served on ``--metrics-port`` for Prometheus
+with the stream's topic records and consumer lag (``topic_offsets.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pipelines.features.feast_repo import history_path
 from pipelines.features.parts import write_part
 from pipelines.streaming import freshness
 from pipelines.streaming.launch import ConsumerGroups, committing_consumer
+from pipelines.streaming.topic_offsets import TopicOffsets
 
 TIMESTAMP_NOT_AVAILABLE = 0
 """``confluent_kafka.TIMESTAMP_NOT_AVAILABLE``: a record the broker gave no timestamp."""
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--offline-root", required=True)
     parser.add_argument("--flush-every-s", type=float, default=10.0)
     parser.add_argument("--stats", type=Path, help="where to write counters and freshness after each flush")
-    parser.add_argument("--metrics-port", type=int, help="serve the freshness histogram on /metrics here")
+    parser.add_argument("--metrics-port", type=int, help="serve freshness, topic records and lag on /metrics here")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address /metrics listens on")
     args = parser.parse_args(argv)
 
@@ -275,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     registry = None
     if args.metrics_port is not None:
         registry = CollectorRegistry()
+        # The stream's topic records and consumer lag beside freshness (the Flink job has no Prometheus endpoint).
+        registry.register(TopicOffsets(component.name, args.bootstrap))
         start_http_server(args.metrics_port, args.metrics_host, registry=registry)
     print(f"pushing {topics(component.name)['features']} into Feast project {component.name}", flush=True)
     pusher = FeaturePusher(

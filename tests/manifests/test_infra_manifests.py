@@ -31,8 +31,9 @@ CUSTOM_KINDS = {"Kafka", "KafkaNodePool", "KnativeServing"}
 # Operator's own Kourier Service is the kind host port's NodePort (infra/services/kserve.py).
 SELECTS_UPSTREAM_PODS: frozenset[tuple[str, str]] = frozenset()
 # NetworkPolicies of namespaces whose pods operators and upstream charts create (Knative revisions, Flink and Ray
-# clusters, the Prometheus server; component workers only once components are deployed): kube-score sees no pods.
-POLICIES_OF_OPERATOR_PODS = {"mlstack", "monitoring"}
+# clusters, the Prometheus server, Grafana; component workers only once components are deployed): kube-score sees
+# no pods.
+POLICIES_OF_OPERATOR_PODS = {"mlstack", "monitoring", "grafana"}
 # ...except those that select a workload of the project's own there (the alert receiver beside Prometheus).
 POLICIES_OF_OWN_PODS = {("monitoring", "allow-alert-receiver")}
 # kube-score checks that do not apply here, each for a stated reason; every other check must not be CRITICAL.
@@ -144,6 +145,7 @@ def test_own_objects_pass_policy(own_objects: list[dict[str, Any]]) -> None:
     assert {o["metadata"]["name"] for o in own_objects if o["kind"] == "Secret"} == {
         "feast-credentials",
         "mlflow-credentials",
+        "grafana-admin",
     }
 
 

@@ -43,6 +43,7 @@ SERVICE_KINDS = {  # service -> the Pulumi type (``mlstack:platform:<kind>``) of
     "kuberay": "KubeRay",
     "kserve": "KServe",
     "prometheus": "Prometheus",
+    "grafana": "Grafana",
 }
 PINNED_CHARTS = {
     "cert-manager-chart": (versions.CERT_MANAGER, "cert-manager"),
@@ -53,6 +54,7 @@ PINNED_CHARTS = {
     "kserve-crds": (versions.KSERVE_CRD, "kserve"),
     "kserve-controller": (versions.KSERVE, "kserve"),
     "prometheus-server": (versions.PROMETHEUS, "monitoring"),
+    "grafana-server": (versions.GRAFANA, "grafana"),
 }
 
 
@@ -144,7 +146,8 @@ def _plain_strings(value: Any, path: str, secret_paths: set[str]) -> list[tuple[
 def test_generated_passwords_travel_only_as_secrets(run: mocks.Run) -> None:
     passwords = run.of_type(mocks.PASSWORD_TYPE)
     assert {p.name for p in passwords} >= {"feast-db-password", "mlflow-db-password", "mlflow-s3-secret-key"}
-    secrets = run.of_type("kubernetes:core/v1:Secret")
+    # Grafana's Secret holds its admin user's name beside the password: tests/manifests/test_grafana_manifests.py.
+    secrets = [s for s in run.of_type("kubernetes:core/v1:Secret") if s.name != "grafana-admin"]
     assert {s.inputs["metadata"]["name"] for s in secrets} == {"feast-credentials", "mlflow-credentials"}
     generated = {p.inputs["result"] for p in passwords}
     for s in secrets:
@@ -329,7 +332,7 @@ def test_workloads_namespace_admits_only_the_flows_it_serves(run: mocks.Run) -> 
     prometheus = _policies(run)[("monitoring", "allow-prometheus")]
     assert prometheus["podSelector"] == {} and prometheus["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9090}]
     assert prometheus["ingress"][0]["from"][0] == {"podSelector": {}}
-    assert _from_namespaces(prometheus["ingress"][0]) == ["mlstack"]
+    assert _from_namespaces(prometheus["ingress"][0]) == ["grafana", "mlstack"]  # the canary analysis, Grafana
 
 
 def test_redis_reads_its_password_from_a_mounted_secret_file(run: mocks.Run) -> None:
