@@ -71,7 +71,9 @@ def test_single_kind_components_keep_their_sql() -> None:
 
 def test_the_cluster_creates_the_labels_topic_only_when_declared() -> None:
     topics = kafka_topics(parcels, "kafka", "mlstack", 3)
-    assert sorted(topics) == ["dead-letter", "events", "features", "labels", "predictions"]
+    assert sorted(topics) == [
+        "dead-letter", "events", "features", "labels", "predictions", "predictions-dead-letter", "scored"
+    ]  # fmt: skip
     labels = topics["labels"]
     assert labels["metadata"]["name"] == "parcels-labels"
     assert labels["spec"]["topicName"] == "parcels.labels"
