@@ -20,6 +20,8 @@ from monitoring.dashboards import Dashboard, Panel, dashboards
 DURATION = re.compile(r"(\d+)([smhd])")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 POINTS = 240
+UNIT_LABELS = {"ops": "per second", "reqps": "requests/s", "s": "seconds", "percentunit": "share", "short": "count"}
+"""The y-axis label of a panel's Grafana unit (``none``: no label)."""
 """Points per series in the report: one step is ``since / POINTS``."""
 
 
@@ -185,7 +187,7 @@ def plot_report(component: str, evaluated: list[Evaluated], since: str, path: Pa
                 ax.plot(xs, ys, label=line.label, drawstyle="steps-post" if len(xs) > 1 else "default", marker=".")
                 drawn = True
         if drawn:
-            ax.set_ylabel(item.panel.unit, fontsize=8)
+            ax.set_ylabel(UNIT_LABELS.get(item.panel.unit, ""), fontsize=8)
             if item.panel.unit == "percentunit":
                 ax.yaxis.set_major_formatter(PercentFormatter(1.0))
             ax.legend(fontsize=7, loc="best")

@@ -2,12 +2,15 @@
 (Kafka -> Flink -> the Feast pusher, whose /metrics serves freshness, topic records and consumer lag) and a fraud
 model server answering good and bad requests, both discovered from their target files and scraped every second.
 
+The stream starts the monitor job and exporter (``local/monitor.py``); the served version is registered with a
+training profile, so the exporter publishes drift and quality for the rows it serves.
+
 Required: every panel query and every alert rule evaluates without error; the queries over the series this session
-exports (streaming, serving, the prediction distribution) return results carrying the labels their legends show,
-for the served version; every rule loaded by Prometheus evaluates healthy; ``mlstack monitor report`` writes a PNG
-and ``mlstack monitor status`` prints the panels. The model panels over the monitor job's series (live metric,
-calibration, drift) evaluate without error here; their names are checked against ``monitoring.metrics`` in the unit
-tier (``tests/unit/test_dashboards.py``)."""
+exports (streaming, serving, the prediction distribution, drift and incomplete rows) return results carrying the
+labels their legends show, for the served version; every rule loaded by Prometheus evaluates healthy; ``mlstack
+monitor report`` writes a PNG and ``mlstack monitor status`` prints the panels. The live metric, calibration and
+labelled-count panels need 200 labelled predictions, which no request here gets: they evaluate without error, and
+their series names are checked against ``monitoring.metrics`` in the unit tier (``tests/unit/test_dashboards.py``)."""
 
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import pytest
 import requests
 
 import serving.metrics
+from contract.profile import ARTIFACT_PATH, build_profile
 from contract.registry import load
 from local.model_serving import EmbeddedServing
 from local.services import EmbeddedServices
@@ -36,13 +40,14 @@ from monitoring.dashboards import Dashboard, Panel, Query, dashboards
 from tests.conftest import settings_env
 from tests.local import broken_models
 from tests.local.served_models import request_rows
+from tests.local.test_monitor_exporter import scores, transactions
 
 pytestmark = pytest.mark.local
 
 FAST = AlertingSettings(scrape_interval="1s", evaluation_interval="1s")
 EVENTS = 3_000
-WAIT_S = 240
-"""How long Prometheus may take to hold two scrapes of every required series (seconds, usually)."""
+WAIT_S = 300
+"""How long every required series may take to show (the monitor exporter publishes once a minute)."""
 RATE = "1m"
 BAD = {"no_such_field": 1}  # a 400, counted as a 'bad request' error
 REQUIRED = {
@@ -55,9 +60,14 @@ REQUIRED = {
     ("serving", "Latency per version"): ("p50", "p99"),
     ("serving", "Inference log"): ("written",),
     ("model", "Prediction distribution"): ("p10", "p50", "p90"),
+    ("model", "Feature drift (PSI)"): ("",),
+    ("model", "Prediction drift (PSI)"): ("",),
+    ("model", "Rows served with incomplete features"): ("",),
 }
-"""Panels -> the queries (by legend prefix) that must return results: those over series this session exports. (The
-prediction quantiles of the estimate histogram share prefixes with the probability's; one of them answers.)"""
+"""Panels -> the queries (by legend prefix) that must return results: those over series this session exports (the
+monitor exporter's drift and quality from the served rows; the live metric, calibration and labelled count wait for
+200 labels, which no request here gets). (The prediction quantiles of the estimate histogram share prefixes with the
+probability's; one of them answers.)"""
 
 
 @dataclass
@@ -79,14 +89,20 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         streamed = stream_backlog(services, "fraud", EVENTS, progress=print)
         mlflow.set_tracking_uri(settings.mlflow_url)
         mlflow.set_experiment("dashboards")
-        with mlflow.start_run():
+        # Registered as training registers a version: with its profile and holdout score, which the monitor
+        # exporter (started with the stream) reads to publish drift and quality for the rows this version serves.
+        profile = build_profile(fraud, transactions(2000, seed=1), scores(transactions(500, seed=2)))
+        with mlflow.start_run() as run:
+            mlflow.log_text(profile.to_json(), ARTIFACT_PATH)
+            mlflow.log_metric("holdout_roc_auc", 0.83)
             logged = mlflow.sklearn.log_model(
                 broken_models.FailsWhenFlagged(str(root / "never")),
                 name="model",
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
                 pyfunc_predict_fn="predict_proba",
             )
-        version = str(mlflow.register_model(logged.model_uri, "fraud").version)
+        tags = {"mlstack.run_id": run.info.run_id}
+        version = str(mlflow.register_model(logged.model_uri, "fraud", tags=tags).version)
         serving_ = EmbeddedServing(services, fraud)
         serving_.serve(version, progress=print)
         yield Session(services, streamed, serving_, version)
