@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from cli.demo_cli import demo
+from cli.keys_cli import app as keys_app
 from cli.kubectl_canary import app as canary_app
 from cli.monitor_cli import app as monitor_app
 from cli.serve_cli import app as serve_app
@@ -33,6 +34,7 @@ app.add_typer(stream_app, name="stream")
 app.add_typer(train_app, name="train")
 app.add_typer(serve_app, name="serve")
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(keys_app, name="keys", help="Inference keys per consumer (cluster Secrets; --embedded for HAProxy).")
 app.add_typer(canary_app, name="canary", help="Canary rollouts (the kubectl plugin; --embedded for local servers).")
 
 Only = Annotated[

@@ -58,6 +58,10 @@ _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a
 _GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 PLACEHOLDER_GCP_PROJECTS = ("mlstack-demo", "your-project", "my-project")
 """Example project ids from docs and old stack files: refused, so a copied example never targets someone's project."""
+TLS_ISSUERS = ("self-signed", "acme", "provided")
+"""Where the gateway's certificates come from: the stack's own CA, ACME (HTTP-01), or a ClusterIssuer you made."""
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
 
 
 DEFAULTS: dict[str, Any] = {
@@ -77,6 +81,11 @@ DEFAULTS: dict[str, Any] = {
     "gkePrivateNodes": True,
     "publicInference": False,
     "allowedSourceRanges": [],
+    "inferenceAuth": True,
+    "tlsIssuer": "self-signed",
+    "tlsClusterIssuer": "",
+    "acmeEmail": "",
+    "acmeServer": LETSENCRYPT,
     "components": [],
     "images": "build",
     "imageRegistry": "",
@@ -143,6 +152,23 @@ class GkeSettings:
 
 
 @dataclass(frozen=True)
+class GatewaySecurity:
+    """How the inference gateway serves callers: TLS certificates from cert-manager, keys checked before a model."""
+
+    tls_issuer: str = "self-signed"
+    """``self-signed``: a CA of the stack's own (its certificate in cert-manager's namespace, for callers to trust);
+    ``acme``: an ACME ClusterIssuer solving HTTP-01 through the gateway; ``provided``: ``cluster_issuer``."""
+    cluster_issuer: str = ""
+    """An existing ClusterIssuer's name (``provided``)."""
+    acme_email: str = ""
+    """The ACME account's contact (``acme``)."""
+    acme_server: str = LETSENCRYPT
+    """The ACME directory (``acme``)."""
+    auth: bool = True
+    """Kourier asks the key check (``infra/services/inference_auth.py``) about every request."""
+
+
+@dataclass(frozen=True)
 class ComponentRef:
     """A use-case component the stack deploys (``mlstack:components`` entry ``name`` or ``name@version``)."""
 
@@ -178,6 +204,8 @@ class StackConfig:
     """Registry the images are pushed to and pulled from; empty on kind (images are loaded into the nodes)."""
     training_schedule: str = ""
     """Cron expression of a recurring training run per component; empty: none."""
+    gateway: GatewaySecurity = GatewaySecurity()
+    """TLS and authentication of the inference gateway."""
     render_dir: str = ""
     """Render mode: no cluster; the Kubernetes provider writes every object as YAML into this folder, and what
     cannot render offline (upstream charts and kustomizations fetched at deploy time) is left out and listed."""
@@ -361,6 +389,43 @@ def _gke_access(reader: _Reader) -> dict[str, Any]:
     }
 
 
+def _gateway_security(reader: _Reader, public: bool) -> GatewaySecurity:
+    """TLS and keys of the inference gateway; what a caller on a network it does not control could not trust or
+    would reach unchecked is refused."""
+    issuer = reader.get("tlsIssuer", DEFAULTS["tlsIssuer"], _choice(TLS_ISSUERS))
+    provided = reader.get("tlsClusterIssuer", "", lambda k, v: v if v == "" else _pattern(_DNS_NAME, "a name")(k, v))
+    email = reader.get("acmeEmail", "", lambda k, v: v if v == "" else _pattern(_EMAIL, "an e-mail address")(k, v))
+    server = reader.get(
+        "acmeServer", LETSENCRYPT, _pattern(re.compile(r"^https://[^\s/]+(/\S*)?$"), "an https:// ACME directory")
+    )
+    auth = reader.get("inferenceAuth", True, _boolean)
+    if issuer == "provided" and not provided:
+        raise ConfigError("tlsClusterIssuer", "required when tlsIssuer is provided: the name of your ClusterIssuer")
+    if provided and issuer != "provided":
+        raise ConfigError("tlsClusterIssuer", f"only used with tlsIssuer provided (it is {issuer!r})")
+    if issuer == "acme":
+        if not email:
+            raise ConfigError("acmeEmail", "required when tlsIssuer is acme: the ACME account's contact address")
+        if not public:
+            # HTTP-01: the ACME server fetches a token from the gateway, which must be reachable from the internet.
+            raise ConfigError(
+                "tlsIssuer",
+                "acme solves HTTP-01 through the gateway, which needs a public gateway (gke with publicInference "
+                "true); for an internal one use a ClusterIssuer of your own (DNS-01 or your CA) with tlsIssuer "
+                "provided",
+            )
+    elif email or server != LETSENCRYPT:
+        raise ConfigError("acmeEmail" if email else "acmeServer", f"only used with tlsIssuer acme (it is {issuer!r})")
+    if public and issuer == "self-signed":
+        raise ConfigError(
+            "tlsIssuer",
+            "a public gateway needs certificates its callers can verify without the stack's own CA: acme or provided",
+        )
+    if public and not auth:
+        raise ConfigError("inferenceAuth", "a public gateway always checks keys; it cannot be turned off")
+    return GatewaySecurity(issuer, provided, email, server, auth)
+
+
 def parse(raw: Mapping[str, str]) -> StackConfig:
     """Validate raw Pulumi config (keys without the ``mlstack:`` prefix, values as Pulumi passes them: strings,
     JSON for lists) into a ``StackConfig``.
@@ -406,6 +471,7 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
             kubernetes_version=reader.get("kubernetesVersion", DEFAULTS["kubernetesVersion"], _string),
             **_gke_access(reader),
         )
+    gateway = _gateway_security(reader, gke is not None and gke.public_inference)
     for key in sorted(raw):
         if key not in DEFAULTS:
             raise ConfigError(key, f"unknown key; known keys: {', '.join(sorted(DEFAULTS))}")
@@ -424,6 +490,7 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
         images=images,
         image_registry=registry,
         training_schedule=schedule,
+        gateway=gateway,
         render_dir=render_dir,
     )
 

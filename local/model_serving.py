@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import Component
+from local import inference_keys
 from local.alerting import remove_targets, write_targets
 from local.errors import EmbeddedError
 from local.paths import REPO_ROOT, main_module
@@ -42,7 +43,7 @@ defaults
 
 frontend model
     bind 127.0.0.1:{port}
-    default_backend servers
+{key_check}    default_backend servers
 
 backend servers
     # Weighted round robin, changed in place through the runtime API: each server gets exactly its share.
@@ -52,6 +53,18 @@ backend servers
     http-response set-header x-mlstack-slot %s
     server a 127.0.0.1:{port_a} weight {weight_a} check inter 1s fall 3 rise 1
     server b 127.0.0.1:{port_b} weight {weight_b} check inter 1s fall 3 rise 1
+"""
+# The inference key check (local/inference_keys.py), when on: a request without a bearer key gets 401, one whose key's
+# SHA-256 is not in the map 403, both answered here before any model server; a good key's consumer is passed on in
+# x-mlstack-consumer and the key itself is not. The map is replaced in place through the runtime API.
+KEY_CHECK = """    http-request return status 401 content-type text/plain \
+        string "missing key: send Authorization: Bearer <key>" \
+        hdr www-authenticate "Bearer realm=mlstack-inference" unless {{ http_auth_bearer -m found }}
+    http-request set-var(txn.consumer) http_auth_bearer,sha2(256),hex,lower,map({keys})
+    http-request return status 403 content-type text/plain string "unknown or revoked key" \
+        unless {{ var(txn.consumer) -m found }}
+    http-request del-header authorization
+    http-request set-header x-mlstack-consumer %[var(txn.consumer)]
 """
 
 
@@ -175,10 +188,16 @@ class EmbeddedServing:
             port_b=slots["b"]["port"],
             weight_a=100 if slots["stable"] == "a" else 0,
             weight_b=100 if slots["stable"] == "b" else 0,
+            key_check=KEY_CHECK.format(keys=inference_keys.keys_path(self.settings))
+            if inference_keys.enabled(self.settings)
+            else "",
         )
+        daemon = self.services.daemon
         if not config.exists() or config.read_text() != text:
             config.write_text(text)
-        daemon = self.services.daemon
+            # A proxy started with another config (the key check turned on or off) restarts on it; serve() sets
+            # the weights right after.
+            daemon.stop(self.proxy_program)
         daemon.register(self.proxy_program, (haproxy, "-db", "-f", str(config)), {}, 10, self.root)
         if not daemon.is_running(self.proxy_program):
             # A socket left by an earlier HAProxy would pass the wait below before the new one listens.
@@ -206,6 +225,29 @@ class EmbeddedServing:
             while chunk := connection.recv(65536):
                 chunks.append(chunk)
         return b"".join(chunks).decode().strip()
+
+    def checks_keys(self) -> bool:
+        """Whether the running proxy was started with the key check."""
+        config = self.root / "haproxy.cfg"
+        info = self.services.daemon.info(self.proxy_program)
+        up = bool(info and info["statename"] in ("STARTING", "RUNNING"))  # STARTING: within its first seconds
+        return up and config.exists() and "http_auth_bearer" in config.read_text()
+
+    def reload_keys(self) -> None:
+        """Give the running proxy the key map as it is now, in one step (a new map version, filled, committed), so
+        a created key works and a revoked one is refused from the next request on, without a restart."""
+        keys = inference_keys.keys_path(self.settings)
+        answer = self.haproxy(f"prepare map {keys}")
+        version = answer.rsplit(":", 1)[-1].strip()
+        if not version.isdigit():
+            raise EmbeddedError(f"HAProxy could not prepare the key map: {answer}")
+        for digest, consumer in inference_keys.consumers(self.settings).items():
+            added = self.haproxy(f"add map @{version} {keys} {digest} {consumer}")
+            if added:
+                raise EmbeddedError(f"HAProxy refused a key of {consumer}: {added}")
+        committed = self.haproxy(f"commit map @{version} {keys}")
+        if committed:
+            raise EmbeddedError(f"HAProxy could not commit the key map: {committed}")
 
     def set_weights(self, weights: dict[str, int]) -> None:
         for slot, weight in weights.items():

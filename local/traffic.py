@@ -76,8 +76,16 @@ def instances(component: Component, events: list[dict[str, Any]]) -> list[dict[s
 class TrafficGenerator:
     """Sends single-row V1 predictions to ``url`` at ``rate`` per second until stopped."""
 
-    def __init__(self, url: str, rows: list[dict[str, Any]], rate: float = 100.0, threads: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        rows: list[dict[str, Any]],
+        rate: float = 100.0,
+        threads: int = 4,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.url = url
+        self.headers = dict(headers or {})  # e.g. the consumer's key: {"Authorization": "Bearer <key>"}
         self.rows = rows
         self.rate = rate
         self.threads = threads
@@ -108,6 +116,7 @@ class TrafficGenerator:
 
         rng = random.Random(index)
         session = requests.Session()
+        session.headers.update(self.headers)
         interval = self.threads / self.rate
         next_at = time.monotonic() + rng.uniform(0, interval)
         while not self._stop.is_set():

@@ -24,8 +24,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
+from infra.config import GatewaySecurity
 from infra.profiles import Profile
+from infra.services import inference_auth
 from infra.services.base import PlatformService, ServiceArgs
+from infra.services.cert_manager import gateway_issuer
 from serving.inference_service import DEPLOYMENT_MODE
 
 KNATIVE_NAMESPACE = "knative-serving"
@@ -35,6 +38,7 @@ KNATIVE_NAMESPACE = "knative-serving"
 KNATIVE_INGRESS_NAMESPACES = (KNATIVE_NAMESPACE, "kourier-system")
 KNATIVE_REVISION_LABEL = "serving.knative.dev/revision"  # set by Knative on every revision's pods
 KOURIER_NODE_PORT = 31080  # kind maps it to the host (infra.cluster.kind.INGRESS_NODE_PORT)
+KOURIER_HTTPS_NODE_PORT = 31443  # the gateway's HTTPS port on kind's node (a fixed port, not a random one)
 RUNTIME_KINDS = ("ClusterServingRuntime",)
 """Kinds dropped from the KServe controller chart's rendered objects (see the module docstring)."""
 
@@ -85,12 +89,39 @@ def gateway_annotations(public: bool, source_ranges: tuple[str, ...]) -> dict[st
     return annotations
 
 
+# TLS of the model endpoints (checked at knative/serving@knative-v1.19.0): config-network's ``external-domain-tls``
+# (vendor/knative.dev/networking/pkg/config/config.go; the older ``auto-tls`` is its alias) makes Knative request a
+# certificate per external host of the ``certificate-class`` given, cert-manager's being its default; the serving
+# controller runs that certificate reconciler itself (cmd/controller/main.go: enabled when config-network asks for
+# it at start, once cert-manager's CRDs exist; the net-certmanager controller was merged into Serving) and takes the
+# issuer from config-certmanager's ``issuerRef`` (pkg/reconciler/certificate/config/cert_manager.go, a YAML
+# ObjectReference). ``http-protocol`` Redirected answers plain HTTP with a redirect to HTTPS (Enabled serves both).
+# The Knative Operator ships config-certmanager and the controller's RBAC on cert-manager.io (knative/operator@
+# knative-v1.19.0:cmd/operator/kodata/knative-serving/1.19.0/2-serving-core.yaml).
+CERTIFICATE_CLASS = "cert-manager.certificate.networking.knative.dev"
+DEFAULT_GATEWAY = GatewaySecurity()
+"""The config's defaults: the stack's own CA, keys checked."""
+
+
+def tls_config(issuer: str, redirect_http: bool) -> dict[str, dict[str, str]]:
+    """``spec.config`` entries for HTTPS hosts with certificates from the ClusterIssuer ``issuer``."""
+    return {
+        "network": {
+            "external-domain-tls": "Enabled",
+            "certificate-class": CERTIFICATE_CLASS,
+            "http-protocol": "Redirected" if redirect_http else "Enabled",
+        },
+        "certmanager": {"issuerRef": f"kind: ClusterIssuer\nname: {issuer}\n"},
+    }
+
+
 def knative_serving(
     profile: Profile,
     domain: str,
     node_port: bool,
     public: bool = False,
     source_ranges: tuple[str, ...] = (),
+    gateway: GatewaySecurity = DEFAULT_GATEWAY,
 ) -> dict[str, Any]:
     """The ``KnativeServing`` custom resource: Kourier ingress, the domain, and every workload sized.
 
@@ -103,9 +134,18 @@ def knative_serving(
 
     Otherwise (GKE) the gateway is a LoadBalancer, internal unless ``public``, admitting ``source_ranges`` when given
     (``gateway_annotations``; infra/config.py requires them when public).
+
+    Both serve HTTPS with certificates of ``gateway``'s issuer (``tls_config``); GKE redirects plain HTTP to it, kind
+    keeps serving it on the host port too (its port is bound to 127.0.0.1). With ``gateway.auth`` Kourier asks the
+    key check about every request (``inference_auth.kourier_config``).
     """
     kourier: dict[str, Any] = (
-        {"enabled": True, "service-type": "NodePort", "http-port": KOURIER_NODE_PORT}
+        {
+            "enabled": True,
+            "service-type": "NodePort",
+            "http-port": KOURIER_NODE_PORT,
+            "https-port": KOURIER_HTTPS_NODE_PORT,
+        }
         if node_port
         else {"enabled": True, "service-type": "LoadBalancer"}
     )
@@ -114,6 +154,7 @@ def knative_serving(
         if node_port
         else {"services": [{"name": KOURIER_SERVICE, "annotations": gateway_annotations(public, source_ranges)}]}
     )
+    tls = tls_config(gateway_issuer(gateway), redirect_http=not node_port)
     workloads = []
     for name, (container, key) in _WORKLOADS.items():
         w = profile[key]
@@ -138,8 +179,10 @@ def knative_serving(
             "version": versions.KNATIVE_VERSION.lstrip("v").rsplit(".", 1)[0],
             "ingress": {"kourier": kourier},
             "config": {
-                "network": {"ingress-class": "kourier.ingress.networking.knative.dev"},
+                **tls,
+                "network": {"ingress-class": "kourier.ingress.networking.knative.dev", **tls["network"]},
                 "domain": {domain: ""},
+                **({"kourier": inference_auth.kourier_config()} if gateway.auth else {}),
             },
             "high-availability": {"replicas": 1},
             "workloads": workloads,
@@ -186,6 +229,7 @@ class KServe(PlatformService):
         opts: pulumi.ResourceOptions | None = None,
         public_gateway: bool = False,
         gateway_source_ranges: tuple[str, ...] = (),
+        gateway: GatewaySecurity = DEFAULT_GATEWAY,
     ) -> None:
         super().__init__(name, args, opts)
         self.knative_operator = self.chart(
@@ -197,9 +241,15 @@ class KServe(PlatformService):
         )
         self.knative_serving = self.register(
             "knative-serving",
-            knative_serving(args.profile, domain, node_port_ingress, public_gateway, gateway_source_ranges),
+            knative_serving(args.profile, domain, node_port_ingress, public_gateway, gateway_source_ranges, gateway),
             depends_on=[self.knative_operator, self.serving_namespace],
         )
+        if gateway.auth:
+            # Until the check answers, the gateway refuses every request (failure mode deny), never lets one through.
+            auth = inference_auth.auth_objects(args.profile, KNATIVE_INGRESS_NAMESPACES)
+            namespace = self.register("auth-namespace", auth.pop("auth-namespace"))
+            for role, manifest in auth.items():
+                self.register(role, manifest, depends_on=[namespace])
         self.crds = self.chart("crds", versions.KSERVE_CRD, {})
         command, *command_args = drop_kinds_command()
         self.controller = self.chart(
@@ -215,5 +265,7 @@ class KServe(PlatformService):
                 "knative_version": versions.KNATIVE_VERSION,
                 "domain": domain,
                 "deployment_mode": DEPLOYMENT_MODE,
+                "tlsIssuer": gateway_issuer(gateway),
+                **({"inferenceKeysNamespace": inference_auth.NAMESPACE} if gateway.auth else {}),
             }
         )

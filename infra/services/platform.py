@@ -72,7 +72,7 @@ class Platform(pulumi.ComponentResource):
         self.services["workloads"] = workloads
         cert_manager: list[pulumi.Resource] = []
         if on("cert-manager"):
-            cm = CertManager("cert-manager", args("cert-manager"), child)
+            cm = CertManager("cert-manager", args("cert-manager"), child, gateway=config.gateway)
             self.services["cert-manager"] = cm
             cert_manager = [cm.release]
         if on("kafka"):
@@ -97,6 +97,7 @@ class Platform(pulumi.ComponentResource):
                 opts=child,
                 public_gateway=config.gke is not None and config.gke.public_inference,
                 gateway_source_ranges=config.gke.allowed_source_ranges if config.gke else (),
+                gateway=config.gateway,
             )
         if on("prometheus"):
             # Its API is read by the canary analysis (kubectl canary, in-cluster from the workloads namespace).

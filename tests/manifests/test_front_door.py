@@ -14,7 +14,13 @@ from infra.services import kserve
 from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
-PUBLIC = {"publicInference": "true", "allowedSourceRanges": json.dumps(["203.0.113.0/24"])}
+PUBLIC = {
+    "publicInference": "true",
+    "allowedSourceRanges": json.dumps(["203.0.113.0/24"]),
+    # A public gateway needs certificates callers can verify without the stack's CA (infra/config.py).
+    "tlsIssuer": "acme",
+    "acmeEmail": "ops@example.org",
+}
 CASES = {"kind": {}, "gke": {}, "gke-public": PUBLIC}
 EXPOSED = ("LoadBalancer", "NodePort")
 

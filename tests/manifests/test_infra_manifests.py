@@ -26,7 +26,7 @@ CHARTS = sorted(p.parent for p in (ROOT / "charts").glob("*/Chart.yaml"))
 KUBERNETES_VERSION = "1.34.0"  # the kind node image's version (infra/versions.py)
 STACKS = ("kind", "gke")
 # Custom resources (their CRDs come from upstream operators): listed so nothing unvalidated slips in unnoticed.
-CUSTOM_KINDS = {"Kafka", "KafkaNodePool", "KnativeServing"}
+CUSTOM_KINDS = {"Kafka", "KafkaNodePool", "KnativeServing", "ClusterIssuer", "Certificate"}
 # Our objects that select upstream pods (not in this set, so kube-score cannot match them): none since the Knative
 # Operator's own Kourier Service is the kind host port's NodePort (infra/services/kserve.py).
 SELECTS_UPSTREAM_PODS: frozenset[tuple[str, str]] = frozenset()
@@ -151,10 +151,11 @@ def test_own_objects_pass_policy(own_objects: list[dict[str, Any]]) -> None:
 
 def test_own_namespaces_deny_ingress_by_default(runs: dict[str, mocks.Run]) -> None:
     """Our namespaces deny ingress unless a policy allows it; the exceptions are listed with their reason."""
+    from infra.services.inference_auth import NAMESPACE as INFERENCE_AUTH
     from infra.services.kserve import KNATIVE_NAMESPACE
     from infra.services.platform import NAMESPACES
 
-    platform = {*NAMESPACES.values(), KNATIVE_NAMESPACE}
+    platform = {*NAMESPACES.values(), KNATIVE_NAMESPACE, INFERENCE_AUTH}
     for stack, run in runs.items():
         objects = [as_manifest(r) for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")]
         denied = policy.default_denied_namespaces(objects)

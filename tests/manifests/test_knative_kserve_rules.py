@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from infra.cluster import kind
+from infra.services import kserve
 from infra.use_cases.manifests import APP_UID
 from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
@@ -260,7 +261,12 @@ def test_kourier_gateway_is_the_node_port_kind_maps(run: mocks.Run) -> None:
     if "http-port" in kourier:
         assert kourier["service-type"] == "NodePort"
     if run.outputs["profile"] == "laptop":
-        assert kourier == {"enabled": True, "service-type": "NodePort", "http-port": kind.INGRESS_NODE_PORT}
+        assert kourier == {
+            "enabled": True,
+            "service-type": "NodePort",
+            "http-port": kind.INGRESS_NODE_PORT,
+            "https-port": kserve.KOURIER_HTTPS_NODE_PORT,
+        }
     else:
         assert kourier == {"enabled": True, "service-type": "LoadBalancer"}
     assert not [r for r in run.registrations if r.typ == "kubernetes:core/v1:Service" and "kourier" in r.name]

@@ -56,10 +56,22 @@ def toolchain() -> Toolchain:
 
 @pytest.fixture(scope="session")
 def render_run(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> RenderRun:
-    work = tmp_path_factory.mktemp("render")
+    run = render(tmp_path_factory.mktemp("render"), "kind")
+    _SUMMARY[:] = summary_lines(run.report, toolchain)
+    return run
+
+
+@pytest.fixture(scope="session")
+def render_run_gke(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> RenderRun:
+    """The cloud stack (``Pulumi.gke.yaml``), rendered the same way: render mode creates no GKE cluster."""
+    return render(tmp_path_factory.mktemp("render-gke"), "gke")
+
+
+def render(work: Path, stack: str) -> RenderRun:
+    """One render cycle of ``stack`` in a child process; fails the test with the output's tail if it fails."""
     env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "render-tier-test")}
     result = subprocess.run(
-        [sys.executable, "-m", "tests.render.render_stack", str(work)],
+        [sys.executable, "-m", "tests.render.render_stack", str(work), "--stack", stack],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -70,9 +82,8 @@ def render_run(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -
     output = result.stdout + result.stderr
     if result.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-40:])
-        pytest.fail(f"the render cycle failed (exit {result.returncode}):\n{tail}", pytrace=False)
+        pytest.fail(f"the {stack} render cycle failed (exit {result.returncode}):\n{tail}", pytrace=False)
     report = json.loads((work / "report.json").read_text())
-    _SUMMARY[:] = summary_lines(report, toolchain)
     return RenderRun(report=report, snapshot=work / "snapshot", output=output)
 
 

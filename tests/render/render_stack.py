@@ -47,7 +47,7 @@ LEFT_OUT_OUTPUT = "renderLeftOut"
 PROGRAM = "infra"
 
 
-def render_config() -> dict[str, Any]:
+def render_config(stack: str = "kind") -> dict[str, Any]:
     """What the render stack sets on top of the kind stack's file (besides ``RENDER_DIR_KEY``), by config only.
 
     - ``components``: every available use-case component (the kind stack file sets none), so the render covers the
@@ -57,7 +57,12 @@ def render_config() -> dict[str, Any]:
     """
     from contract.registry import available
 
-    return {"components": sorted(available()), "images": "prebuilt"}
+    config: dict[str, Any] = {"components": sorted(available()), "images": "prebuilt"}
+    if stack == "gke":
+        # What a user must set on the cloud stack (the stack file has no project and no networks); render mode
+        # creates no cluster, so neither is reached.
+        config |= {"gcpProject": "mlstack-render-tier", "controlPlaneAuthorizedNetworks": ["198.51.100.7/32"]}
+    return config
 
 
 @dataclass
@@ -90,11 +95,11 @@ class RenderReport:
     engine_warnings: list[str] = field(default_factory=list)
 
 
-def check_program(root: Path) -> None:
+def check_program(root: Path, stack: str = STACK) -> None:
     """Fail early, and say why, if ``infra/`` cannot run in render mode (there is no stand-in program)."""
     main = root / "infra" / "__main__.py"
-    if not main.exists() or not (root / f"Pulumi.{STACK}.yaml").exists():
-        raise SystemExit(f"render: {main} or Pulumi.{STACK}.yaml does not exist")
+    if not main.exists() or not (root / f"Pulumi.{stack}.yaml").exists():
+        raise SystemExit(f"render: {main} or Pulumi.{stack}.yaml does not exist")
     sources = "\n".join(p.read_text() for p in (root / "infra").rglob("*.py"))
     if RENDER_DIR_KEY not in sources:
         raise SystemExit(f"render: infra/ reads no `{RENDER_DIR_KEY}` config key: render mode is gone from the program")
@@ -138,7 +143,11 @@ def _requested_provider_version(deployment: dict[str, Any]) -> str:
 
 
 def run_cycle(
-    toolchain: Toolchain, work: Path, log: Callable[[str], None] = print, root: Path = REPO_ROOT
+    toolchain: Toolchain,
+    work: Path,
+    log: Callable[[str], None] = print,
+    root: Path = REPO_ROOT,
+    stack_name: str = STACK,
 ) -> RenderReport:
     """preview, up, up again, destroy on a fresh file backend under ``work``; returns what happened and how long.
 
@@ -146,14 +155,14 @@ def run_cycle(
     """
     from pulumi import automation as auto
 
-    check_program(root)
+    check_program(root, stack_name)
     for sub in ("backend", "workspace", "rendered", "snapshot"):
         shutil.rmtree(work / sub, ignore_errors=True)
         (work / sub).mkdir(parents=True)
     rendered, snapshot, workspace = work / "rendered", work / "snapshot", work / "workspace"
     # The project and kind stack files, copied so that the render keys never touch the repository's stack file.
     shutil.copyfile(root / "Pulumi.yaml", workspace / "Pulumi.yaml")
-    shutil.copyfile(root / f"Pulumi.{STACK}.yaml", workspace / f"Pulumi.{STACK}.yaml")
+    shutil.copyfile(root / f"Pulumi.{stack_name}.yaml", workspace / f"Pulumi.{stack_name}.yaml")
     (workspace / "infra").symlink_to(root / "infra")
     env = toolchain.env()
     env_vars = {k: v for k, v in env.items() if os.environ.get(k) != v}
@@ -166,8 +175,8 @@ def run_cycle(
         env_vars=env_vars,
         pulumi_command=auto.PulumiCommand(root=str(toolchain.pulumi_root)),
     )
-    stack = auto.create_or_select_stack(STACK, project_name="mlstack", program=infra_program(root), opts=opts)
-    config = {RENDER_DIR_KEY: str(rendered), **render_config()}
+    stack = auto.create_or_select_stack(stack_name, project_name="mlstack", program=infra_program(root), opts=opts)
+    config = {RENDER_DIR_KEY: str(rendered), **render_config(stack_name)}
     for key, value in config.items():
         if isinstance(value, list):
             for index, item in enumerate(value):
@@ -220,7 +229,7 @@ def run_cycle(
     report.files_left_after_destroy = _yaml_files(rendered)
     log(f"render: destroy {report.destroy_seconds}s; files left {len(report.files_left_after_destroy)}")
     report.engine_warnings = sorted(set(warnings))
-    stack.workspace.remove_stack(STACK)
+    stack.workspace.remove_stack(stack_name)
     return report
 
 
@@ -228,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("work", type=Path, help="folder for the backend, workspace and rendered files")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="the project (default: this repository)")
+    parser.add_argument("--stack", default=STACK, choices=("kind", "gke"), help="the stack file rendered")
     args = parser.parse_args(argv)
     try:
         found = locate()
@@ -237,7 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(found, str):
         print(f"render: {found}", file=sys.stderr)
         return 3
-    report = run_cycle(found, args.work.resolve(), log=lambda line: print(line, flush=True), root=args.root.resolve())
+    report = run_cycle(
+        found,
+        args.work.resolve(),
+        log=lambda line: print(line, flush=True),
+        root=args.root.resolve(),
+        stack_name=args.stack,
+    )
     (args.work / "report.json").write_text(json.dumps(asdict(report), indent=2))
     return 0
 

@@ -1,4 +1,5 @@
-"""The real Pulumi engine and Kubernetes provider render the kind stack; the result is valid, idempotent, removable.
+"""The real Pulumi engine and Kubernetes provider render the kind stack (and the cloud stack, for its front door);
+the result is valid, idempotent, removable.
 
 The rendered objects get the manifest tier's checks, imported from it rather than copied: Kubernetes schema
 validation for built-in kinds and its allow-list of custom kinds (``CUSTOM_KINDS`` of the platform, ``CUSTOM`` of the
@@ -117,17 +118,8 @@ def test_render_mode_left_out_every_upstream_source(render_run: RenderRun) -> No
 def test_rendered_objects_match_the_kubernetes_schemas(render_run: RenderRun) -> None:
     documents = load_documents(render_run.snapshot)
     assert documents
-    errors, custom = [], []
-    for doc in documents:
-        if doc["kind"] in ALLOWED_CUSTOM_KINDS:
-            custom.append(doc)
-            continue
-        try:
-            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
-            errors.append(f"{_name(doc)}: no schema in Kubernetes {KUBERNETES_VERSION} and not an allowed custom kind")
-        except kubernetes_validate.ValidationError as error:
-            errors.append(f"{_name(doc)}: {error.message} at {'/'.join(map(str, error.path))}")
+    custom = [doc for doc in documents if doc["kind"] in ALLOWED_CUSTOM_KINDS]
+    errors = schema_errors(documents)
     assert not errors, "\n".join(errors)
     # Every allowed custom kind rendered: the platform's (Kafka, KnativeServing, ...) and the components'.
     assert {d["kind"] for d in custom} == ALLOWED_CUSTOM_KINDS, {d["kind"] for d in custom} ^ ALLOWED_CUSTOM_KINDS
@@ -200,13 +192,60 @@ def test_kube_score_finds_nothing_critical(render_run: RenderRun, tmp_path: Path
 def test_rendered_namespaces_deny_ingress_by_default(render_run: RenderRun) -> None:
     """The manifest tier's rule on what the provider wrote: every platform namespace denies ingress by default, but
     those ``INGRESS_NOT_DEFAULT_DENIED`` lists with a reason."""
+    denied = policy.default_denied_namespaces(load_documents(render_run.snapshot))
+    platform = platform_namespaces()
+    assert denied == platform - set(INGRESS_NOT_DEFAULT_DENIED), denied ^ (platform - set(INGRESS_NOT_DEFAULT_DENIED))
+    print(f"\ndefault-deny ingress in: {', '.join(sorted(denied))}")
+
+
+def platform_namespaces() -> set[str]:
+    from infra.services.inference_auth import NAMESPACE as INFERENCE_AUTH
     from infra.services.kserve import KNATIVE_NAMESPACE
     from infra.services.platform import NAMESPACES
 
-    platform = {*NAMESPACES.values(), KNATIVE_NAMESPACE}
-    denied = policy.default_denied_namespaces(load_documents(render_run.snapshot))
-    assert denied == platform - set(INGRESS_NOT_DEFAULT_DENIED), denied ^ (platform - set(INGRESS_NOT_DEFAULT_DENIED))
-    print(f"\ndefault-deny ingress in: {', '.join(sorted(denied))}")
+    return {*NAMESPACES.values(), KNATIVE_NAMESPACE, INFERENCE_AUTH}
+
+
+def schema_errors(documents: list[dict[str, Any]]) -> list[str]:
+    errors = []
+    for doc in documents:
+        if doc["kind"] in ALLOWED_CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            errors.append(f"{_name(doc)}: no schema in Kubernetes {KUBERNETES_VERSION} and not an allowed custom kind")
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{_name(doc)}: {error.message} at {'/'.join(map(str, error.path))}")
+    return errors
+
+
+def test_the_cloud_stack_renders_private_with_tls_and_keys(render_run_gke: RenderRun) -> None:
+    """Pulumi.gke.yaml as a user sets it (project, control-plane networks), through the real engine: valid objects,
+    the policy, default-deny namespaces, no endpoint exposed but an internal gateway that serves HTTPS from the
+    stack's CA and checks keys; a second up changes nothing (issue 22)."""
+    from infra.services import cert_manager, inference_auth, kserve
+    from tests.manifests.test_front_door import EXPOSED, gateway_problems
+
+    report = render_run_gke.report
+    assert report["up_changes"].get("create", 0) > 0 and set(report["second_up_changes"]) == {"same"}, report
+    documents = load_documents(render_run_gke.snapshot)
+    assert not (errors := schema_errors(documents)), "\n".join(errors)
+    assert not (problems := policy_problems(documents)), "\n".join(problems)
+    denied = policy.default_denied_namespaces(documents)
+    assert denied == platform_namespaces() - set(INGRESS_NOT_DEFAULT_DENIED)
+    exposed = [_name(d) for d in documents if d["kind"] == "Service" and d.get("spec", {}).get("type") in EXPOSED]
+    assert exposed == []
+    (serving,) = [d for d in documents if d["kind"] == "KnativeServing"]
+    spec = serving["spec"]
+    assert gateway_problems(spec) == [] and spec["ingress"]["kourier"]["service-type"] == "LoadBalancer"
+    (override,) = spec["services"]
+    assert override["annotations"] == {kserve.INTERNAL_LB_ANNOTATION: "Internal"}
+    assert spec["config"]["network"]["external-domain-tls"] == "Enabled"
+    assert spec["config"]["network"]["http-protocol"] == "Redirected"
+    assert yaml.safe_load(spec["config"]["certmanager"]["issuerRef"])["name"] == cert_manager.GATEWAY_CA
+    assert spec["config"]["kourier"] == inference_auth.kourier_config()
+    print(f"\ncloud stack: {sum(report['kinds'].values())} objects, exposed none; gateway internal, HTTPS, keys")
 
 
 def test_second_up_changes_nothing(render_run: RenderRun) -> None:

@@ -39,7 +39,11 @@ def test_public_inference_without_ranges_is_refused_naming_both_keys() -> None:
 
 
 def test_public_inference_with_ranges() -> None:
-    settings = parse(gke(publicInference="true", allowedSourceRanges='["203.0.113.0/24", "2001:db8::/32"]')).gke
+    ranges = '["203.0.113.0/24", "2001:db8::/32"]'
+    # A public gateway also needs certificates its callers can verify (tests/manifests/test_gateway_security.py).
+    settings = parse(
+        gke(publicInference="true", allowedSourceRanges=ranges, tlsIssuer="provided", tlsClusterIssuer="corp")
+    ).gke
     assert settings is not None and settings.public_inference
     assert settings.allowed_source_ranges == ("203.0.113.0/24", "2001:db8::/32")
 

@@ -90,7 +90,7 @@ def test_upstream_charts_pinned_in_their_namespaces(run: mocks.Run) -> None:
 def test_own_objects_live_in_their_service_namespace(run: mocks.Run) -> None:
     namespaces = {r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:core/v1:Namespace")}
     expected = set(NAMESPACES.values()) - {"kubeflow"}  # KFP's own kustomization creates its namespace
-    assert expected | {"knative-serving"} == namespaces
+    assert expected | {"knative-serving", "inference-auth"} == namespaces  # inference-auth: the key check's
     by_prefix = {"feast-": "feast", "mlflow-": "mlflow", "kafka-": "kafka", "workloads-": "mlstack"}
     for r in run.registrations:
         if not r.typ.startswith("kubernetes:") or r.typ in (CHART, "kubernetes:core/v1:Namespace"):
@@ -205,7 +205,7 @@ def test_laptop_and_full_profiles_differ_as_intended(runs: dict[str, mocks.Run])
     kourier_laptop = _spec(laptop, "kserve-knative-serving")["ingress"]["kourier"]
     kourier_full = _spec(full, "kserve-knative-serving")["ingress"]["kourier"]
     # kind maps this node port to the host's kindHttpPort; the operator's own Kourier Service takes it
-    assert kourier_laptop == {"enabled": True, "service-type": "NodePort", "http-port": 31080}
+    assert kourier_laptop == {"enabled": True, "service-type": "NodePort", "http-port": 31080, "https-port": 31443}
     assert kourier_full == {"enabled": True, "service-type": "LoadBalancer"}
 
 
@@ -238,6 +238,7 @@ def test_workload_rbac_is_least_privilege(run: mocks.Run) -> None:
     roles = {
         r.inputs["metadata"]["name"]: r.inputs["rules"]
         for r in run.of_type("kubernetes:rbac.authorization.k8s.io/v1:Role")
+        if r.inputs["metadata"]["namespace"] != "inference-auth"  # the key check's: test_gateway_security.py
     }
     assert set(roles) == {"mlstack-canary"}  # the training steps use the Ray Jobs API, not Kubernetes' (RayJob)
     for rules in roles.values():
