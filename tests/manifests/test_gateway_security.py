@@ -160,3 +160,18 @@ def test_stored_key_hashes_are_what_both_checks_compute() -> None:
     assert auth_gateway.decide(None, {digest: "team-a"})[0] == 401
     assert auth_gateway.decide("Basic abc", {digest: "team-a"})[0] == 401
     assert auth_gateway.decide("Bearer mlsk_wrong", {digest: "team-a"})[0] == 403
+
+
+def test_a_key_secret_from_mlstack_keys_is_what_the_key_check_reads() -> None:
+    """``mlstack keys create`` writes the Secret the cluster's key check watches: labelled, in its namespace, the
+    key's hash only; the check maps that hash to the consumer and admits the key."""
+    from cli import keys_cli
+
+    key = auth_gateway.new_key()
+    secret = keys_cli.key_secret("checkout", key)
+    assert secret["metadata"]["namespace"] == inference_auth.NAMESPACE == keys_cli.NAMESPACE
+    assert secret["metadata"]["labels"][auth_gateway.KEY_LABEL] == "true"
+    assert key not in json.dumps(secret)
+    hashes = auth_gateway.secret_hashes([secret])
+    assert hashes == {auth_gateway.key_hash(key): "checkout"}
+    assert auth_gateway.decide(f"Bearer {key}", hashes) == (200, "checkout")
