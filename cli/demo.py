@@ -3,8 +3,10 @@
 Services up; the component's events streamed through Kafka and Flink into Feast (a backlog, then live events at
 their natural pace); the training pipeline (KFP local runner, Ray Tune, MLflow) trains a first model that becomes
 ``champion`` and is served behind HAProxy; a second, larger search trains a challenger; if the gate registers it,
-a canary rollout under generated traffic steps it up or rolls it back on measured evidence. Everything is left
-running for the user to explore; a rollout report is saved as PNG.
+a canary rollout under generated traffic steps it up or rolls it back on measured evidence. From the moment a model
+serves, each live event is scored as it happens; at the end the monitor's model panel (live metric per version from
+the labels that came back, drift against each version's training profile) joins the summary. Everything is left
+running for the user to explore; the rollout report and the model panel are saved as PNG.
 
 The phases are in ``cli.demo_steps`` and ``cli.demo_canary``; what drives only the embedded engines (the events'
 timeline, the live events, the training pipeline's embedded arguments) is in ``local``.
@@ -12,7 +14,7 @@ timeline, the live events, the training pipeline's embedded arguments) is in ``l
 
 from __future__ import annotations
 
-from cli import demo_canary, demo_steps
+from cli import demo_canary, demo_monitor, demo_steps
 from cli.demo_state import DemoOptions, DemoResult, Progress
 from local.progress import Phases
 from local.settings import EmbeddedSettings
@@ -41,12 +43,14 @@ def run_demo(
     client = MlflowClient(demo.settings.mlflow_url)
     demo_steps.first_model(demo, client, backlog)
     serving, rollout = demo_steps.serve_champion(demo, client)
+    scorer = demo_monitor.score_live(demo, live, serving)
     demo_steps.train_challenger(demo)
     demo_steps.collect(demo, live, streaming, serving, backlog)
     if demo.result.challenger_version:
-        sent = backlog + future[: demo.result.live_events]
+        sent = backlog + future[: live.sent]
         demo_canary.run_canary(demo, serving, rollout, sent)
     else:
         demo.step(7, "no canary: the gate kept the challenger out of the registry (see its reason above)")
+    demo_monitor.model_panel(demo, live, scorer, streaming)
     demo_steps.save_summary(demo)
     return demo.result

@@ -85,6 +85,17 @@ def print_summary(result: DemoResult, services: EmbeddedServices | None = None) 
     numbers.add_row("canary verdict", verdict or "-")
     if result.report:
         numbers.add_row("rollout report", str(result.report))
+    if result.live_scoring:
+        scored = result.live_scoring
+        numbers.add_row(
+            "live events scored",
+            f"{scored['ok']} answered of {scored['sent']} sent "
+            f"({scored['failed']} failed, {scored['dropped']} dropped)",
+        )
+    for version, row in sorted(result.monitor.items()):
+        numbers.add_row(f"monitor v{version}", row["text"])
+    if result.model_report:
+        numbers.add_row("model panel", str(result.model_report))
     for phase, seconds in result.phases.items():
         numbers.add_row(f"phase: {phase}", f"{seconds:.1f}s")
     numbers.add_row("total", f"{sum(result.phases.values()):.1f}s")
@@ -111,6 +122,10 @@ def demo(
     rate: Annotated[float, typer.Option(help="Requests per second during the canary.")] = 40.0,
     schedule: Annotated[str, typer.Option(help="Canary shares in percent, rising to 100.")] = "10,25,50,100",
     min_requests: Annotated[int, typer.Option(help="Requests per version before a window is judged.")] = 100,
+    monitor_wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait after the canary for the monitor's first live metric (labels come late)."),
+    ] = 150.0,
     strict_gate: Annotated[
         bool,
         typer.Option(
@@ -136,6 +151,7 @@ def demo(
         accept_ties=not strict_gate,
         traffic_rate=rate,
         rollout=rollout,
+        monitor_wait_s=monitor_wait,
     )
     services = EmbeddedServices(EmbeddedSettings.from_env())
     if console.is_terminal:

@@ -20,7 +20,7 @@ from serving.rollout.analysis import STABLE_UNHEALTHY
 from serving.rollout.rollout import PAUSED, RolloutConfig
 
 Progress = Callable[[str], None]
-PHASES = 8
+PHASES = 9
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class DemoOptions:
     """How often the canary is analysed; a window without enough requests keeps accumulating."""
     canary_timeout_s: float = 300.0
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    monitor_wait_s: float = 150.0
+    """After the canary, how long live events keep flowing while the demo waits for the monitor's first live
+    metric (labels come back minutes after their predictions)."""
 
 
 @dataclass
@@ -70,6 +73,11 @@ class DemoResult:
     canary_responses: dict[str, int] = field(default_factory=dict)
     """Client-side, from the canary's start to its decision: ``sent`` requests and ``ok`` (HTTP 200) answers."""
     report: Path | None = None
+    live_scoring: dict[str, int] = field(default_factory=dict)
+    """Live events scored as they happened: ``sent``, ``ok``, ``failed``, ``dropped`` (queue full)."""
+    monitor: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per version, the monitor's figures at the end: live metric and labelled count, holdout, top drift."""
+    model_report: Path | None = None
     urls: dict[str, str] = field(default_factory=dict)
     example_request: str = ""
 
@@ -96,6 +104,9 @@ class DemoResult:
             "canary_responses": self.canary_responses,
             "latency_ms": self.latency_ms,
             "report": str(self.report) if self.report else None,
+            "live_scoring": self.live_scoring,
+            "monitor": self.monitor,
+            "model_report": str(self.model_report) if self.model_report else None,
             "urls": self.urls,
         }
 
@@ -146,7 +157,7 @@ class Demo:
     result: DemoResult
 
     def step(self, number: int, text: str) -> None:
-        """A phase's heading, ``[n/8] text``."""
+        """A phase's heading, ``[n/9] text``."""
         self.progress(f"[{number}/{PHASES}] {text}")
 
     def indent(self, line: str) -> None:

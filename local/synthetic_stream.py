@@ -52,6 +52,8 @@ class LiveEvents:
         self.events = events
         self.sent = 0
         self.error: BaseException | None = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with each event as it is sent (``local.live_scoring.LiveScorer`` scores it then)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-events", daemon=True)
 
@@ -63,6 +65,8 @@ class LiveEvents:
             if self._stop.is_set():
                 return
             self.sent += 1
+            for listener in self.listeners:
+                listener(event)
             yield event
 
     def _run(self) -> None:

@@ -19,9 +19,7 @@ from local.streaming import EmbeddedStreaming
 from serving.rollout.analysis import AnalysisConfig
 from serving.rollout.rollout import CHALLENGER, CHAMPION, RolloutConfig
 
-TEST_ROLLOUT = RolloutConfig(
-    schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0)
-)
+TEST_ROLLOUT = RolloutConfig(schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0))
 
 
 def small_demo(embedded: EmbeddedServices, name: str, events: int = 12_000) -> DemoResult:
@@ -35,6 +33,7 @@ def small_demo(embedded: EmbeddedServices, name: str, events: int = 12_000) -> D
         window_s=4.0,
         canary_timeout_s=240.0,
         rollout=TEST_ROLLOUT,
+        monitor_wait_s=20.0,  # the end-to-end monitoring test waits for labels; here the panel's plumbing
     )
     forget_aliases(embedded, name)
     try:
@@ -64,6 +63,8 @@ def stop_component(embedded: EmbeddedServices, name: str) -> list[str]:
     serving, streaming = EmbeddedServing(embedded, component), EmbeddedStreaming(embedded, component)
     programs = [serving.proxy_program, serving.program("a"), serving.program("b")]
     programs += [streaming.job_program, streaming.pusher_program, streaming.archive_program]
+    if streaming.monitor is not None:
+        programs += [streaming.monitor.job_program, streaming.monitor.exporter_program]
     started: dict[str, list[psutil.Process]] = {}
     for program in programs:
         info = embedded.daemon.info(program)
@@ -100,3 +101,7 @@ def assert_summary(embedded: EmbeddedServices, summary: dict[str, Any]) -> None:
     assert champion == (summary["challenger_version"] if outcome == "promoted" else summary["champion_version"])
     assert summary["report"] and Path(summary["report"]).stat().st_size > 10_000
     assert summary["latency_ms"] and all(figures["requests"] > 0 for figures in summary["latency_ms"].values())
+    scored = summary["live_scoring"]
+    assert scored["ok"] > 0 and scored["ok"] >= 0.95 * scored["sent"], scored
+    assert any(row["rows"] for row in summary["monitor"].values()), f"no served row monitored: {summary['monitor']}"
+    assert summary["model_report"] and Path(summary["model_report"]).stat().st_size > 10_000

@@ -22,7 +22,7 @@ from tests.local.demo_run import assert_lifecycle, assert_summary, small_demo
 
 DEMAND_DEMO = [
     *("--component", "demand", "--events", "12000", "--seed", "7", "--trials", "2", "--challenger-trials", "4"),
-    *("--rate", "25", "--schedule", "20,50,100", "--min-requests", "30"),
+    *("--rate", "25", "--schedule", "20,50,100", "--min-requests", "30", "--monitor-wait", "20"),
 ]
 
 
@@ -65,9 +65,9 @@ def test_demand_demo_interrupted_cleans_up_and_a_second_run_on_the_leftovers_suc
         seen = []
         for line in first.stdout:  # Ctrl-C while the challenger trains: champion served, stream and Ray running
             seen.append(line)
-            if line.startswith("[6/8]"):
+            if line.startswith("[6/9]"):
                 break
-        assert seen and seen[-1].startswith("[6/8]"), "".join(seen[-30:])
+        assert seen and seen[-1].startswith("[6/9]"), "".join(seen[-30:])
         time.sleep(15)
         assert len(_started_by(settings.state_dir)) >= 8  # services, Flink, pusher, archive, server, proxy, KFP
         os.killpg(first.pid, signal.SIGINT)
