@@ -19,6 +19,7 @@ in a stock Python image (``infra/services/inference_auth.py``), as the alert rec
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import hmac
 import json
@@ -140,8 +141,6 @@ def follow_file(path: Path, store: KeyStore, interval_s: float = 1.0) -> None:
 
 def secret_hashes(items: list[dict[str, Any]]) -> dict[str, str]:
     """hash -> consumer of the labelled Secrets in a list answer (a Secret without a valid hash is skipped)."""
-    import base64
-
     hashes = {}
     for item in items:
         encoded = (item.get("data") or {}).get(HASH_FIELD, "")
@@ -207,7 +206,8 @@ def check_handler(store: KeyStore) -> type[BaseHTTPRequestHandler]:
             if length > MAX_BODY:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":  # a HEAD answer has headers only, or the connection's next reply breaks
+                self.wfile.write(body)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _check
 
