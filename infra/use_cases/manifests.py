@@ -94,8 +94,9 @@ def feast_env(component: Component, s3_endpoint: str) -> list[dict[str, Any]]:
     ]
 
 
-CLIENT_ROLES = ("feature-pusher", "event-archive", "feast-apply", "pipeline-upload")
-"""Pods of a component that only call out (Kafka, Feast, KFP) and accept no connections."""
+CLIENT_ROLES = ("event-archive", "feast-apply", "pipeline-upload")
+"""Pods of a component that only call out (Kafka, Feast, KFP) and accept no connections (the feature pusher is
+scraped by Prometheus: ``streaming.pusher_scrape_policy``)."""
 
 
 def client_network_policy(component: Component, namespace: str) -> dict[str, Any]:

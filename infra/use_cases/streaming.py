@@ -1,9 +1,13 @@
 """A component's streaming side: its Kafka topics (Strimzi ``kafka.strimzi.io/v1`` ``KafkaTopic``), its feature job
 on the Flink Kubernetes Operator (``flink.apache.org/v1beta1`` ``FlinkDeployment`` running the shared template
-``pipelines/streaming/job.py``) and the pusher that moves the job's window results into Feast."""
+``pipelines/streaming/job.py``) and the pusher that moves the job's window results into Feast. The pusher serves the
+stream's Prometheus series (freshness, topic records, consumer lag) and is scraped as the monitor exporter is: pod
+annotations read by the Prometheus chart's ``kubernetes-pods`` job (``infra/UPSTREAM-CHECKS.md``, Prometheus rows),
+a named container port, a NetworkPolicy letting only the monitoring namespace in on that port."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -39,6 +43,9 @@ JOB_JARS = (
 )
 SPEC_DIR = "/opt/mlstack/spec"
 APP_DIR = "/app"  # where images/streaming copies the repo's packages (its PYTHONPATH)
+PUSHER_ROLE = "feature-pusher"
+#: The pusher's ``/metrics`` (beside the monitor exporter's 9464, so a target's port says which program it is).
+PUSHER_METRICS_PORT = 9465
 
 
 # -- Kafka ----------------------------------------------------------------------------------------------------
@@ -191,7 +198,14 @@ def flink_application(
 
 
 def _worker(
-    component: Component, role: str, module: str, args: list[str], namespace: str, image: str, endpoints: Endpoints
+    component: Component,
+    role: str,
+    module: str,
+    args: list[str],
+    namespace: str,
+    image: str,
+    endpoints: Endpoints,
+    ports: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A one-replica consumer of the component's topics that writes to Feast and the object store."""
     container = objects.container(
@@ -201,6 +215,7 @@ def _worker(
         command=["python", "-m", module],
         args=args,
         env=feast_env(component, endpoints.s3_endpoint),
+        ports=ports,
         mounts=[
             {"name": "feast", "mountPath": FEAST_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -210,10 +225,36 @@ def _worker(
     return objects.deployment(f"{component.name}-{role}", namespace, component_labels(component, role), pod)
 
 
+def pusher_launch(component: Component, endpoints: Endpoints) -> StreamingLaunch:
+    """The cluster launch with the pusher's ``/metrics`` on the pod's addresses, where Prometheus scrapes it."""
+    return dataclasses.replace(launch(component, endpoints), metrics_port=PUSHER_METRICS_PORT, metrics_host="0.0.0.0")
+
+
 def feature_pusher(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:
-    """Consumes the job's window results and pushes them to Feast (online) and the offline history."""
-    args = launch(component, endpoints).pusher_args()
-    return _worker(component, "feature-pusher", PUSHER_MODULE, args, namespace, image, endpoints)
+    """Consumes the job's window results and pushes them to Feast (online) and the offline history; Prometheus
+    scrapes its freshness histogram and the stream's topic records and lag (read from Kafka's bootstrap, which it
+    consumes from already, at each scrape)."""
+    args = pusher_launch(component, endpoints).pusher_args()
+    ports = {"metrics": PUSHER_METRICS_PORT}
+    deployment = _worker(component, PUSHER_ROLE, PUSHER_MODULE, args, namespace, image, endpoints, ports)
+    deployment["spec"]["template"]["metadata"]["annotations"] = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PUSHER_METRICS_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    return deployment
+
+
+def pusher_scrape_policy(component: Component, namespace: str, monitoring_namespace: str) -> dict[str, Any]:
+    """``<component>-feature-pusher-scrape``: from outside the workloads namespace, only the monitoring namespace
+    (when Prometheus is deployed), only on the pusher's metrics port (the namespace's default deny shuts the rest)."""
+    name = f"{component.name}-{PUSHER_ROLE}"
+    from_ns = [monitoring_namespace] if monitoring_namespace else []
+    policy = objects.network_policy(
+        namespace, f"{name}-scrape", component_labels(component, PUSHER_ROLE), [PUSHER_METRICS_PORT], from_ns
+    )
+    policy["metadata"]["labels"]["mlstack.io/component"] = component.name
+    return policy
 
 
 def event_archive(component: Component, namespace: str, image: str, endpoints: Endpoints) -> dict[str, Any]:

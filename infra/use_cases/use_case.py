@@ -103,7 +103,8 @@ class UseCaseArgs:
     pipeline_namespace: str = "kubeflow"
     """Where Kubeflow Pipelines runs the pipeline's steps (they get copies of the repo and credentials there)."""
     monitoring_namespace: str = ""
-    """Prometheus' namespace, let in to the monitor exporter's metrics port (empty: no Prometheus deployed)."""
+    """Prometheus' namespace, let in to the monitor exporter's and the feature pusher's metrics ports (empty: no
+    Prometheus deployed)."""
 
 
 @functools.cache
@@ -163,6 +164,9 @@ class UseCase(pulumi.ComponentResource):
             "feature-pusher",
             streaming.feature_pusher(c, ns, pipeline_image, ep),
             [*self.topics, self.feast_apply],
+        )
+        self._add(
+            "feature-pusher-scrape", streaming.pusher_scrape_policy(c, ns, args.monitoring_namespace), p.namespace
         )
         self.archive = self._add(
             "event-archive",

@@ -78,7 +78,10 @@ class StreamingLaunch:
     stats: str | None = None
     """Where the pusher writes its counters and freshness."""
     metrics_port: int | None = None
-    """Where the pusher serves its freshness histogram (``/metrics``) for Prometheus."""
+    """Where the pusher serves its freshness histogram and stream series (``/metrics``) for Prometheus."""
+    metrics_host: str | None = None
+    """The address ``/metrics`` listens on (the pusher's default is loopback, which a cluster's Prometheus, scraping
+    the pod's IP, cannot reach)."""
 
     @property
     def groups(self) -> ConsumerGroups:
@@ -98,7 +101,7 @@ class StreamingLaunch:
         args = ["--component", self.component.name, "--bootstrap", self.bootstrap, "--repo", self.feast_repo]
         args += ["--offline-root", self.offline_root]
         args += [*_optional("--flush-every-s", self.flush_every_s), *_optional("--stats", self.stats)]
-        return [*args, *_optional("--metrics-port", self.metrics_port)]
+        return [*args, *_optional("--metrics-port", self.metrics_port), *_optional("--metrics-host", self.metrics_host)]
 
     def archive_args(self) -> list[str]:
         """Arguments of ``pipelines.streaming.event_archive``."""

@@ -104,10 +104,10 @@ def test_builtin_kinds_valid_against_kubernetes_schemas(component_objects: list[
             continue
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         checked += 1
-    # 2 Secrets, 4 ConfigMaps, 2 Jobs, 2 Deployments, NetworkPolicy; with feedback, the monitor exporter's
-    # ServiceAccount, Deployment, Service and NetworkPolicy.
+    # 2 Secrets, 4 ConfigMaps, 2 Jobs, 2 Deployments, 2 NetworkPolicies (clients', the pusher's scrape); with
+    # feedback, the monitor exporter's ServiceAccount, Deployment, Service and NetworkPolicy.
     monitored = sum(load(c).streaming.feedback is not None for c in COMPONENTS)
-    assert checked == 11 * len(COMPONENTS) + 4 * monitored
+    assert checked == 12 * len(COMPONENTS) + 4 * monitored
 
 
 def test_component_objects_pass_policy(component_objects: list[dict[str, Any]]) -> None:

@@ -32,6 +32,7 @@ ROLES = {
     ("kubernetes:core/v1:ConfigMap", "feast-repo"),
     ("kubernetes:batch/v1:Job", "feast-apply"),
     ("kubernetes:apps/v1:Deployment", "feature-pusher"),
+    ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "feature-pusher-scrape"),
     ("kubernetes:apps/v1:Deployment", "event-archive"),
     ("kubernetes:core/v1:ConfigMap", "pipeline"),
     ("kubernetes:core/v1:Secret", "pipeline-credentials"),

@@ -50,6 +50,7 @@ def test_cluster_programs_keep_their_arguments(run: mocks.Run, component: str) -
     assert pusher["args"] == [
         *("--component", component, "--bootstrap", BOOTSTRAP, "--repo", "/opt/mlstack/feast"),
         *("--offline-root", f"s3://mlstack-features/{component}"),
+        *("--metrics-port", "9465", "--metrics-host", "0.0.0.0"),  # scraped by the cluster's Prometheus
     ]
     archive = _container(run, f"{component}-event-archive")
     assert archive["command"] == ["python", "-m", "pipelines.streaming.event_archive"]
