@@ -35,7 +35,7 @@ FAST = AlertingSettings(
     thresholds=Thresholds(),
     routing=Routing(group_wait="1s", group_interval="1s", repeat_interval="1h"),
 )
-ROW = {"card_id": "card-0001", "merchant_id": "m-001", "amount": 3.0, "channel": "pos"}
+ROW = {"card_id": "card-0001", "merchant_id": "m-001", "transaction_id": "t-1", "amount": 3.0, "channel": "pos"}
 WAIT_S = 180
 """How long the alert may take to arrive before the test fails (it takes a few tens of seconds)."""
 

@@ -75,7 +75,7 @@ def _champion_estimator(embedded: EmbeddedServices) -> Any:
     return fitted_model(mlflow.sklearn.load_model("models:/fraud@champion"))  # the estimator, not its wrapper
 
 
-GOOD_ROW = {"card_id": "card-0001", "merchant_id": "m-001", "amount": 3.0, "channel": "pos"}
+GOOD_ROW = {"card_id": "card-0001", "merchant_id": "m-001", "transaction_id": "t-1", "amount": 3.0, "channel": "pos"}
 
 
 def _body(drop: str = "", **changes: Any) -> str:
