@@ -61,6 +61,9 @@ class EmbeddedMonitor:
         self.python_path = python_path
         self.job_program = f"monitor-{self.component.name}"
         self.exporter_program = f"monitor-exporter-{self.component.name}"
+        #: The exporter's ``(window_s, slide_s)``; None keeps its defaults (a test shortens the slide to see a
+        #: window within seconds).
+        self.exporter_window: tuple[float, float] | None = None
 
     @property
     def checkpoints(self) -> str:
@@ -100,6 +103,8 @@ class EmbeddedMonitor:
             "--tracking-uri", self.settings.mlflow_url,
             "--metrics-port", str(metrics_port),
             "--history", str(self.history),
+            *(("--window-s", str(self.exporter_window[0]), "--slide-s", str(self.exporter_window[1]))
+              if self.exporter_window is not None else ()),
         ]  # fmt: skip
 
     def start(self, progress: Progress = print, exporter: bool = True) -> None:
