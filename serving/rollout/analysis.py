@@ -48,6 +48,10 @@ class AnalysisConfig:
     min_latency_effect: float = 0.64
     """Latency: the smallest Vargha-Delaney A (P(canary request slower than a stable one)) that fails a window;
     0.5 is no difference, 0.64 a medium effect."""
+    min_latency_increase_s: float = 0.005
+    """Latency: the smallest rise of the median worth a rollback. Two processes serving the same model differ by
+    a millisecond or two (the canary's, at a small share, idles between requests and pays for waking up), which the
+    test alone finds significant (``benchmarks/canary_guardrails.py``)."""
     latency_objective_s: float = 0.25
     """Latency: the p99 objective, a bucket edge of the servers' histogram: more than 1% of the canary's requests
     slower than this (beyond chance) fails the window, unless the stable version is over it too."""
@@ -96,19 +100,7 @@ class Snapshot:
 
     def quantile(self, q: float) -> float:
         """From the cumulative histogram, interpolating inside the bucket (as Prometheus' histogram_quantile)."""
-        buckets = sorted(self.latency.items())
-        if not buckets or buckets[-1][1] <= 0:
-            return float("nan")
-        rank = q * buckets[-1][1]
-        lower_bound, lower_count = 0.0, 0.0
-        for bound, count in buckets:
-            if count >= rank:
-                if math.isinf(bound):
-                    return lower_bound
-                width = count - lower_count
-                return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width if width else 1.0)
-            lower_bound, lower_count = bound, count
-        return lower_bound
+        return guardrails.histogram_quantile(self.latency, q)
 
 
 def _counts(cumulative: dict[float, float]) -> list[float]:
@@ -221,7 +213,12 @@ def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analy
         config.error_alpha,
     )
     latency = guardrails.latency_check(
-        stable.latency, canary.latency, config.latency_objective_s, config.latency_alpha, config.min_latency_effect
+        stable.latency,
+        canary.latency,
+        config.latency_objective_s,
+        config.latency_alpha,
+        config.min_latency_effect,
+        config.min_latency_increase_s,
     )
     checks = (errors, latency)
     failures = [check.detail for check in checks if check.outcome == "fail"]

@@ -2,13 +2,14 @@
 versions share (scipy.stats).
 
 - **Latency, relative** (Kayenta's approach): the two windows' latencies compared as distributions by a one-sided
-  Mann-Whitney U test (is the canary slower?) with a minimum effect size, the Vargha-Delaney A (the probability that
-  a canary request is slower than a stable one, ties counted half; 0.5 is no difference, 0.64 the conventional
-  "medium" effect). A spike that hits both versions in the same seconds moves both distributions and not A; a few
-  slow requests in the canary's tail move p99 a lot but A hardly at all. The old rule (canary p99 over 1.5x
-  stable's) rolled back a challenger whose p99 over ~100 requests caught a disturbance both versions saw.
-  Model servers report latency as a Prometheus histogram, so the samples are bucket indices: ordinal data with
-  many ties, which the test's tie correction handles (``method="asymptotic"``).
+  Mann-Whitney U test (is the canary slower?) with minimum effect sizes: the Vargha-Delaney A (the probability that a
+  canary request is slower than a stable one, ties counted half; 0.5 is no difference, 0.64 the conventional "medium"
+  effect) and a rise of the median worth acting on (5 ms: two processes serving the same model differ by a millisecond
+  or two, which the test alone finds significant). A spike that hits both versions in the same seconds moves both
+  distributions and not A; a few slow requests in the canary's tail move p99 a lot but A hardly at all. The old rule
+  (canary p99 over 1.5x stable's) rolled back a challenger whose p99 over ~100 requests caught a disturbance both
+  versions saw. Model servers report latency as a Prometheus histogram, so the samples are bucket indices: ordinal
+  data with many ties, which the test's tie correction handles (``method="asymptotic"``).
 - **Latency, absolute** (Flagger's thresholds): the share of the canary's requests slower than the objective (a
   bucket edge of the servers' histogram, so counted rather than interpolated) is tested against the 1% a p99
   objective allows. When the stable version is over the objective too, the platform is overloaded and the canary
@@ -51,6 +52,24 @@ def bucket_counts(cumulative: dict[float, float]) -> tuple[list[float], list[flo
     return bounds, counts
 
 
+def histogram_quantile(cumulative: dict[float, float], q: float) -> float:
+    """The ``q`` quantile of a cumulative histogram, interpolating inside the bucket (as Prometheus'
+    ``histogram_quantile``); NaN when it is empty."""
+    buckets = sorted(cumulative.items())
+    if not buckets or buckets[-1][1] <= 0:
+        return math.nan
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            width = count - lower_count
+            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width if width else 1.0)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
 def vargha_delaney_a(stable: list[float], canary: list[float]) -> float:
     """P(a canary request is in a slower bucket than a stable one) + half P(same bucket), from bucket counts."""
     n, m = sum(stable), sum(canary)
@@ -64,8 +83,8 @@ def vargha_delaney_a(stable: list[float], canary: list[float]) -> float:
 def latency_shift(
     stable: dict[float, float], canary: dict[float, float], alpha: float, min_effect: float
 ) -> tuple[bool, float, float]:
-    """(slower, p-value, A): the canary is slower when the one-sided Mann-Whitney U test rejects at ``alpha`` and
-    the effect A is at least ``min_effect``. NaN p and A when a side has no requests."""
+    """(slower, p-value, A): the canary's latencies are stochastically larger when the one-sided Mann-Whitney U
+    test rejects at ``alpha`` and the effect A is at least ``min_effect``. NaN p and A when a side has no requests."""
     bounds, old = bucket_counts(stable)
     _, new = bucket_counts(canary)
     if len(old) != len(new) or not sum(old) or not sum(new):
@@ -105,12 +124,15 @@ def latency_check(
     objective_s: float,
     alpha: float,
     min_effect: float,
+    min_increase_s: float = 0.0,
 ) -> Check:
-    """The canary's latency against the stable version's (distribution) and against the objective (absolute)."""
+    """The canary's latency against the stable version's (distribution, and a median at least ``min_increase_s``
+    higher) and against the objective (absolute)."""
     slower, p_value, effect = latency_shift(stable, canary, alpha, min_effect)
-    relative = f"Mann-Whitney p {p_value:.2g}, A {effect:.2f}"
-    if slower:
-        return Check("fail", f"canary latency slower than stable ({relative} >= {min_effect:g})")
+    rise = histogram_quantile(canary, 0.5) - histogram_quantile(stable, 0.5)
+    relative = f"Mann-Whitney p {p_value:.2g}, A {effect:.2f}, median {rise * 1000:+.1f} ms"
+    if slower and rise >= min_increase_s:
+        return Check("fail", f"canary latency slower than stable ({relative}; A >= {min_effect:g})")
     if not canary or not stable:
         return Check("pass", relative)
     slow, total = share_over(canary, objective_s)

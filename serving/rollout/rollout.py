@@ -50,6 +50,9 @@ class RolloutConfig:
     schedule: tuple[int, ...] = (10, 25, 50, 100)
     """Canary shares in percent; the first is where ``start`` puts it."""
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    warmup_requests: int = 50
+    """The canary's first requests are not judged: a server that just started answers them slower (connection
+    pools, caches), which the latency test would blame on the version (``benchmarks/canary_guardrails.py``)."""
 
     def __post_init__(self) -> None:
         shares = list(self.schedule)
@@ -121,6 +124,7 @@ class Rollout:
             "started_at": time.time(),
             "history": [],
             "outcome": None,
+            "warmed": self.config.warmup_requests <= 0,
         }
         try:
             self.backend.start_canary(version, share)
@@ -159,6 +163,8 @@ class Rollout:
             self.backend.save_state(state)
             reason = f"traffic not yet at {state['share']}%: {pending}"
             return "waiting", Analysis("inconclusive", [reason], Snapshot(), Snapshot(), NO_SHIFT)
+        if not state.get("warmed", True):  # states saved before the warm-up existed count as warmed
+            return self._warm_up(state)
         result = self.analyse()
         self._record(state, result)
         state.pop("paused", None)
@@ -185,6 +191,20 @@ class Rollout:
         self._baseline(state)
         self.backend.save_state(state)
         return f"stepped to {later[0]}%", result
+
+    def _warm_up(self, state: dict[str, Any]) -> tuple[str, Analysis]:
+        """Wait for the canary's first ``warmup_requests``; once served, the step's window opens afresh."""
+        _, canary_now = self.backend.snapshots()
+        served = canary_now.minus(_snapshot(state["baseline"]["canary"])).requests
+        wanted = self.config.warmup_requests
+        if served >= wanted:
+            state["warmed"] = True
+            self._baseline(state)
+            reason = f"warmed up: the canary's first {served:.0f} requests are not judged; the window opens now"
+        else:
+            reason = f"warming up: the canary has served {served:.0f} of its first {wanted} requests, not judged"
+        self.backend.save_state(state)
+        return "waiting", Analysis("inconclusive", [reason], Snapshot(), Snapshot(), NO_SHIFT)
 
     def _record(self, state: dict[str, Any], result: Analysis) -> None:
         state["history"].append(

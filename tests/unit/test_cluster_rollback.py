@@ -131,7 +131,9 @@ def test_start_and_steps_follow_the_split_the_service_reports(
     registry: MlflowClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, prometheus = FakeKServe(_service(), ready_after={"2": 2, "1": None}), CannedPrometheus()
-    rollout = Rollout(_backend(api, prometheus), registry, RolloutConfig(analysis=AnalysisConfig(min_requests=50)))
+    rollout = Rollout(
+        _backend(api, prometheus), registry, RolloutConfig(analysis=AnalysisConfig(min_requests=50), warmup_requests=0)
+    )
     rollout.start()
     prometheus.counters = {"1": window(1000), "2": window(200)}
     action, result = rollout.step()

@@ -62,7 +62,7 @@ def _cluster(registry: MlflowClient, deployed_version: str) -> tuple[Rollout, Fa
         return str(registry.get_model_version_by_alias("fraud", "champion").version)
 
     backend = ClusterBackend(api, api.core, "mlstack", "fraud", prometheus, champion)
-    config = RolloutConfig(analysis=AnalysisConfig(min_requests=50))
+    config = RolloutConfig(analysis=AnalysisConfig(min_requests=50), warmup_requests=0)
     return Rollout(backend, registry, config), api, prometheus
 
 
@@ -220,3 +220,29 @@ def test_a_canary_that_never_becomes_ready_is_rolled_back_at_start(cluster: Any,
     assert str(registry.get_model_version_by_alias("fraud", "champion").version) == "1"
     with pytest.raises(RolloutError, match="no canary of fraud is running"):
         rollout.step()
+
+
+def test_the_canarys_first_requests_are_a_warm_up_not_judged(registry: MlflowClient) -> None:
+    """A server that just started answers its first requests slower: they are served but not judged, and the
+    step's window opens once the warm-up is over (a slow warm-up does not roll the version back)."""
+    rollout, _, prometheus = _cluster(registry, "1")
+    rollout.config = RolloutConfig(analysis=AnalysisConfig(min_requests=50), warmup_requests=50)
+    rollout.start()
+    prometheus.counters = {"1": window(300), "2": window(30, latency_s=0.25)}
+    action, result = rollout.step()
+    assert action == "waiting" and "warming up" in result.summary and "30 of its first 50" in result.summary
+    prometheus.counters = {"1": window(600), "2": window(60, latency_s=0.25)}
+    action, result = rollout.step()
+    assert action == "waiting" and "warmed up" in result.summary
+    cold = window(60, latency_s=0.25)
+    warm = window(260)
+    prometheus.counters = {
+        "1": window(2600),
+        "2": Snapshot(
+            requests=warm.requests + cold.requests,
+            latency={le: n + cold.latency.get(le, 0.0) for le, n in warm.latency.items()},
+            predictions={le: n + cold.predictions.get(le, 0.0) for le, n in warm.predictions.items()},
+        ),
+    }
+    action, result = rollout.step()
+    assert result.verdict == "pass" and action == "stepped to 25%", result.summary
