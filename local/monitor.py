@@ -6,7 +6,6 @@ supervised processes started and stopped with the component's streaming (``local
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
@@ -31,11 +30,6 @@ EXPORTER_MODULE = "monitoring.exporter"
 #: Half the feature job's heap: the join keeps a few short columns per prediction for ``max_delay_s``.
 MONITOR_JVM_ARGS = "-Xmx512m -XX:+UseParallelGC"
 JOB_START_TIMEOUT_S = 180
-
-
-def exporter_available() -> bool:
-    """Whether ``monitoring.exporter`` is part of this checkout (the exporter is its own module and change)."""
-    return importlib.util.find_spec(EXPORTER_MODULE) is not None
 
 
 class EmbeddedMonitor:
@@ -125,9 +119,6 @@ class EmbeddedMonitor:
             daemon.start(self.job_program)
             progress(f"{self.job_program}: monitor job starting (REST http://127.0.0.1:{port})")
         if not exporter:
-            return
-        if not exporter_available():
-            progress(f"{self.exporter_program}: not started ({EXPORTER_MODULE} is not in this checkout)")
             return
         port = self.metrics_port()
         # The streaming's import path: a component registered only for a test is found as its workers find it.
