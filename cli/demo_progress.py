@@ -127,7 +127,8 @@ class CanaryProgress:
     def window(self, analysis: Analysis) -> None:
         self.windows += 1
         state = self.rollout.state() or {}
-        judged = state.get("history", [{}])[-1].get("share", "?")
+        # A warm-up window is not recorded in the history: the share is then the state's.
+        judged = (state.get("history") or [{}])[-1].get("share", state.get("share", "?"))
         detail = f"window {self.windows} at {judged}%: {analysis.verdict}"
         if analysis.verdict == "inconclusive" and analysis.reasons:
             detail += f" ({analysis.reasons[0]})"

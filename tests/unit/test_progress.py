@@ -286,3 +286,16 @@ def test_the_go_build_counts_compiled_packages_as_a_phase(tmp_path: Path) -> Non
     with pytest.raises(ToolchainError, match="exit 2"):
         go.run(["build", "-v", "."], tmp_path, tmp_path / "build.log", env={"FAIL": "1"})
     assert lines[-1] == "  go build: stopped at 3 packages after 0s"
+
+
+def test_a_warm_up_window_before_any_history_shows_the_share() -> None:
+    """The rollout's warm-up is not recorded in its history: the first window's line reads the state's share
+    (an empty history raised IndexError and crashed the demand demo)."""
+    clock, lines, shown = Clock(), [], []
+    state: dict[str, Any] = {"history": [], "outcome": None, "share": 20}
+    phase = LinePhase("canary steps", lines.append, interval_s=0, clock=clock)
+    phase.start(3, "steps")
+    canary = CanaryProgress(phase, SimpleNamespace(state=lambda: state), shown.append)
+    clock.now += 5
+    canary.window(_analysis("inconclusive", ["warming up: the canary has served 12 of its first 50 requests"]))
+    assert "window 1 at 20%: inconclusive (warming up" in lines[-1], lines
