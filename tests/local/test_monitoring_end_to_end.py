@@ -1,4 +1,6 @@
 """Issue 18's monitoring, end to end in embedded mode, for fraud (binary, ROC AUC) and demand (regression, MAE).
+Longer than 400 lines because it is one chain, run twice: the pandas reference, the waits for each link and the
+domain-specific shifts read best beside the steps they check.
 
 The real chain: the component's streaming as ``local/streaming.py`` starts it (feature job, pusher, monitor job,
 exporter), a backlog of generated events streamed through it, a model trained on the same events and registered as
