@@ -6,17 +6,16 @@ supervised processes started and stopped with the component's streaming (``local
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from contract import Component
 from local.alerting import remove_targets, write_targets
 from local.errors import EmbeddedError
+from local.flink_state import flink_job_state
 from local.java_runtime import java_executable
 from local.paths import REPO_ROOT, STREAMING_VENV, main_module, venv_bin
 from local.service_spec import free_port, port_free
@@ -158,13 +157,4 @@ class EmbeddedMonitor:
 
     def job_state(self) -> str:
         """State of the job from its REST API, or the process state when the API does not answer."""
-        info = self.services.daemon.info(self.job_program)
-        if not info or info["statename"] != "RUNNING":
-            return info["statename"] if info else "NOT STARTED"
-        try:
-            port = int((self.root / "rest_port").read_text())
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/jobs/overview", timeout=2) as response:
-                jobs = json.load(response)["jobs"]
-        except (OSError, ValueError, KeyError):
-            return "STARTING"
-        return str(jobs[-1]["state"]) if jobs else "STARTING"
+        return flink_job_state(self.services.daemon, self.job_program, self.root / "rest_port")

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from contract import Component
 from contract.streaming import topics
 from local.alerting import remove_targets, write_targets
 from local.errors import EmbeddedError
+from local.flink_state import flink_job_state
 from local.java_runtime import java_executable
 from local.monitor import EmbeddedMonitor
 from local.paths import FLINK_JARS, FLINK_UDF_JARS, REPO_ROOT, STREAMING_VENV, main_module, venv_bin
@@ -302,16 +302,7 @@ class EmbeddedStreaming:
 
     def job_state(self) -> str:
         """State of the job from the Flink REST API, or the process state when the API does not answer."""
-        info = self.services.daemon.info(self.job_program)
-        if not info or info["statename"] != "RUNNING":
-            return info["statename"] if info else "NOT STARTED"
-        try:
-            port = int((self.root / "rest_port").read_text())
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/jobs/overview", timeout=2) as response:
-                jobs = json.load(response)["jobs"]
-        except (OSError, ValueError, KeyError):
-            return "STARTING"
-        return str(jobs[-1]["state"]) if jobs else "STARTING"
+        return flink_job_state(self.services.daemon, self.job_program, self.root / "rest_port")
 
     def status(self) -> StreamingStatus:
         end_events = self._end_offsets(self.topics["events"])
