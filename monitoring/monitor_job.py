@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from monitoring import monitor_sql
-from pipelines.streaming.job import flink_config, latest_checkpoint, prune_checkpoints
+from pipelines.streaming.job import arguments, flink_config, run
 
 
 def monitor_config(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, str]:
@@ -40,47 +39,10 @@ def statements(spec: dict[str, Any], bootstrap: str) -> tuple[list[str], list[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", required=True, help="JSON job spec written from the component's declarations")
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--checkpoints", required=True, help="checkpoint URI, e.g. file:///state/monitor/delivery")
-    parser.add_argument("--jars", required=True, help="';'-separated jar URIs (the Kafka SQL connector)")
-    parser.add_argument("--parallelism", type=int, default=1)
-    parser.add_argument("--rest-port", type=int, default=8081)
-    parser.add_argument("--checkpoint-interval-s", type=int, default=2)
-    args = parser.parse_args(argv)
-
+    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
     tables, inserts = statements(spec, args.bootstrap)  # refuses a component without feedback before Flink starts
-
-    from pyflink.table import EnvironmentSettings, TableEnvironment
-
-    began = time.monotonic()
-    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    config = env.get_config()
-    for key, value in monitor_config(args, spec).items():
-        config.set(key, value)
-    restore = latest_checkpoint(args.checkpoints)
-    if restore:
-        config.set("execution.state-recovery.path", restore)
-        print(f"restoring from checkpoint {restore}", flush=True)
-    for old in prune_checkpoints(args.checkpoints, restore):
-        print(f"removed checkpoints of an earlier run: {old.name}", flush=True)
-
-    for statement in tables:
-        env.execute_sql(statement)
-    statement_set = env.create_statement_set()
-    for insert in inserts:
-        statement_set.add_insert_sql(insert)
-    result = statement_set.execute()
-    job = result.get_job_client()
-    job_id = job.get_job_id() if job else "?"
-    print(
-        f"monitor job {job_id} running after {time.monotonic() - began:.1f}s; "
-        f"REST http://127.0.0.1:{args.rest_port}/jobs",
-        flush=True,
-    )
-    result.wait()
+    run(monitor_config(args, spec), args.checkpoints, tables, inserts, args.rest_port)
 
 
 if __name__ == "__main__":

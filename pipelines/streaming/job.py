@@ -81,54 +81,74 @@ def flink_config(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, st
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The command line of a streaming job (the feature job's, and the monitor job's on the same template)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--spec", required=True, help="JSON job spec written from the component's declarations")
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--checkpoints", required=True, help="checkpoint URI, e.g. file:///state/flink/fraud")
+    parser.add_argument("--checkpoints", required=True, help="checkpoint URI, e.g. file:///tmp/ckpt/fraud")
     parser.add_argument("--jars", required=True, help="';'-separated jar URIs (the Kafka SQL connector)")
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--rest-port", type=int, default=8081)
     parser.add_argument("--checkpoint-interval-s", type=int, default=2)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def run(config: dict[str, str], checkpoints: str, tables: list[str], inserts: list[str], rest_port: int) -> None:
+    """Configure a streaming table environment, restore the newest checkpoint (pruning earlier runs'), create
+    ``tables`` (functions, tables, views), run ``inserts`` together as one job and wait for it."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    spec = json.loads(Path(args.spec).read_text())
     began = time.monotonic()
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    config = env.get_config()
-    for key, value in flink_config(args, spec).items():
-        config.set(key, value)
-    restore = latest_checkpoint(args.checkpoints)
+    table_config = env.get_config()
+    for key, value in config.items():
+        table_config.set(key, value)
+    restore = latest_checkpoint(checkpoints)
     if restore:
-        config.set("execution.state-recovery.path", restore)
+        table_config.set("execution.state-recovery.path", restore)
         print(f"restoring from checkpoint {restore}", flush=True)
-    for old in prune_checkpoints(args.checkpoints, restore):
+    for old in prune_checkpoints(checkpoints, restore):
         print(f"removed checkpoints of an earlier run: {old.name}", flush=True)
-
-    for statement in sql.functions():
+    for statement in tables:
         env.execute_sql(statement)
-    env.execute_sql(sql.source_table(spec, args.bootstrap, ConsumerGroups.of(spec["component"]).job))
-    env.execute_sql(sql.checked_view(spec))
-    env.execute_sql(sql.valid_view(spec))
-    env.execute_sql(sql.features_sink(spec, args.bootstrap))
-    env.execute_sql(sql.dead_letter_sink(spec, args.bootstrap))
-    statements = env.create_statement_set()
-    for group in spec["groups"]:
-        statements.add_insert_sql(sql.group_insert(group, spec["events"].get("kind")))
-    statements.add_insert_sql(sql.dead_letter_insert())
-    if spec.get("feedback"):
-        env.execute_sql(sql.labels_sink(spec, args.bootstrap))
-        statements.add_insert_sql(sql.labels_insert(spec))
-    result = statements.execute()
+    statement_set = env.create_statement_set()
+    for insert in inserts:
+        statement_set.add_insert_sql(insert)
+    result = statement_set.execute()
     job = result.get_job_client()
     job_id = job.get_job_id() if job else "?"
     print(
-        f"job {job_id} running after {time.monotonic() - began:.1f}s; REST http://127.0.0.1:{args.rest_port}/jobs",
+        f"{config['pipeline.name']} job {job_id} running after {time.monotonic() - began:.1f}s; "
+        f"REST http://127.0.0.1:{rest_port}/jobs",
         flush=True,
     )
     result.wait()
+
+
+def statements(spec: dict[str, Any], bootstrap: str) -> tuple[list[str], list[str]]:
+    """The feature job's functions, tables and views, then its INSERTs."""
+    tables = [
+        *sql.functions(),
+        sql.source_table(spec, bootstrap, ConsumerGroups.of(spec["component"]).job),
+        sql.checked_view(spec),
+        sql.valid_view(spec),
+        sql.features_sink(spec, bootstrap),
+        sql.dead_letter_sink(spec, bootstrap),
+    ]
+    inserts = [sql.group_insert(group, spec["events"].get("kind")) for group in spec["groups"]]
+    inserts.append(sql.dead_letter_insert())
+    if spec.get("feedback"):
+        tables.append(sql.labels_sink(spec, bootstrap))
+        inserts.append(sql.labels_insert(spec))
+    return tables, inserts
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(__doc__.splitlines()[0]).parse_args(argv)
+    spec = json.loads(Path(args.spec).read_text())
+    tables, inserts = statements(spec, args.bootstrap)
+    run(flink_config(args, spec), args.checkpoints, tables, inserts, args.rest_port)
 
 
 if __name__ == "__main__":
