@@ -23,7 +23,7 @@ def run_canary(demo: Demo, serving: EmbeddedServing, rollout: Rollout, sent: lis
         rows = instances(demo.component, sent[-2000:])
         analyses: list[tuple[float, Analysis]] = []
         with TrafficGenerator(
-            f"{serving.endpoint}/v1/models/{name}:predict", rows, rate=options.traffic_rate
+            f"{serving.endpoint}/v1/models/{name}:predict", rows, rate=options.traffic_rate, headers=demo.headers
         ) as traffic:
             stable_slot = serving.slots()["stable"]
             slots = {stable_slot: result.champion_version, serving.canary_slot(stable_slot): result.challenger_version}

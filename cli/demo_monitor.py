@@ -26,7 +26,7 @@ POLL_S = 5.0
 def score_live(demo: Demo, live: LiveEvents, serving: EmbeddedServing) -> LiveScorer:
     """From now on every live event a prediction is asked for is scored when it happens."""
     name = demo.component.name
-    scorer = LiveScorer(demo.component, f"{serving.endpoint}/v1/models/{name}:predict").start()
+    scorer = LiveScorer(demo.component, f"{serving.endpoint}/v1/models/{name}:predict", headers=demo.headers).start()
     live.listeners.append(scorer)
     feedback = demo.component.streaming.feedback
     later = f" its {feedback.kind!r} label comes up to {feedback.max_delay_s}s later," if feedback else ""

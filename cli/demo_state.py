@@ -155,6 +155,8 @@ class Demo:
     component: Component
     services: EmbeddedServices
     result: DemoResult
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with the demo's own requests: a key of its own when the inference key check is on."""
 
     def step(self, number: int, text: str) -> None:
         """A phase's heading, ``[n/9] text``."""

@@ -13,6 +13,7 @@ from typing import Any
 from cli.demo_progress import TrialProgress, wait_caught_up
 from cli.demo_state import Demo, DemoOptions, DemoResult, Progress
 from contract.registry import load
+from local import inference_keys
 from local.errors import EmbeddedError
 from local.model_serving import EmbeddedBackend, EmbeddedServing
 from local.progress import Phases, line_phases
@@ -169,7 +170,13 @@ def serve_champion(demo: Demo, client: Any) -> tuple[EmbeddedServing, Rollout]:
         if leftover and not leftover.get("outcome"):
             demo.indent(f"aborting the canary an earlier demo left at {leftover['share']}%")
             rollout.abort()
+        # With the key check on (`mlstack keys create ... --embedded`), the demo's traffic calls with its own key.
+        demo.headers = inference_keys.own_headers(demo.settings)
         serving.serve(demo.result.champion_version, progress=demo.indent)
+        if demo.headers:
+            if serving.checks_keys():
+                serving.reload_keys()  # a proxy left running by an earlier demo learns the new key
+            demo.indent(f"the key check is on: the demo's requests carry a key of {inference_keys.OWN_CONSUMER!r}")
     return serving, rollout
 
 

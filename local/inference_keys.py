@@ -68,3 +68,17 @@ def disable(settings: EmbeddedSettings) -> bool:
     existed = path.exists()
     path.unlink(missing_ok=True)
     return existed
+
+
+OWN_CONSUMER = "mlstack-demo"
+"""The consumer the platform's own generated traffic calls as (the demo's canary traffic and live scoring)."""
+
+
+def own_headers(settings: EmbeddedSettings) -> dict[str, str]:
+    """The ``Authorization`` header for the platform's own traffic when the key check is on: a new key of
+    ``OWN_CONSUMER`` (replacing its earlier one), which the proxy must then be given (``EmbeddedServing``
+    ``reload_keys`` when it runs, or its next start); none when the check is off."""
+    if not enabled(settings):
+        return {}
+    key, _ = create(settings, OWN_CONSUMER)
+    return {"Authorization": f"Bearer {key}"}
