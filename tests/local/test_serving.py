@@ -30,9 +30,7 @@ from tests.local import broken_models
 from tests.local.conftest import Streamed, Trained
 
 # A shorter schedule than the default (10 -> 25 -> 50 -> 100) keeps the test quick; the decisions are the same.
-FAST = RolloutConfig(
-    schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0)
-)
+FAST = RolloutConfig(schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0))
 WINDOW_S = 8.0
 RATE = 25.0
 

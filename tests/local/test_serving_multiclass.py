@@ -207,9 +207,7 @@ def test_a_tied_multiclass_challenger_is_promoted_and_a_shifted_one_rolled_back(
         {**INSTANCE, "order_id": f"order-{i}", "distance_km": float(d), "basket_value": 30.0}
         for i, d in enumerate(np.random.default_rng(5).uniform(0.5, 20.0, 400))
     ]
-    config = RolloutConfig(
-        schedule=(30, 100), analysis=AnalysisConfig(min_requests=40, latency_objective_s=1.0)
-    )
+    config = RolloutConfig(schedule=(30, 100), analysis=AnalysisConfig(min_requests=40, latency_objective_s=1.0))
     url = f"{serving.endpoint}/v1/models/delivery:predict"
     try:
         tied = _register(services, _fitted(_rows(800, seed=2)), rows)
