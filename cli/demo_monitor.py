@@ -89,14 +89,11 @@ def model_panel(demo: Demo, live: LiveEvents, scorer: LiveScorer, streaming: Emb
         monitor = streaming.monitor
         if monitor is None:
             demo.indent(f"{name} declares no labels that come back (StreamingSpec.feedback): nothing to join")
-            result.live_events = live.stop()
-            scorer.stop()
+            _stop_live(demo, live, scorer)
             return
         url = f"http://127.0.0.1:{monitor.metrics_port()}/metrics"
         figures = _wait_for_live_metric(demo, url, demo.options.monitor_wait_s)
-        result.live_events = live.stop()
-        counts = scorer.stop()
-        result.live_scoring = {"sent": counts.sent, "ok": counts.ok, "failed": counts.failed, "dropped": counts.dropped}
+        _stop_live(demo, live, scorer)
         result.monitor = {version: _panel_row(f) for version, f in figures.items()}
         for version, row in sorted(result.monitor.items()):
             demo.indent(f"v{version}: {row['text']}")
@@ -117,6 +114,17 @@ def model_panel(demo: Demo, live: LiveEvents, scorer: LiveScorer, streaming: Emb
             demo.indent(f"model panel saved as {result.model_report}")
         except EmbeddedError as error:
             demo.indent(f"no model panel: {error}")
+
+
+def _stop_live(demo: Demo, live: LiveEvents, scorer: LiveScorer) -> None:
+    demo.result.live_events = live.stop()
+    counts = scorer.stop()
+    demo.result.live_scoring = {
+        "sent": counts.sent,
+        "ok": counts.ok,
+        "failed": counts.failed,
+        "dropped": counts.dropped,
+    }
 
 
 def _panel_row(figures: dict[str, Any]) -> dict[str, Any]:
