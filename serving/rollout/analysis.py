@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from contract.shift import ALPHA, MIN_CRAMERS_V, PSI_FLOOR, class_shift
 from contract.shift import psi as binned_psi
@@ -92,6 +92,20 @@ class Snapshot:
             latency={le: n - earlier.latency.get(le, 0.0) for le, n in self.latency.items()},
             predictions={le: n - earlier.predictions.get(le, 0.0) for le, n in self.predictions.items()},
             classes={name: n - earlier.classes.get(name, 0.0) for name, n in self.classes.items()},
+        )
+
+    def plus(self, other: Snapshot) -> Snapshot:
+        """Two windows pooled: counts added bucket by bucket and class by class."""
+
+        def added(a: dict[Any, float], b: dict[Any, float]) -> dict[Any, float]:
+            return {key: a.get(key, 0.0) + b.get(key, 0.0) for key in {*a, *b}}
+
+        return Snapshot(
+            requests=self.requests + other.requests,
+            server_errors=self.server_errors + other.server_errors,
+            latency=added(self.latency, other.latency),
+            predictions=added(self.predictions, other.predictions),
+            classes=added(self.classes, other.classes),
         )
 
     @property

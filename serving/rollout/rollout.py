@@ -146,7 +146,9 @@ class Rollout:
         stable = stable_now.minus(_snapshot(state["baseline"]["stable"]))
         canary = canary_now.minus(_snapshot(state["baseline"]["canary"]))
         if state["share"] >= 100 and state.get("reference_stable"):
-            # At 100% the stable version serves nothing: judge the canary against stable's last window.
+            # At 100% the stable version serves nothing: judge the canary against stable's windows of the earlier
+            # steps, pooled. Stable's last window alone was small and reused: a chance deviation in it (chi-square
+            # p 0.026 at 30%) failed the next comparison too (p 0.0009 at 100%) for a tied challenger.
             stable = _snapshot(state["reference_stable"])
         return analyse(stable, canary, self.config.analysis)
 
@@ -185,7 +187,8 @@ class Rollout:
             self.backend.save_state(state)
             self.promote()
             return "promoted", result
-        state["reference_stable"] = asdict(result.stable)
+        earlier = state.get("reference_stable")
+        state["reference_stable"] = asdict(result.stable.plus(_snapshot(earlier)) if earlier else result.stable)
         state["share"] = later[0]
         self.backend.set_share(later[0])
         self._baseline(state)

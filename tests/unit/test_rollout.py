@@ -116,6 +116,23 @@ def test_passing_windows_step_up_then_promote_and_move_the_champion(cluster: Any
     assert registry.get_model_version("fraud", "2").tags["mlstack.replaced_version"] == "1"
 
 
+def test_at_100_percent_the_canary_is_judged_against_stables_earlier_windows_pooled(cluster: Any) -> None:
+    rollout, _, prometheus = cluster
+    rollout.start()
+    stable, canary = Snapshot(), Snapshot()
+    for stable_window, canary_window in [(900, 100), (750, 250), (500, 500)]:  # 10%, 25%, 50%
+        stable, canary = stable.plus(window(stable_window)), canary.plus(window(canary_window))
+        prometheus.counters = {"1": stable, "2": canary}
+        assert rollout.step()[1].verdict == "pass"
+    state = rollout.state()
+    assert state is not None and state["share"] == 100
+    assert state["reference_stable"]["requests"] == 2150, "every earlier stable window pooled, not the last one"
+    prometheus.counters = {"1": stable, "2": canary.plus(window(1000))}
+    action, result = rollout.step()
+    assert result.stable.requests == 2150 and result.stable.latency[0.01] == 2150
+    assert action == "promoted"
+
+
 @pytest.mark.parametrize(
     ("canary", "reason"),
     [
