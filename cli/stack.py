@@ -1,8 +1,8 @@
 """``make preview | up | down STACK=<stack>``: the Pulumi CLI on a stack, after checking what it needs.
 
 Each missing piece is one line saying what to install: the Pulumi CLI (on PATH, or built by ``make tools``), and for
-the kind stack Docker and kind (``up`` also runs the full preflight against the stack's profile and ``kindHttpPort``:
-memory, CPU, inotify, port, architecture; memory, CPU and port are skipped when the stack's kind cluster already
+the kind stack Docker and kind (``up`` also runs the full preflight against the stack's profile and host ports:
+memory, CPU, inotify, ports, architecture; memory, CPU and ports are skipped when the stack's kind cluster already
 exists). For a GKE stack, ``up``/``down``/``preview`` need ``gcloud`` and ``gke-gcloud-auth-plugin`` on PATH.
 Without a Pulumi login the state goes to a local file backend in ``.state/pulumi``; secrets are encrypted with
 ``PULUMI_CONFIG_PASSPHRASE`` (or ``_FILE``), which must be set. The program runs inline through the Automation API
@@ -43,7 +43,7 @@ def problems(command: str, stack: str) -> list[str]:
         if command == "up" and not found:
             # A second `up` on a running cluster: its port mapping holds the port and it already uses the memory.
             exists = preflight.kind_cluster_exists(config.kind.name)
-            found.extend(preflight.problems(config.kind.http_port, config.profile, cluster_exists=exists))
+            found.extend(preflight.problems(config.kind.host_ports, config.profile, cluster_exists=exists))
     if config.gke is not None:
         # The GCP provider uses gcloud's credentials; the cluster's kubeconfig execs gke-gcloud-auth-plugin.
         for check in (preflight.gcloud_cli, preflight.gke_auth_plugin):

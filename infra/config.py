@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "kindClusterName": "mlstack",
     "kindNodeImage": versions.KIND_NODE_IMAGE,
     "kindHttpPort": 8080,
+    "kindHttpsPort": 8443,
     "gcpProject": "",
     "gcpRegion": "europe-west4",
     "gkeMachineType": "e2-standard-8",
@@ -125,6 +126,13 @@ class KindSettings:
     """Pinned ``kindest/node`` image, which fixes the Kubernetes version."""
     http_port: int
     """Host port mapped to the Knative (Kourier) ingress, for InferenceService traffic."""
+    https_port: int
+    """Host port mapped to the ingress's HTTPS port (model hosts are HTTPS; ``http_port`` keeps plain HTTP)."""
+
+    @property
+    def host_ports(self) -> dict[str, int]:
+        """The ports a new cluster binds on 127.0.0.1, by the config key that sets each."""
+        return {"kindHttpPort": self.http_port, "kindHttpsPort": self.https_port}
 
 
 @dataclass(frozen=True)
@@ -459,7 +467,11 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
             ),
             node_image=reader.get("kindNodeImage", DEFAULTS["kindNodeImage"], _image),
             http_port=reader.get("kindHttpPort", DEFAULTS["kindHttpPort"], _integer(1024, 65535)),
+            https_port=reader.get("kindHttpsPort", DEFAULTS["kindHttpsPort"], _integer(1024, 65535)),
         )
+        if kind.https_port == kind.http_port:
+            # kind refuses two mappings of one host port (pkg/internal/apis/config/validate.go, validatePortMappings).
+            raise ConfigError("kindHttpsPort", f"must differ from mlstack:kindHttpPort ({kind.http_port})")
     else:
         gke = GkeSettings(
             project=reader.required("gcpProject", _gcp_project, "for cluster gke"),

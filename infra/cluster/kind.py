@@ -1,11 +1,11 @@
 """A local kind cluster, through a Pulumi dynamic provider around the kind CLI.
 
-``create`` runs the preflight checks against the stack's profile and port, then ``kind create cluster`` with a config
-that maps the Knative ingress NodePort to a host port, and returns the cluster's kubeconfig as a secret output. A
-cluster of that name that already exists (a retried ``up`` after a failure, or state lost) is adopted: the checks of
-what a new cluster needs (memory, CPU, the port its own mapping holds) are skipped then. ``delete`` runs
-``kind delete cluster``. Changing the node image, the port or the name replaces the cluster; the profile is only
-read by the preflight.
+``create`` runs the preflight checks against the stack's profile and ports, then ``kind create cluster`` with a config
+that maps the Knative ingress's HTTP and HTTPS NodePorts to host ports on 127.0.0.1, and returns the cluster's
+kubeconfig as a secret output. A cluster of that name that already exists (a retried ``up`` after a failure, or state
+lost) is adopted: the checks of what a new cluster needs (memory, CPU, the ports its own mappings hold) are skipped
+then. ``delete`` runs ``kind delete cluster``. Changing the node image, a port or the name replaces the cluster (a
+node's port mappings are fixed when kind creates it); the profile is only read by the preflight.
 """
 
 from __future__ import annotations
@@ -23,22 +23,39 @@ from infra.cluster.base import Cluster
 from infra.config import KindSettings
 from infra.profiles import LAPTOP, PROFILES, Profile
 
-INGRESS_NODE_PORT = 31080  # Kourier's gateway Service is pinned to this NodePort (see infra.services.kserve)
-REPLACE_ON = ("name", "node_image", "http_port")
+# Kourier's gateway Service is pinned to these NodePorts (infra.services.kserve sets them in the KnativeServing).
+INGRESS_NODE_PORT = 31080
+INGRESS_HTTPS_NODE_PORT = 31443
+REPLACE_ON = ("name", "node_image", "http_port", "https_port")
 
 
-def kind_config(http_port: int) -> str:
-    """The kind cluster config: one node, the ingress NodePort reachable on the host's ``http_port``."""
+def kind_config(http_port: int, https_port: int) -> str:
+    """The kind cluster config: one node, the ingress's HTTP and HTTPS NodePorts reachable on the host's
+    ``http_port`` and ``https_port``, on 127.0.0.1 only (fields checked at kubernetes-sigs/kind@v0.30.0:
+    pkg/apis/config/v1alpha4/types.go, ``PortMapping``)."""
+    mappings = "".join(
+        f"      - containerPort: {node_port}\n"
+        f"        hostPort: {host_port}\n"
+        "        listenAddress: 127.0.0.1\n"
+        "        protocol: TCP\n"
+        for node_port, host_port in ((INGRESS_NODE_PORT, http_port), (INGRESS_HTTPS_NODE_PORT, https_port))
+    )
     return (
         "kind: Cluster\n"
         "apiVersion: kind.x-k8s.io/v1alpha4\n"
         "nodes:\n"
         "  - role: control-plane\n"
         "    extraPortMappings:\n"
-        f"      - containerPort: {INGRESS_NODE_PORT}\n"
-        f"        hostPort: {http_port}\n"
-        "        listenAddress: 127.0.0.1\n"
-        "        protocol: TCP\n"
+        f"{mappings}"
+    )
+
+
+def _settings(props: dict[str, Any]) -> KindSettings:
+    return KindSettings(
+        name=str(props["name"]),
+        node_image=str(props["node_image"]),
+        http_port=int(props["http_port"]),
+        https_port=int(props["https_port"]),
     )
 
 
@@ -53,8 +70,8 @@ def _kind(*args: str) -> str:
 
 
 class KindProvider(ResourceProvider):
-    """Creates and deletes kind clusters. Inputs: ``name``, ``node_image``, ``http_port``, ``profile`` (the name of the
-    resource profile the preflight checks memory and CPU against).
+    """Creates and deletes kind clusters. Inputs: ``name``, ``node_image``, ``http_port``, ``https_port``, ``profile``
+    (the name of the resource profile the preflight checks memory and CPU against).
 
     Pulumi pickles the provider by reference to this module; the provider process imports it from the main
     environment, where ``make setup`` installs the project (editable), so ``infra`` imports from any directory.
@@ -63,16 +80,17 @@ class KindProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         from infra.cluster import preflight  # imported here: the provider runs in its own process
 
-        name = str(props["name"])
+        settings = _settings(props)
+        name = settings.name
         exists = preflight.kind_cluster_exists(name)
         profile = PROFILES.get(str(props.get("profile") or LAPTOP.name), LAPTOP)
-        problems = preflight.problems(int(props["http_port"]), profile, cluster_exists=exists)
+        problems = preflight.problems(settings.host_ports, profile, cluster_exists=exists)
         if problems:
             raise RuntimeError("preflight failed:\n  " + "\n  ".join(problems))
         if not exists:
             with tempfile.TemporaryDirectory() as tmp:
                 config = Path(tmp) / "kind.yaml"
-                config.write_text(kind_config(int(props["http_port"])))
+                config.write_text(kind_config(settings.http_port, settings.https_port))
                 _kind("create", "cluster", "--name", name, "--image", str(props["node_image"]),
                       "--config", str(config), "--wait", "180s")  # fmt: skip
         kubeconfig = _kind("get", "kubeconfig", "--name", name)
@@ -103,6 +121,7 @@ class KindCluster(pulumi.dynamic.Resource, module="mlstack", name="KindCluster")
             "name": settings.name,
             "node_image": settings.node_image,
             "http_port": settings.http_port,
+            "https_port": settings.https_port,
             "profile": profile.name,
             "kubeconfig": None,
         }

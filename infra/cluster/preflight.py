@@ -1,11 +1,11 @@
 """Checks a machine must pass before a kind cluster can hold the platform.
 
 Each check returns ``None`` or a one-line problem that says what to do. ``python -m infra.cluster.preflight
-[--stack kind]`` runs them against the stack's profile and ``kindHttpPort`` (``make up`` does the same before
-Pulumi starts); the kind provider runs them again before ``kind create``.
+[--stack kind]`` runs them against the stack's profile and host ports, ``kindHttpPort`` and ``kindHttpsPort``
+(``make up`` does the same before Pulumi starts); the kind provider runs them again before ``kind create``.
 
-Memory, CPU and the host port are what a *new* cluster needs. Once the stack's kind cluster exists it holds the port
-(its own port mapping) and already uses its memory, so those checks are skipped then (``cluster_exists``): a second
+Memory, CPU and the host ports are what a *new* cluster needs. Once the stack's kind cluster exists it holds the ports
+(its own port mappings) and already uses its memory, so those checks are skipped then (``cluster_exists``): a second
 ``make up`` on a running cluster must not fail its own preflight.
 """
 
@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +120,9 @@ def inotify() -> str | None:
     return None
 
 
-def port_free(port: int) -> Callable[[], str | None]:
+def port_free(port: int, key: str = "kindHttpPort") -> Callable[[], str | None]:
+    """Whether ``port`` can be bound on 127.0.0.1; the problem names ``key``, the stack config key that sets it."""
+
     def check() -> str | None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -129,7 +131,7 @@ def port_free(port: int) -> Callable[[], str | None]:
             except OSError:
                 return (
                     f"port {port} is taken (see `ss -ltnp 'sport = :{port}'`): free it or choose another with "
-                    "`pulumi config set kindHttpPort <port>`"
+                    f"`pulumi config set {key} <port>`"
                 )
         return None
 
@@ -155,9 +157,10 @@ CREATION_ONLY = ("memory", "cpu", "port")
 """Checks of what a new cluster takes from the machine; skipped when the cluster already exists."""
 
 
-def checks(http_port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[Check]:
-    """The checks for a kind cluster of ``profile`` on ``http_port``; without the creation-only ones when the
-    cluster already exists (it holds the port and already uses the memory)."""
+def checks(ports: Mapping[str, int], profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[Check]:
+    """The checks for a kind cluster of ``profile`` binding ``ports`` (config key -> host port, as
+    ``KindSettings.host_ports``); without the creation-only ones when the cluster already exists (it holds the ports
+    and already uses the memory)."""
     every = [
         Check("architecture", architecture),
         Check("docker", docker),
@@ -165,17 +168,17 @@ def checks(http_port: int, profile: Profile = LAPTOP, cluster_exists: bool = Fal
         Check("memory", lambda: memory(profile)),
         Check("cpu", lambda: cpu(profile)),
         Check("inotify", inotify),
-        Check(f"port {http_port}", port_free(http_port)),
+        *(Check(f"port {port}", port_free(port, key)) for key, port in ports.items()),
     ]
     if not cluster_exists:
         return every
     return [c for c in every if c.name.split()[0] not in CREATION_ONLY]
 
 
-def problems(http_port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+def problems(ports: Mapping[str, int], profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
     """Every failing check's problem, in check order."""
     found = []
-    for check in checks(http_port, profile, cluster_exists):
+    for check in checks(ports, profile, cluster_exists):
         problem = check.run()
         if problem:
             found.append(f"{check.name}: {problem}")
@@ -184,7 +187,7 @@ def problems(http_port: int, profile: Profile = LAPTOP, cluster_exists: bool = F
 
 def main(argv: list[str] | None = None) -> int:
     """``[--stack STACK] [PORT]``: the checks for STACK's kind cluster (default: ``$STACK`` or ``kind``), with its
-    profile and ``kindHttpPort`` from ``Pulumi.<STACK>.yaml``; ``PORT`` overrides the port."""
+    profile, ``kindHttpPort`` and ``kindHttpsPort`` from ``Pulumi.<STACK>.yaml``; ``PORT`` overrides the HTTP port."""
     import argparse
 
     from infra.config import ConfigError, parse, stack_settings
@@ -201,16 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     if config.kind is None:
         print(f"preflight: stack {args.stack} is a {config.cluster} stack; the preflight checks are for kind only")
         return 0
-    port = args.port if args.port is not None else config.kind.http_port
+    ports = config.kind.host_ports
+    if args.port is not None:
+        ports["kindHttpPort"] = args.port
     exists = kind_cluster_exists(config.kind.name)
-    found = problems(port, config.profile, cluster_exists=exists)
+    found = problems(ports, config.profile, cluster_exists=exists)
     for line in found:
         print(f"preflight: {line}", file=sys.stderr)
     if not found:
-        names = ", ".join(c.name for c in checks(port, config.profile, exists))
+        names = ", ".join(c.name for c in checks(ports, config.profile, exists))
         print(f"preflight: ok for stack {args.stack}, profile {config.profile.name} ({names})")
     if exists:
-        print(f"preflight: kind cluster {config.kind.name} exists; skipped the memory, cpu and port {port} checks")
+        skipped = ", ".join(f"port {port}" for port in ports.values())
+        print(f"preflight: kind cluster {config.kind.name} exists; skipped the memory, cpu, {skipped} checks")
     return 1 if found else 0
 
 

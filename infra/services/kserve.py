@@ -24,6 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import versions
+from infra.cluster.kind import INGRESS_HTTPS_NODE_PORT, INGRESS_NODE_PORT
 from infra.config import GatewaySecurity
 from infra.profiles import Profile
 from infra.services import inference_auth
@@ -37,8 +38,9 @@ KNATIVE_NAMESPACE = "knative-serving"
 # release manifest. NetworkPolicies in the workloads namespace admit both.
 KNATIVE_INGRESS_NAMESPACES = (KNATIVE_NAMESPACE, "kourier-system")
 KNATIVE_REVISION_LABEL = "serving.knative.dev/revision"  # set by Knative on every revision's pods
-KOURIER_NODE_PORT = 31080  # kind maps it to the host (infra.cluster.kind.INGRESS_NODE_PORT)
-KOURIER_HTTPS_NODE_PORT = 31443  # the gateway's HTTPS port on kind's node (a fixed port, not a random one)
+# The gateway's fixed HTTP and HTTPS NodePorts on kind's node: the ports kind maps to the host (one definition there).
+KOURIER_NODE_PORT = INGRESS_NODE_PORT
+KOURIER_HTTPS_NODE_PORT = INGRESS_HTTPS_NODE_PORT
 RUNTIME_KINDS = ("ClusterServingRuntime",)
 """Kinds dropped from the KServe controller chart's rendered objects (see the module docstring)."""
 

@@ -38,6 +38,7 @@ def kind_stack(
         **deploy.stack_settings("kind"),
         "kindClusterName": cluster,
         "kindHttpPort": str(free_port()),
+        "kindHttpsPort": str(free_port()),
         **(extra_config or {}),
     }
     for key, value in settings.items():

@@ -1,6 +1,7 @@
 """UIs stay inside (issue 22 item 4): no Service the program registers is a LoadBalancer or NodePort, except the
 inference gateway (the Knative Operator's Kourier Service, set through the KnativeServing), which on kind is the
-NodePort kind binds to 127.0.0.1 and on GKE an internal load balancer unless public with source ranges."""
+NodePorts (HTTP and HTTPS) kind binds to 127.0.0.1 and on GKE an internal load balancer unless public with source
+ranges."""
 
 from __future__ import annotations
 
@@ -40,7 +41,10 @@ def gateway_problems(spec: dict[str, Any]) -> list[str]:
     kourier = spec["ingress"]["kourier"]
     kind_ = kourier.get("service-type", "ClusterIP")
     if kind_ == "NodePort":
-        return [] if kourier.get("http-port") == kind.INGRESS_NODE_PORT else [f"Kourier NodePort {kourier}"]
+        mapped = (kind.INGRESS_NODE_PORT, kind.INGRESS_HTTPS_NODE_PORT)  # the node ports kind binds to 127.0.0.1
+        return (
+            [] if (kourier.get("http-port"), kourier.get("https-port")) == mapped else [f"Kourier NodePort {kourier}"]
+        )
     if kind_ != "LoadBalancer":
         return []
     overrides = [s for s in spec.get("services", []) if s["name"] == kserve.KOURIER_SERVICE]
@@ -83,6 +87,9 @@ def test_the_check_fails_what_it_should() -> None:
     assert gateway_problems(kserve.knative_serving(mocks_profile(), "x.local", node_port=False)["spec"]) == []
     other_port = {"ingress": {"kourier": {"service-type": "NodePort", "http-port": 30000}}}
     assert gateway_problems(other_port) != []
+    # An HTTPS node port kind does not map would be a random, unbound one: also refused.
+    unmapped_https = {"ingress": {"kourier": {"service-type": "NodePort", "http-port": kind.INGRESS_NODE_PORT}}}
+    assert gateway_problems(unmapped_https) != []
 
 
 def mocks_profile() -> Any:

@@ -9,11 +9,13 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cli import stack as deploy
 from infra import config as stack_config
 from infra.cluster import kind, preflight
 from infra.profiles import FULL, LAPTOP, Profile
+from infra.services import kserve
 
 FAKE_KIND = """#!/bin/sh
 echo "$@" >> "{log}"
@@ -41,12 +43,13 @@ PROPS = {
     "name": "mlstack",
     "node_image": "kindest/node:v1.34.0",
     "http_port": 8080,
+    "https_port": 8443,
     "profile": "laptop",
     "kubeconfig": None,
 }
 
 
-def _no_problems(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+def _no_problems(ports: dict[str, int], profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
     return []
 
 
@@ -69,33 +72,58 @@ def test_create_refuses_when_preflight_fails(fake_kind: Path, monkeypatch: pytes
     monkeypatch.setattr(
         preflight,
         "problems",
-        lambda port, profile=LAPTOP, cluster_exists=False: ["docker: the Docker daemon is not reachable"],
+        lambda ports, profile=LAPTOP, cluster_exists=False: ["docker: the Docker daemon is not reachable"],
     )
     with pytest.raises(RuntimeError, match="preflight failed:\n  docker: the Docker daemon"):
         kind.KindProvider().create(dict(PROPS))
     assert not fake_kind.exists() or "create" not in fake_kind.read_text()
 
 
-def test_kind_config_maps_the_ingress_node_port_to_the_host_port() -> None:
-    config = kind.kind_config(18080)
-    assert f"containerPort: {kind.INGRESS_NODE_PORT}" in config and "hostPort: 18080" in config
-    assert "listenAddress: 127.0.0.1" in config
+def test_kind_config_maps_the_ingress_http_and_https_node_ports_to_the_host_ports() -> None:
+    (node,) = yaml.safe_load(kind.kind_config(18080, 18443))["nodes"]
+    assert node["extraPortMappings"] == [
+        {"containerPort": port, "hostPort": host, "listenAddress": "127.0.0.1", "protocol": "TCP"}
+        for port, host in ((kind.INGRESS_NODE_PORT, 18080), (kind.INGRESS_HTTPS_NODE_PORT, 18443))
+    ]
+    # The node ports are the ones the KnativeServing pins Kourier's gateway Service to.
+    assert (kserve.KOURIER_NODE_PORT, kserve.KOURIER_HTTPS_NODE_PORT) == (31080, 31443)
 
 
-def test_diff_replaces_on_name_image_or_port_only() -> None:
+def test_diff_replaces_on_name_image_or_ports_only() -> None:
     provider = kind.KindProvider()
     assert not provider.diff("x", dict(PROPS), dict(PROPS)).changes
     changed = provider.diff("x", dict(PROPS), {**PROPS, "node_image": "kindest/node:v1.35.0"})
     assert changed.changes and changed.replaces == ["node_image"] and changed.delete_before_replace
+    assert provider.diff("x", dict(PROPS), {**PROPS, "https_port": 9443}).replaces == ["https_port"]
+    # A cluster created before the HTTPS mapping existed has no https_port: replaced, so it gets the mapping.
+    before = {k: v for k, v in PROPS.items() if k != "https_port"}
+    assert provider.diff("x", before, dict(PROPS)).replaces == ["https_port"]
 
 
-def test_port_check_names_the_taken_port_and_the_fix() -> None:
-    with socket.socket() as sock:
+def test_port_check_names_the_taken_port_and_the_key_that_sets_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for check in ("architecture", "docker", "kind_cli", "inotify", "memory", "cpu"):
+        monkeypatch.setattr(preflight, check, lambda *_: None)
+    with socket.socket() as sock, socket.socket() as free:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        port = sock.getsockname()[1]
-        problem = preflight.port_free(port)()
-    assert problem is not None and f"port {port} is taken" in problem and "kindHttpPort" in problem
+        busy = sock.getsockname()[1]
+        free.bind(("127.0.0.1", 0))
+        unused = free.getsockname()[1]
+        free.close()
+        found = preflight.problems({"kindHttpPort": unused, "kindHttpsPort": busy})
+    assert found == [
+        f"port {busy}: port {busy} is taken (see `ss -ltnp 'sport = :{busy}'`): free it or choose another with "
+        "`pulumi config set kindHttpsPort <port>`"
+    ]
+
+
+def test_https_port_is_configured_and_differs_from_the_http_port() -> None:
+    config = stack_config.parse({"cluster": "kind", "kindHttpsPort": "9443"})
+    assert config.kind is not None and config.kind.host_ports == {"kindHttpPort": 8080, "kindHttpsPort": 9443}
+    default = stack_config.parse({"cluster": "kind"}).kind
+    assert default is not None and default.https_port == 8443
+    with pytest.raises(stack_config.ConfigError, match="mlstack:kindHttpsPort: must differ from mlstack:kindHttpPort"):
+        stack_config.parse({"cluster": "kind", "kindHttpPort": "9000", "kindHttpsPort": "9000"})
 
 
 def test_memory_cpu_and_inotify_checks_say_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,7 +167,7 @@ def _machine_full(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(preflight, check, lambda: None)
     monkeypatch.setattr(preflight, "memory", lambda profile=LAPTOP: "100 MiB of memory available")
     monkeypatch.setattr(preflight, "cpu", lambda profile=LAPTOP: "1 CPU cores")
-    monkeypatch.setattr(preflight, "port_free", lambda port: lambda: f"port {port} is taken")
+    monkeypatch.setattr(preflight, "port_free", lambda port, key: lambda: f"port {port} is taken")
 
 
 def test_existing_cluster_skips_the_creation_only_checks(fake_kind: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,28 +176,31 @@ def test_existing_cluster_skips_the_creation_only_checks(fake_kind: Path, monkey
     _machine_full(monkeypatch)
     with pytest.raises(RuntimeError, match="preflight failed:\n  memory: 100 MiB") as refused:
         kind.KindProvider().create(dict(PROPS))
-    assert "port 8080: port 8080 is taken" in str(refused.value)
+    assert "port 8080: port 8080 is taken" in str(refused.value) and "port 8443: port 8443 is taken" in str(
+        refused.value
+    )
     assert "create cluster" not in fake_kind.read_text()
     (fake_kind.parent / "clusters").write_text("other\nmlstack\n")
     assert preflight.kind_cluster_exists("mlstack") and not preflight.kind_cluster_exists("absent")
     result = kind.KindProvider().create(dict(PROPS))
     assert result.outs["kubeconfig"].startswith("apiVersion: v1")
     assert "create cluster" not in fake_kind.read_text()
-    assert preflight.problems(8080, LAPTOP, cluster_exists=True) == []
-    names = [c.name for c in preflight.checks(8080, LAPTOP, cluster_exists=True)]
+    ports = {"kindHttpPort": 8080, "kindHttpsPort": 8443}
+    assert preflight.problems(ports, LAPTOP, cluster_exists=True) == []
+    names = [c.name for c in preflight.checks(ports, LAPTOP, cluster_exists=True)]
     assert names == ["architecture", "docker", "kind", "inotify"]
 
 
 def test_provider_checks_the_stacks_profile(fake_kind: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[int, str, bool]] = []
+    seen: list[tuple[dict[str, int], str, bool]] = []
 
-    def record(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
-        seen.append((port, profile.name, cluster_exists))
+    def record(ports: dict[str, int], profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+        seen.append((ports, profile.name, cluster_exists))
         return []
 
     monkeypatch.setattr(preflight, "problems", record)
-    kind.KindProvider().create({**PROPS, "http_port": 18080, "profile": "full"})
-    assert seen == [(18080, "full", False)]
+    kind.KindProvider().create({**PROPS, "http_port": 18080, "https_port": 18443, "profile": "full"})
+    assert seen == [({"kindHttpPort": 18080, "kindHttpsPort": 18443}, "full", False)]
     # The profile is an input of the cluster resource (set from the stack), but changing it replaces nothing.
     assert not kind.KindProvider().diff("x", dict(PROPS), {**PROPS, "profile": "full"}).changes
 
@@ -191,27 +222,32 @@ def test_second_up_on_a_running_cluster_passes_its_preflight(monkeypatch: pytest
     _machine_full(monkeypatch)
     monkeypatch.setattr(preflight, "kind_cluster_exists", lambda name: False)
     first = deploy.problems("up", "kind")
-    assert [line.split(":")[0] for line in first] == ["memory", "cpu", "port 8080"]
+    assert [line.split(":")[0] for line in first] == ["memory", "cpu", "port 8080", "port 8443"]
     monkeypatch.setattr(preflight, "kind_cluster_exists", lambda name: name == "mlstack")
     assert deploy.problems("up", "kind") == []
 
 
 def test_up_and_make_preflight_check_the_stacks_port_and_profile(monkeypatch: pytest.MonkeyPatch) -> None:
-    _kind_stack(monkeypatch, {"cluster": "kind", "profile": "full", "kindHttpPort": "18080"})
+    _kind_stack(monkeypatch, {"cluster": "kind", "profile": "full", "kindHttpPort": "18080", "kindHttpsPort": "18443"})
     monkeypatch.setattr(preflight, "docker", lambda: None)
     monkeypatch.setattr(preflight, "kind_cli", lambda: None)
     monkeypatch.setattr(preflight, "kind_cluster_exists", lambda name: False)
-    seen: list[tuple[int, Profile, bool]] = []
+    seen: list[tuple[dict[str, int], Profile, bool]] = []
 
-    def record(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
-        seen.append((port, profile, cluster_exists))
+    def record(ports: dict[str, int], profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+        seen.append((ports, profile, cluster_exists))
         return []
 
     monkeypatch.setattr(preflight, "problems", record)
     assert deploy.problems("up", "kind") == []
     assert preflight.main(["--stack", "kind"]) == 0  # `make preflight`
-    assert preflight.main(["--stack", "kind", "9999"]) == 0  # an explicit port still overrides
-    assert seen == [(18080, FULL, False), (18080, FULL, False), (9999, FULL, False)]
+    assert preflight.main(["--stack", "kind", "9999"]) == 0  # an explicit port still overrides the HTTP one
+    stack_ports = {"kindHttpPort": 18080, "kindHttpsPort": 18443}
+    assert seen == [
+        (stack_ports, FULL, False),
+        (stack_ports, FULL, False),
+        ({**stack_ports, "kindHttpPort": 9999}, FULL, False),
+    ]
     _stack_files(
         monkeypatch,
         {"cluster": "gke", "gcpProject": "my-project-1", "controlPlaneAuthorizedNetworks": '["10.0.0.0/8"]'},
@@ -221,10 +257,10 @@ def test_up_and_make_preflight_check_the_stacks_port_and_profile(monkeypatch: py
 
 def test_make_preflight_reads_the_kind_stack_file(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without arguments `make preflight` checks the kind stack as Pulumi.kind.yaml configures it."""
-    seen: list[tuple[int, str]] = []
+    seen: list[tuple[dict[str, int], str]] = []
 
-    def record(port: int, profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
-        seen.append((port, profile.name))
+    def record(ports: dict[str, int], profile: Profile = LAPTOP, cluster_exists: bool = False) -> list[str]:
+        seen.append((ports, profile.name))
         return []
 
     monkeypatch.delenv("STACK", raising=False)
@@ -232,7 +268,8 @@ def test_make_preflight_reads_the_kind_stack_file(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(preflight, "problems", record)
     assert preflight.main([]) == 0
     settings = deploy.stack_settings("kind")
-    assert seen == [(int(settings["kindHttpPort"]), settings["profile"])]
+    ports = {"kindHttpPort": int(settings["kindHttpPort"]), "kindHttpsPort": int(settings["kindHttpsPort"])}
+    assert seen == [(ports, settings["profile"])]
 
 
 def test_gke_stack_needs_gcloud_and_its_auth_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
