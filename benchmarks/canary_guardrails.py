@@ -16,7 +16,9 @@ share). The canary's server is started once per kind and warmed up as the rollou
 
 Prints one row per kind: canaries, promoted, rolled back, undecided, and the error rate that matters for it (false
 rollbacks for ``Same``, missed rollbacks for the others); the goal is at most 2% of each. Asserts nothing.
-`PYTHONPATH=. .venv/bin/python benchmarks/canary_guardrails.py [canaries per kind] [--rate 200]`.
+With ``--key-check`` HAProxy checks inference keys and the traffic carries one of the platform's own consumer
+(``inference_keys.own_headers``, as the demo's).
+`PYTHONPATH=. .venv/bin/python benchmarks/canary_guardrails.py [canaries per kind] [--rate 200] [--key-check]`.
 """
 
 from __future__ import annotations
@@ -111,12 +113,13 @@ def main() -> None:
     parser.add_argument("canaries", nargs="?", type=int, default=50, help="canaries per kind")
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second through HAProxy")
     parser.add_argument("--kinds", default=",".join(KINDS), help="which challengers, comma-separated")
+    parser.add_argument("--key-check", action="store_true", help="turn the inference key check on in HAProxy")
     options = parser.parse_args()
     config = AnalysisConfig()
     began = time.monotonic()
     rows: list[tuple[str, Counter[str]]] = []
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-canary-") as state:
-        setup = set_up(Path(state), lambda line: console.print(f"[dim]{line}[/dim]"))
+        setup = set_up(Path(state), lambda line: console.print(f"[dim]{line}[/dim]"), key_check=options.key_check)
         serving = EmbeddedServing(setup.services, setup.component)
         noise = subprocess.Popen([sys.executable, "-c", NOISE])
         try:
@@ -125,7 +128,7 @@ def main() -> None:
             backend = EmbeddedBackend(serving, progress=lambda _line: None)
             stable_model = fitted_model(mlflow.sklearn.load_model(f"models:/fraud/{setup.version}"))
             url = f"{endpoint}/v1/models/fraud:predict"
-            with TrafficGenerator(url, setup.rows, rate=options.rate, threads=8):
+            with TrafficGenerator(url, setup.rows, rate=options.rate, threads=8, headers=setup.headers):
                 for kind in options.kinds.split(","):
                     wrapper = KINDS[kind]
                     version = register(wrapper(stable_model), setup.version)

@@ -16,7 +16,9 @@ registered in MLflow as ``fraud`` the way the training pipeline registers it.
    measurement the server is given time to drain what an earlier overload left queued.
 3. ``mlflow models serve`` on the same registry version: it cannot read Feast, so it gets the rows our server would
    have fed the model (the prepared features of the same requests); the same rates and loops; the ratio.
-4. The canary hop: the same server through the HAProxy of ``EmbeddedServing`` at the same rates.
+4. The canary hop: the same server through the HAProxy of ``EmbeddedServing`` at the same rates (with a key of the
+   platform's own consumer when the inference key check is on: ``--key-check``, or a kept state that has it on; the
+   hop then includes the check).
 5. The inference log's cost: the server as embedded mode runs it (every scored row to ``fraud.predictions`` on the
    embedded Kafka) against the same server started the same way in the other slot without it, in every table and
    in ``LOG_REPEATS`` interleaved pairs at 200 requests/s and at 4 connections, whose medians give p99 and peak
@@ -25,7 +27,7 @@ registered in MLflow as ``fraud`` the way the training pipeline registers it.
 The load generator (aiohttp on uvloop) runs in this process and shares the machine's cores with the servers; its
 own CPU share is printed. Prints tables; asserts nothing. The set-up, the floor, the load generator and the tables
 are in ``benchmarks/support/``; this module runs them in order.
-`PYTHONPATH=. .venv/bin/python benchmarks/serving_latency.py [seconds per measurement] [--keep DIR]`.
+`PYTHONPATH=. .venv/bin/python benchmarks/serving_latency.py [seconds per measurement] [--keep DIR] [--key-check]`.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("seconds", nargs="?", type=float, default=10.0, help="length of each measurement")
     parser.add_argument("--keep", type=Path, help="state folder kept (services left running) and reused next time")
+    parser.add_argument("--key-check", action="store_true", help="turn the inference key check on in HAProxy")
     options = parser.parse_args()
     seconds = options.seconds
     # Stopped by a signal, still stop the servers and services (the `finally` below).
@@ -76,7 +79,7 @@ def main() -> None:
         if options.keep
         else tempfile.TemporaryDirectory(prefix="mlstack-bench-serving-")
     ) as state:
-        setup = set_up(Path(state), progress)
+        setup = set_up(Path(state), progress, key_check=options.key_check)
         mlflow_process = None
         serving = EmbeddedServing(setup.services, setup.component)
         try:
@@ -105,21 +108,22 @@ def main() -> None:
             plain_pid = setup.services.daemon.running_info(serving.program("b")).get("pid")
             plain = f"http://127.0.0.1:{plain_port}/v1/models/fraud:predict"
 
+            # Only HAProxy checks keys: the servers' own ports are measured as they are reached, without one.
             servers = [
-                ("ours", direct, bodies, server_pid),
-                ("ours, no log", plain, bodies, plain_pid),
-                ("ours via HAProxy", proxied, bodies, server_pid),
-                ("mlflow models serve", mlflow_url, mlflow_bodies, mlflow_pid),
+                ("ours", direct, bodies, server_pid, {}),
+                ("ours, no log", plain, bodies, plain_pid, {}),
+                ("ours via HAProxy", proxied, bodies, server_pid, setup.headers),
+                ("mlflow models serve", mlflow_url, mlflow_bodies, mlflow_pid, {}),
             ]
             loads: list[Load] = [
-                measure(label, url, sent, "open", rate, seconds, pid, progress)
+                measure(label, url, sent, "open", rate, seconds, pid, progress, headers)
                 for rate in RATES
-                for label, url, sent, pid in servers
+                for label, url, sent, pid, headers in servers
             ]
             closed: list[Load] = [
-                measure(label, url, sent, "closed", connections, seconds, pid, progress)
+                measure(label, url, sent, "closed", connections, seconds, pid, progress, headers)
                 for connections in CONNECTIONS
-                for label, url, sent, pid in servers
+                for label, url, sent, pid, headers in servers
             ]
             pairs = [("ours", direct, server_pid), ("ours, no log", plain, plain_pid)]
             repeats: list[Load] = [

@@ -1,6 +1,7 @@
 """The serving benchmark's load generator and its measurements: open loop at a fixed rate (no coordinated
 omission) and closed loop at a number of connections, over aiohttp on uvloop in this process, with the client's
 and the server's CPU time; and how the figures are summarised (p50/p99, with failures as infinite latencies).
+Requests (the health checks too) carry the ``headers`` given, e.g. an inference key for HAProxy's key check.
 See ``benchmarks/serving_latency.py``."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,15 +71,17 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes) -> bool:
         return False
 
 
-def _session(connections: int) -> aiohttp.ClientSession:
+def _session(connections: int, headers: Mapping[str, str]) -> aiohttp.ClientSession:
     # A request unanswered after TIMEOUT_S counts as failed (and as an infinite latency in the quantiles).
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections), timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+        headers=dict(headers),
     )
 
 
 async def _open_loop(
-    url: str, bodies: list[bytes], rate: float, seconds: float
+    url: str, bodies: list[bytes], rate: float, seconds: float, headers: Mapping[str, str]
 ) -> tuple[int, list[float], float, list[float]]:
     """Requests on a fixed schedule, each in its own task whatever the earlier ones are waiting for, so a slow
     reply never delays the next request (no coordinated omission). The event loop's timers tick in whole
@@ -93,7 +96,7 @@ async def _open_loop(
         if await _post(session, url, body):
             latencies.append(time.perf_counter() - sent)
 
-    async with _session(256) as session:
+    async with _session(256, headers) as session:
         start = time.perf_counter() + 0.05
         tasks = []
         for i in range(int(rate * seconds)):
@@ -107,7 +110,7 @@ async def _open_loop(
 
 
 async def _closed_loop(
-    url: str, bodies: list[bytes], connections: int, seconds: float
+    url: str, bodies: list[bytes], connections: int, seconds: float, headers: Mapping[str, str]
 ) -> tuple[int, list[float], float, list[float]]:
     """``connections`` clients, each sending its next request as soon as the previous one is answered."""
     latencies: list[float] = []
@@ -121,7 +124,7 @@ async def _closed_loop(
                 latencies.append(time.perf_counter() - sent)
             i += connections
 
-    async with _session(connections) as session:
+    async with _session(connections, headers) as session:
         start = time.perf_counter()
         await asyncio.gather(*(client(session, k) for k in range(connections)))
         elapsed = time.perf_counter() - start
@@ -139,14 +142,17 @@ def _server_cpu_s(pid: int | None) -> float:
     return total
 
 
-def settle(url: str, progress: Callable[[str], None], timeout_s: float = 180.0) -> None:
+def settle(
+    url: str, progress: Callable[[str], None], timeout_s: float = 180.0, headers: Mapping[str, str] | None = None
+) -> None:
     """Wait until the server answers its health check promptly: its queue is empty."""
     base = url.split("/v1/")[0].removesuffix("/invocations")
     health = f"{base}/ping" if url.endswith("/invocations") else f"{base}/v2/health/ready"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         began = time.monotonic()
-        with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=5) as response:
+        request = urllib.request.Request(health, headers=dict(headers or {}))
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=5) as response:
             if response.status == 200 and time.monotonic() - began < 0.2:
                 return
         time.sleep(0.5)
@@ -162,19 +168,21 @@ def measure(
     seconds: float,
     pid: int | None,
     progress: Callable[[str], None],
+    headers: Mapping[str, str] | None = None,
 ) -> Load:
     """One measurement after a short warm-up at the same level, once the server has drained what an earlier
     overload left queued (requests a client gave up on are still served), so each measurement stands alone."""
-    settle(url, progress)
+    sent_headers = dict(headers or {})
+    settle(url, progress, headers=sent_headers)
     run: Callable[[float], Any]
     if mode == "open":
 
         def run(s: float) -> Any:
-            return _open_loop(url, bodies, level, s)
+            return _open_loop(url, bodies, level, s, sent_headers)
     else:
 
         def run(s: float) -> Any:
-            return _closed_loop(url, bodies, int(level), s)
+            return _closed_loop(url, bodies, int(level), s, sent_headers)
 
     uvloop.run(run(1.0))
     cpu0, server0, wall0 = time.process_time(), _server_cpu_s(pid), time.monotonic()

@@ -1,6 +1,7 @@
 """The serving benchmark's set-up: embedded Redis and MLflow on free ports, the fraud component's online features
-and a registered model (``set_up``), and the peer it is measured against, ``mlflow models serve`` on the same
-registry version (``mlflow_serve``). See ``benchmarks/serving_latency.py``."""
+and a registered model (``set_up``), the key requests through HAProxy carry when the inference key check is on, and
+the peer it is measured against, ``mlflow models serve`` on the same registry version (``mlflow_serve``). See
+``benchmarks/serving_latency.py``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import pandas as pd
 
 from contract import Component
 from contract.registry import load as load_component
+from local import inference_keys
 from local.paths import venv_bin
 from local.service_spec import free_port
 from local.services import EmbeddedServices
@@ -109,11 +111,16 @@ class Setup:
     repo: Path
     rows: list[dict[str, Any]]
     """Request rows (entity keys + request fields) of recent transactions."""
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Sent with requests through HAProxy: a key of the platform's own consumer when the key check is on, else none
+    (``inference_keys.own_headers``, as the demo's traffic)."""
 
 
-def set_up(state: Path, progress: Callable[[str], None]) -> Setup:
+def set_up(state: Path, progress: Callable[[str], None], key_check: bool = False) -> Setup:
     """Services, online features and a registered model in ``state``. A state folder kept from an earlier run
-    (``--keep``) reuses its ports and model; the features are pushed again so that they are fresh."""
+    (``--keep``) reuses its ports and model; the features are pushed again so that they are fresh. ``key_check``
+    turns embedded mode's inference key check on (a kept state may have it on already); either way the proxy must be
+    started after this (its key map is read then)."""
     import mlflow
 
     saved = state / "benchmark.json"
@@ -135,7 +142,14 @@ def set_up(state: Path, progress: Callable[[str], None]) -> Setup:
     saved.write_text(json.dumps({"ports": ports, "version": version}))
     # Requests for cards and merchants the store knows now (the last transactions), as live traffic would be.
     rows = instances(component, events)[-2000:]
-    return Setup(services, component, version, streaming.repo, rows)
+    if key_check and not inference_keys.enabled(settings):
+        inference_keys.create(settings, inference_keys.OWN_CONSUMER)  # turns the check on; replaced just below
+    headers = inference_keys.own_headers(settings)
+    if headers:
+        progress(
+            f"the inference key check is on: requests through HAProxy carry a key of {inference_keys.OWN_CONSUMER!r}"
+        )
+    return Setup(services, component, version, streaming.repo, rows, headers)
 
 
 def wait_for(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:

@@ -1,7 +1,8 @@
 """Inference keys, for real: embedded mode's HAProxy (Debian's) in front of a real model server refuses a request
 without a key (401) or with a wrong or revoked one (403) before any model server sees it, and passes a consumer's key
-(200); created and revoked keys apply to the running proxy; the traffic generator passes its key. The cluster's key
-check (``serving/auth_gateway.py``, the very file the cluster runs) answers the same over HTTP from a key file."""
+(200); created and revoked keys apply to the running proxy; the traffic generator and the serving benchmark's load
+generator pass their key. The cluster's key check (``serving/auth_gateway.py``, the very file the cluster runs)
+answers the same over HTTP from a key file."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import mlflow
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.support import load_generator
 from contract.registry import load
 from local import inference_keys
 from local.model_serving import EmbeddedServing
@@ -112,6 +114,10 @@ def test_haproxy_checks_keys_before_the_model_server(services: EmbeddedServices)
             while len(unkeyed.log.responses) < 10:
                 time.sleep(0.1)
         assert {r.status for r in unkeyed.log.responses} == {401}
+        # The serving benchmark's load generator too (its health checks through HAProxy included): every one served.
+        keyed = {"Authorization": f"Bearer {second}"}
+        measured = load_generator.measure("via HAProxy", url, [body], "open", 20, 0.5, None, print, keyed)
+        assert (measured.sent, measured.ok) == (10, 10)
 
         # Off again: the proxy restarts without the check at the next serve.
         inference_keys.disable(settings)
