@@ -15,6 +15,8 @@ from cli.demo_cli import demo
 from cli.keys_cli import app as keys_app
 from cli.kubectl_canary import app as canary_app
 from cli.monitor_cli import app as monitor_app
+from cli.retrain_cli import app as trigger_app
+from cli.retrain_cli import retrain
 from cli.serve_cli import app as serve_app
 from cli.status_table import status_table
 from cli.stream_cli import app as stream_app
@@ -34,6 +36,8 @@ app.add_typer(stream_app, name="stream")
 app.add_typer(train_app, name="train")
 app.add_typer(serve_app, name="serve")
 app.add_typer(monitor_app, name="monitor")
+app.command("retrain")(retrain)
+app.add_typer(trigger_app, name="trigger")
 app.add_typer(keys_app, name="keys", help="Inference keys per consumer (cluster Secrets; --embedded for HAProxy).")
 app.add_typer(canary_app, name="canary", help="Canary rollouts (the kubectl plugin; --embedded for local servers).")
 

@@ -23,7 +23,7 @@ from local.errors import EmbeddedError
 from local.paths import REPO_ROOT, main_module
 from local.service_spec import ServiceSpec
 from local.settings import EmbeddedSettings
-from monitoring.alert_routing import alertmanager_config
+from monitoring.alert_routing import WEBHOOK_PATH, alertmanager_config
 from monitoring.alert_rules import rule_file
 
 SCRAPE_JOBS = ("serving", "monitoring")
@@ -140,7 +140,8 @@ def alertmanager_service(settings: EmbeddedSettings) -> ServiceSpec:
     config = root / "alertmanager.yml"
 
     def prepare() -> None:
-        text = alertmanager_config(settings.alerts_url, settings.alerting.routing)
+        trigger = f"{settings.retrain_url}{WEBHOOK_PATH}"
+        text = alertmanager_config(settings.alerts_url, settings.alerting.routing, trigger)
         _write(config, yaml.safe_dump(text, sort_keys=False))
         (root / "data").mkdir(parents=True, exist_ok=True)
 
@@ -160,6 +161,21 @@ def alertmanager_service(settings: EmbeddedSettings) -> ServiceSpec:
         url=settings.alertmanager_url,
         startup_timeout=60,
         prepare=prepare,
+    )
+
+
+def retrain_trigger_service(settings: EmbeddedSettings) -> ServiceSpec:
+    """The retraining trigger (``monitoring.retrain_trigger`` with embedded mode's runs): ``mlstack trigger serve``."""
+    automatic = "--on-alerts" if settings.retrain_on_alerts else "--no-on-alerts"
+    command = main_module("cli", "trigger", "serve", "--port", str(settings.retrain_port), automatic)
+    return ServiceSpec(
+        name="retrain",
+        command=command,
+        ports=(settings.retrain_port,),
+        probe=lambda: _ready(f"{settings.retrain_url}/-/healthy"),
+        url=settings.retrain_url,
+        startup_timeout=60,
+        env={"PYTHONPATH": str(REPO_ROOT), **settings.environment()},
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from local.alerting import alert_receiver_service, alertmanager_service, prometheus_service
+from local.alerting import alert_receiver_service, alertmanager_service, prometheus_service, retrain_trigger_service
 from local.errors import EmbeddedError
 from local.kafka_broker import kafka_service
 from local.mlflow_server import mlflow_service
@@ -22,13 +22,14 @@ from local.supervisor_daemon import SupervisorDaemon, log_tail
 
 Progress = Callable[[str], None]
 
-#: The platform services of embedded mode, in start order (the alert path from its end: receiver, Alertmanager,
-#: then Prometheus, so that no alert of a fresh start is sent to a service that is not up yet).
+#: The platform services of embedded mode, in start order (the alert path from its end: receiver, retraining
+#: trigger, Alertmanager, then Prometheus, so that no alert of a fresh start is sent to a service that is not up yet).
 SERVICE_BUILDERS: dict[str, Callable[[EmbeddedSettings], ServiceSpec]] = {
     "kafka": kafka_service,
     "redis": redis_service,
     "mlflow": mlflow_service,
     "alerts": alert_receiver_service,
+    "retrain": retrain_trigger_service,
     "alertmanager": alertmanager_service,
     "prometheus": prometheus_service,
 }

@@ -59,6 +59,11 @@ class EmbeddedSettings:
     """Alertmanager (``MLSTACK_ALERTMANAGER_PORT``; not its usual 9093, which is Kafka's controller here)."""
     alerts_port: int = 9096
     """The alert receiver, Alertmanager's webhook (``MLSTACK_ALERTS_PORT``)."""
+    retrain_port: int = 9097
+    """The retraining trigger, Alertmanager's second webhook and ``mlstack retrain``'s (``MLSTACK_RETRAIN_PORT``)."""
+    retrain_on_alerts: bool = True
+    """Alerts start retraining runs (``MLSTACK_RETRAIN_ON_ALERTS=0``: the trigger only logs what it would do; a
+    manual ``mlstack retrain`` still runs). The test tier turns it off except where the loop is the subject."""
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     """Scrape, evaluation and alerting times (code only: tests shorten them)."""
 
@@ -71,15 +76,26 @@ class EmbeddedSettings:
             for f in fields(cls)
             if f.name.endswith("_port")
         }
-        settings = replace(defaults, **ports)
+        automatic = os.environ.get("MLSTACK_RETRAIN_ON_ALERTS", "1").strip().lower() not in ("0", "false", "no", "off")
+        settings = replace(defaults, **ports, retrain_on_alerts=automatic)
         settings.check()
         return settings
 
     @classmethod
-    def on_free_ports(cls, state_dir: Path) -> EmbeddedSettings:
-        """Fresh ports and a private state folder: tests and benchmarks never touch a running stack."""
+    def on_free_ports(cls, state_dir: Path, retrain_on_alerts: bool = False) -> EmbeddedSettings:
+        """Fresh ports and a private state folder: tests and benchmarks never touch a running stack. Alerts start
+        no retraining unless asked: a test's alert must not set a pipeline and a canary going beside it."""
         ports: dict[str, Any] = {f.name: free_port() for f in fields(cls) if f.name.endswith("_port")}
-        return cls(state_dir=state_dir, **ports)
+        return cls(state_dir=state_dir, retrain_on_alerts=retrain_on_alerts, **ports)
+
+    def environment(self) -> dict[str, str]:
+        """The ``MLSTACK_*`` variables that make ``from_env`` in another process (a supervised service, the
+        ``mlstack`` CLI) see these settings."""
+        ports = {
+            f"MLSTACK_{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self) if f.name.endswith("_port")
+        }
+        automatic = {"MLSTACK_RETRAIN_ON_ALERTS": "1" if self.retrain_on_alerts else "0"}
+        return {"MLSTACK_STATE_DIR": str(self.state_dir), **ports, **automatic}
 
     def check(self) -> None:
         """Refuse two services on one port."""
@@ -112,6 +128,11 @@ class EmbeddedSettings:
     def alerts_url(self) -> str:
         """The receiver's webhook, where ``GET`` answers the alerts it recorded."""
         return f"http://127.0.0.1:{self.alerts_port}{WEBHOOK_PATH}"
+
+    @property
+    def retrain_url(self) -> str:
+        """The retraining trigger's base URL (``POST /retrain``, ``POST /alerts``, ``GET /decisions``)."""
+        return f"http://127.0.0.1:{self.retrain_port}"
 
     @property
     def redis_address(self) -> str:

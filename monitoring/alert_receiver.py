@@ -1,5 +1,6 @@
 """``python -m monitoring.alert_receiver``: the webhook Alertmanager notifies. It records every alert it is sent,
-one JSON object per line, and answers what it recorded; issue 19's retraining trigger replaces or extends it.
+one JSON object per line, and answers what it recorded (the retraining trigger, ``monitoring.retrain_trigger``, is
+notified beside it and acts).
 
 - ``POST /alerts``: an Alertmanager webhook payload (version 4); each of its alerts is appended to the log with the
   time it was received and the group's receiver and status. A body that is not such a payload gets a 400 naming the

@@ -1,6 +1,7 @@
-"""Alertmanager's routing, as code, for both modes: every alert goes to one webhook, the project's receiver
-(``monitoring.alert_receiver`` in embedded mode, its Deployment in the cluster; issue 19's retraining trigger takes
-its place). Grouped per alert, component and version, so a canary's alert is not folded into its stable's."""
+"""Alertmanager's routing, as code, for both modes: every alert goes to one receiver whose webhooks are the
+project's alert receiver (``monitoring.alert_receiver`` in embedded mode, its Deployment in the cluster) and, in
+embedded mode, the retraining trigger (``monitoring.retrain_trigger``). Grouped per alert, component and version, so
+a canary's alert is not folded into its stable's."""
 
 from __future__ import annotations
 
@@ -43,13 +44,17 @@ def route(routing: Routing = SHIPPED_ROUTING) -> dict[str, Any]:
     }
 
 
-def receivers(webhook_url: str) -> list[dict[str, Any]]:
-    """The one receiver: a webhook that is told of resolutions too (a trigger must know an alert ended)."""
-    if not webhook_url.startswith(("http://", "https://")):
-        raise ValueError(f"the alert webhook {webhook_url!r} is not an http(s) URL")
-    return [{"name": RECEIVER, "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}]
+def receivers(webhook_url: str, *more: str) -> list[dict[str, Any]]:
+    """The one receiver: webhooks that are told of resolutions too (a trigger must know an alert ended). Each URL
+    is its own integration, notified and retried on its own: one that is down delays no other."""
+    for url in (webhook_url, *more):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"the alert webhook {url!r} is not an http(s) URL")
+    webhooks = [{"url": url, "send_resolved": True} for url in (webhook_url, *more)]
+    return [{"name": RECEIVER, "webhook_configs": webhooks}]
 
 
-def alertmanager_config(webhook_url: str, routing: Routing = SHIPPED_ROUTING) -> dict[str, Any]:
-    """Alertmanager's whole configuration file, as a dict to dump to YAML."""
-    return {"route": route(routing), "receivers": receivers(webhook_url)}
+def alertmanager_config(webhook_url: str, routing: Routing = SHIPPED_ROUTING, *more: str) -> dict[str, Any]:
+    """Alertmanager's whole configuration file, as a dict to dump to YAML: the receiver, then ``more`` webhooks
+    (the retraining trigger's)."""
+    return {"route": route(routing), "receivers": receivers(webhook_url, *more)}

@@ -179,6 +179,30 @@ MALFORMED_RECORDS = Series(
 FRESHNESS = Series(freshness.NAME, "histogram", freshness.HELP, freshness.LABELS, FRESHNESS_BUCKETS)
 
 
+# -- the retraining trigger (monitoring.retrain_trigger) ---------------------------------------------------------
+ACTION, CAUSE, OUTCOME = "action", "cause", "outcome"
+RETRAIN_DECISIONS = Series(
+    "mlstack_retrain_decisions",
+    "counter",
+    "The retraining trigger's decisions: started, or skipped and why (duplicate, busy, cooldown, not retrainable)",
+    (COMPONENT, ACTION, CAUSE),
+)
+RETRAIN_RUNNING = Series(
+    "mlstack_retrain_running",
+    "gauge",
+    "1 while the component's retraining run (training, then its canary) is under way",
+    (COMPONENT,),
+)
+RETRAIN_RUNS = Series(
+    "mlstack_retrain_runs",
+    "counter",
+    "Retraining runs ended, by outcome: promoted, rolled back, not registered, no canary, failed",
+    (COMPONENT, OUTCOME),
+)
+TRIGGER_SERIES = (RETRAIN_DECISIONS, RETRAIN_RUNNING, RETRAIN_RUNS)
+"""What the trigger exports (its own process and registry; not in ``SERIES``, which the monitor's exporter serves)."""
+
+
 SERIES = (
     LIVE_METRIC,
     LABELLED_PREDICTIONS,

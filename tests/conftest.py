@@ -4,7 +4,6 @@ tier's marker from the folder, so `pytest -m local` selects by tier."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ LOCAL_ORDER = (
     "test_streaming",
     "test_freshness_metrics",  # reads the fraud stream's running pusher, which test_serving's servers stop
     "test_training",
+    "test_retraining",  # before test_serving serves fraud: its run ends without a canary
     "test_serving",
     "test_demo",
     "test_scaffold_lifecycle",
@@ -49,8 +49,7 @@ def isolated_settings(state_dir: Path) -> EmbeddedSettings:
 
 def settings_env(s: EmbeddedSettings) -> dict[str, str]:
     """The environment that points the `mlstack` CLI (EmbeddedSettings.from_env) at these settings."""
-    ports = {f"MLSTACK_{f.name.upper()}": str(getattr(s, f.name)) for f in fields(s) if f.name.endswith("_port")}
-    return {"MLSTACK_STATE_DIR": str(s.state_dir), **ports}
+    return s.environment()
 
 
 @pytest.fixture(scope="session")

@@ -43,8 +43,17 @@ def feature_view_versions(store: Any, views: list[str]) -> dict[str, str]:
     return versions
 
 
+REASON = f"{PREFIX}reason"
+"""Why the run was started (the retraining trigger's cause as JSON: alert, values, time); absent when not said."""
+
+
 def tags(
-    component: str, pipeline_run: str, data_window: str, features: list[str], views: dict[str, str]
+    component: str,
+    pipeline_run: str,
+    data_window: str,
+    features: list[str],
+    views: dict[str, str],
+    reason: str = "",
 ) -> dict[str, str]:
     return {
         f"{PREFIX}component": component,
@@ -53,4 +62,5 @@ def tags(
         f"{PREFIX}features": ",".join(features),
         f"{PREFIX}feature_views": ",".join(f"{name}@{version}" for name, version in views.items()),
         f"{PREFIX}code_version": code_version(),
+        **({REASON: reason[:5000]} if reason else {}),  # MLflow caps a tag's value at 5,000 characters
     }

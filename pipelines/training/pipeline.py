@@ -48,6 +48,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: WorkloadHint | None = N
         window_start: str,
         window_end: str,
         pipeline_run: str,
+        reason: str,
         train: Output[Dataset],
         validation: Output[Dataset],
         holdout: Output[Dataset],
@@ -58,7 +59,15 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: WorkloadHint | None = N
 
         paths = {"train": train.path, "validation": validation.path, "holdout": holdout.path}
         run_id, summary = build_training_set(
-            component, mlflow_uri, feast_repo, offline_root, window_start, window_end, pipeline_run, paths
+            component,
+            mlflow_uri,
+            feast_repo,
+            offline_root,
+            window_start,
+            window_end,
+            pipeline_run,
+            paths,
+            reason=reason,
         )
         for key, value in summary.items():
             if key.startswith("rows"):
@@ -144,6 +153,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: WorkloadHint | None = N
         accept_ties: bool = False,
         seed: int = 0,
         ray_address: str = "",
+        reason: str = "",
     ) -> str:
         data = training_set(
             component=component,
@@ -153,6 +163,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: WorkloadHint | None = N
             window_start=window_start,
             window_end=window_end,
             pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            reason=reason,
         ).set_display_name("training set")
         tuned = search(
             component=component,

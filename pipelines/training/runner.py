@@ -36,6 +36,7 @@ class RunOptions(TypedDict, total=False):
     min_gain: float
     accept_ties: bool
     seed: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class PipelineParams:
     """Register a challenger within the metric's tolerance of the champion (fresher data; the canary decides)."""
     seed: int = 0
     ray_address: str = ""
+    reason: str = ""
+    """Why this run (the retraining trigger's cause, JSON): tagged ``mlstack.reason`` on the run and its version."""
 
     def arguments(self) -> dict[str, Any]:
         return asdict(self)

@@ -82,6 +82,7 @@ def build_training_set(
     pipeline_run: str,
     outputs: dict[str, str],
     progress: Progress = print,
+    reason: str = "",
 ) -> tuple[str, dict[str, Any]]:
     """Open the pipeline's MLflow run, write the three splits as parquet to ``outputs[split]``; return the run id
     and what was recorded about the data."""
@@ -92,7 +93,7 @@ def build_training_set(
     training = dataset.build(component, store, offline_root, window)
     summary = training.summary()
     views = lineage.feature_view_versions(store, component.feature_groups())
-    tags = lineage.tags(component.name, pipeline_run, window.label(), training.features, views)
+    tags = lineage.tags(component.name, pipeline_run, window.label(), training.features, views, reason)
 
     experiment = client.get_experiment_by_name(component.name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(component.name)

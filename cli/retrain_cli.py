@@ -1,0 +1,101 @@
+"""``mlstack retrain <component> --reason ...`` and ``mlstack trigger serve|decisions``: the retraining trigger.
+
+``retrain`` asks the running trigger for a run (training, then the canary of what the gate registers), so a person's
+request obeys the same one-run-per-component rule as the alerts' and is logged beside them. ``trigger serve`` is the
+trigger itself (``monitoring.retrain_trigger``), with embedded mode's runs (``local.retraining``): the supervisor
+starts it as the ``retrain`` service. ``trigger decisions`` prints its log.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from local.errors import EmbeddedError
+from local.settings import EmbeddedSettings
+
+console = Console(soft_wrap=True)
+app = typer.Typer(no_args_is_help=True, help="The retraining trigger: Alertmanager's webhook that starts retraining.")
+ComponentArg = Annotated[str, typer.Argument(help="The component to retrain.")]
+TriggerUrl = Annotated[
+    str, typer.Option("--url", envvar="MLSTACK_RETRAIN_URL", help="The trigger's URL (default: embedded mode's).")
+]
+
+
+def _call(url: str, body: Any | None = None) -> Any:
+    request = urllib.request.Request(url, method="POST" if body is not None else "GET")
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, data, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        detail = json.loads(error.read() or b"{}").get("error", error.reason)
+        raise EmbeddedError(f"the retraining trigger refused: {detail}") from None
+    except OSError as error:
+        raise EmbeddedError(
+            f"the retraining trigger at {url} is not answering ({error}): start it with `mlstack services up`"
+        ) from None
+
+
+def retrain(
+    component: ComponentArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why: recorded on the pipeline run and the version.")],
+    url: TriggerUrl = "",
+) -> None:
+    """Retrain COMPONENT now (no cooldown; never beside a run already under way), then canary what it registers."""
+    from contract.registry import load
+
+    load(component)  # an unknown component fails here, naming the ones there are
+    base = url or EmbeddedSettings.from_env().retrain_url
+    (decision,) = _call(f"{base}/retrain", {"component": component, "reason": reason})
+    console.print(f"{component}: {decision['action']}: {decision['detail']}", highlight=False)
+    if decision["action"] != "started":
+        raise typer.Exit(1)
+    console.print(f"follow it with `mlstack trigger decisions {component}` (the run's end and outcome are logged)")
+
+
+@app.command("decisions")
+def decisions(
+    component: Annotated[str, typer.Argument(help="Only this component's.")] = "",
+    url: TriggerUrl = "",
+) -> None:
+    """The trigger's decisions, oldest first: what started a run, what was held back and why, how each run ended."""
+    from monitoring.retrain_trigger import Decision, summaries
+
+    base = url or EmbeddedSettings.from_env().retrain_url
+    query = f"?component={component}" if component else ""
+    found = [Decision(**d) for d in _call(f"{base}/decisions{query}")]
+    for line in summaries(found) or ["no decisions yet"]:
+        console.print(line, highlight=False)
+
+
+@app.command("serve")
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on (default: the settings' retrain port).")] = 0,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    on_alerts: Annotated[
+        bool, typer.Option("--on-alerts/--no-on-alerts", help="Alerts start runs (off: logged only).")
+    ] = True,
+    cooldown: Annotated[float, typer.Option(help="Seconds after a run's end during which alerts start none.")] = 0.0,
+    window: Annotated[float, typer.Option(help="The canary's analysis window, seconds.")] = 30.0,
+) -> None:
+    """Run the trigger with embedded mode's runs (the supervisor's ``retrain`` service)."""
+    from local.retraining import EmbeddedRetrainer
+    from monitoring.retrain_trigger import DEFAULT_COOLDOWN_S, Trigger, TriggerPolicy
+    from monitoring.retrain_trigger import serve as serve_http
+
+    settings = EmbeddedSettings.from_env()
+    policy = TriggerPolicy(cooldown_s=cooldown or DEFAULT_COOLDOWN_S, automatic=on_alerts)
+    log = settings.state_dir / "retrain" / "decisions.jsonl"
+    trigger = Trigger(EmbeddedRetrainer(settings, window_s=window), log, policy, progress=print)
+    server = serve_http(trigger, host, port or settings.retrain_port)
+    automatic = "alerts start runs" if on_alerts else "alerts are logged only (--no-on-alerts)"
+    print(f"retraining trigger on http://{host}:{port or settings.retrain_port} ({automatic}); log {log}", flush=True)
+    server.serve_forever()
