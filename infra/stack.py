@@ -47,6 +47,8 @@ def build(config: StackConfig, stack_name: str) -> Stack:
         "kubeconfig": pulumi.Output.secret(cluster.kubeconfig),
         "ingressUrl": pulumi.Output.from_input(cluster.ingress_url),
     }
+    if cluster.ingress_https_url is not None:
+        outputs["ingressHttpsUrl"] = pulumi.Output.from_input(cluster.ingress_https_url)
     if platform.left_out is not None:
         outputs["renderLeftOut"] = pulumi.Output.from_input(platform.left_out)
     for name, service in platform.services.items():

@@ -22,3 +22,5 @@ class Cluster:
     """Where the Knative ingress (InferenceService traffic) is reached from the user's machine."""
     resources: tuple[pulumi.Resource, ...]
     """The cluster's own resources, for ``depends_on``."""
+    ingress_https_url: pulumi.Output[str] | None = None
+    """The ingress's HTTPS address where it also serves plain HTTP (kind); None where ``ingress_url`` is HTTPS."""

@@ -133,6 +133,7 @@ def gke_cluster(settings: GkeSettings, stack: str) -> Cluster:
         kubeconfig=config,
         provider=provider,
         # Kourier gets a LoadBalancer on GKE; its address exists only once Google assigns it, so say where to read it.
-        ingress_url=pulumi.Output.from_input(f"http://<address of: kubectl -n {KNATIVE_NAMESPACE} get svc kourier>"),
+        # HTTPS: the gateway answers plain HTTP with a redirect to it (infra.services.kserve.tls_config).
+        ingress_url=pulumi.Output.from_input(f"https://<address of: kubectl -n {KNATIVE_NAMESPACE} get svc kourier>"),
         resources=(*egress, cluster, pool),
     )

@@ -145,4 +145,5 @@ def kind_cluster(settings: KindSettings, profile: Profile = LAPTOP) -> Cluster:
         provider=provider,
         ingress_url=pulumi.Output.from_input(f"http://127.0.0.1:{settings.http_port}"),
         resources=(cluster,),
+        ingress_https_url=pulumi.Output.from_input(f"https://127.0.0.1:{settings.https_port}"),
     )

@@ -213,7 +213,9 @@ def test_kind_cluster_and_gke_cluster(runs: dict[str, mocks.Run]) -> None:
     kind = runs["kind"].of_type(mocks.KIND_TYPE)
     assert len(kind) == 1 and kind[0].inputs["node_image"] == versions.KIND_NODE_IMAGE
     assert runs["kind"].outputs["ingressUrl"] == "http://127.0.0.1:8080"
+    assert runs["kind"].outputs["ingressHttpsUrl"] == "https://127.0.0.1:8443"
     gke = runs["gke"]
+    assert gke.outputs["ingressUrl"].startswith("https://") and "ingressHttpsUrl" not in gke.outputs
     assert not gke.of_type(mocks.KIND_TYPE)
     cluster = gke.of_type("gcp:container/cluster:Cluster")[0].inputs
     assert cluster["removeDefaultNodePool"] is True and cluster["networkPolicy"]["enabled"] is True
