@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from serving.rollout.analysis import STABLE_UNHEALTHY
+from serving.rollout.analysis import STABLE_UNHEALTHY, Snapshot
 from serving.rollout.rollout import CHAMPION, ReportsTraffic, Rollout, RolloutConfig, RolloutError
 
 console = Console()
@@ -82,6 +82,14 @@ def rollout_for(component: str, config: RolloutConfig | None = None) -> Rollout:
     return Rollout(backend, registry, config)
 
 
+def _live(window: Snapshot) -> str:
+    """``0.9412 ±0.011 (412)``: the live metric, its standard error and the labels it rests on; empty without."""
+    if window.live is None:
+        return ""
+    error = "±inf" if math.isinf(window.live.stderr) else f"±{window.live.stderr:.3f}"
+    return f"{window.live.value:.4f} {error} ({window.live.count})"
+
+
 def status_table(rollout: Rollout) -> Table:
     """One row per version: role, traffic, key metrics of the current window, and the verdict.
 
@@ -102,25 +110,33 @@ def status_table(rollout: Rollout) -> Table:
             ", ".join(f"v{version} {share}%" for version, share in reported.items()) or "no traffic yet"
         )
     # "shift": the statistic the analysis used, PSI on scores or chi-square p and Cramér's V on predicted classes.
-    for column in ("role", "version", "traffic", "requests", "error rate", "p99 ms", "shift", "verdict"):
+    # "live": the monitor's live metric on labelled predictions, with its standard error and label count.
+    for column in ("role", "version", "traffic", "requests", "error rate", "p99 ms", "shift", "live", "verdict"):
         table.add_column(column, justify="left" if column in {"role", "verdict"} else "right")
     if not state:
         stable = rollout.backend.stable_version()
-        table.add_row("stable", stable, traffic(stable, 100), "", "", "", "", "no rollout yet")
+        table.add_row("stable", stable, traffic(stable, 100), "", "", "", "", "", "no rollout yet")
         return table
     if state.get("outcome"):
         ended = datetime.fromtimestamp(float(state.get("ended_at", 0)), tz=UTC).isoformat(timespec="seconds")
         reason = f": {state['reason']}" if state.get("reason") else ""
         stable = rollout.backend.stable_version()
         canary = str(state["canary_version"])
-        table.add_row("stable", stable, traffic(stable, 100), "", "", "", "", "")
-        table.add_row("last canary", canary, traffic(canary, 0), "", "", "", "", f"{state['outcome']} {ended}{reason}")
+        table.add_row("stable", stable, traffic(stable, 100), "", "", "", "", "", "")
+        ending = f"{state['outcome']} {ended}{reason}"
+        table.add_row("last canary", canary, traffic(canary, 0), "", "", "", "", "", ending)
         return table
     analysis = rollout.analyse()
     if state.get("paused"):
         table.caption = f"paused, traffic unchanged: {state['paused']}" + (
             f"\n{table.caption}" if table.caption else ""
         )
+    if state.get("holding"):
+        table.caption = f"holding at {state['share']}% {state['holding']}" + (
+            f"\n{table.caption}" if table.caption else ""
+        )
+    if analysis.live is not None and (metric := rollout.metric()) is not None:
+        table.caption = analysis.live.summary(metric) + (f"\n{table.caption}" if table.caption else "")
     stable_verdict = analysis.summary if analysis.verdict == STABLE_UNHEALTHY else ""
     for role, version, share, window in (
         ("stable", state["stable_version"], 100 - state["share"], analysis.stable),
@@ -135,6 +151,7 @@ def status_table(rollout: Rollout) -> Table:
             f"{window.error_rate:.1%}",
             "" if math.isnan(p99) else f"{p99 * 1000:.1f}",
             "" if role == "stable" else analysis.shift.short,
+            _live(window),
             stable_verdict if role == "stable" else analysis.summary,
         )
     return table

@@ -32,6 +32,15 @@ import numpy as np
 from contract.model import Metric
 
 Verdict = Literal["waiting", "better", "worse", "not worse", "undecided"]
+Evidence = Literal["off", "not worse", "better"]
+"""What a canary must show on live labels before it takes all traffic: nothing (``off``), that it is not worse
+than stable by more than the tolerance, or that it is better."""
+
+# The monitor's series the canary reads them from (``monitoring.metrics`` exports them under these names; the
+# rollout in ``serving`` may not import monitoring, so the names live here, below both).
+LIVE_METRIC = "mlstack_monitor_live_metric"
+LIVE_METRIC_STDERR = "mlstack_monitor_live_metric_stderr"
+LABELLED_PREDICTIONS = "mlstack_monitor_labelled_predictions"
 RESAMPLES = 400
 """Bootstrap resamples per estimate: the standard error's own error is about 1/sqrt(2 * 400), 3.5%."""
 MAX_UNSCORED = 0.1
@@ -99,6 +108,15 @@ class Comparison:
     """The gain's interval at the comparison's confidence."""
     stable: Estimate
     canary: Estimate
+
+    def shows(self, evidence: Evidence) -> bool:
+        """Whether this comparison is the evidence asked for before all traffic moves to the canary."""
+        wanted: dict[Evidence, tuple[Verdict, ...]] = {
+            "off": ("waiting", "better", "worse", "not worse", "undecided"),
+            "not worse": ("not worse", "better"),
+            "better": ("better",),
+        }
+        return self.verdict in wanted[evidence]
 
     def summary(self, metric: Metric) -> str:
         if self.verdict == "waiting":

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from contract import live_evaluation
 from contract.model import Metric
 from pipelines.streaming import freshness
 
@@ -57,13 +58,19 @@ class Series:
 
 # -- model performance, from predictions joined with their delayed labels (the monitor job) ------------------------
 LIVE_METRIC = Series(
-    "mlstack_monitor_live_metric",
+    live_evaluation.LIVE_METRIC,
     "gauge",
     "The component's own metric on the labelled predictions of the sliding window",
     (*MODEL, METRIC),
 )
+LIVE_METRIC_STDERR = Series(
+    live_evaluation.LIVE_METRIC_STDERR,
+    "gauge",
+    "The live metric's standard error (bootstrap over the window's labelled predictions; +Inf when too thin)",
+    (*MODEL, METRIC),
+)
 LABELLED_PREDICTIONS = Series(
-    "mlstack_monitor_labelled_predictions",
+    live_evaluation.LABELLED_PREDICTIONS,
     "gauge",
     "Predictions in the sliding window whose label has arrived: the count the live metric rests on",
     (*MODEL, METRIC),
@@ -205,6 +212,7 @@ TRIGGER_SERIES = (RETRAIN_DECISIONS, RETRAIN_RUNNING, RETRAIN_RUNS)
 
 SERIES = (
     LIVE_METRIC,
+    LIVE_METRIC_STDERR,
     LABELLED_PREDICTIONS,
     HOLDOUT_METRIC,
     METRIC_TOLERANCE,

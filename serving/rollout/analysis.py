@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from contract.live_evaluation import Comparison, Estimate, Evidence, compare
+from contract.model import Metric
 from contract.shift import ALPHA, MIN_CRAMERS_V, PSI_FLOOR, class_shift
 from contract.shift import psi as binned_psi
 from serving.rollout import guardrails
@@ -61,6 +63,13 @@ class AnalysisConfig:
     """Predicted classes: the chi-square test's significance level."""
     min_cramers_v: float = MIN_CRAMERS_V
     """Predicted classes: the smallest effect (Cramér's V) that fails a window."""
+    live_evidence: Evidence = "not worse"
+    """Live labels (where the monitor reports both versions): what the canary must show before all traffic moves to
+    it; until then it is kept at its share. A canary shown worse beyond the tolerance fails at any step."""
+    live_min_labels: int = 200
+    """Live labels: labelled predictions each version needs before the comparison concludes anything."""
+    live_confidence: float = 0.95
+    """Live labels: the confidence of the interval of the canary's gain."""
 
 
 @dataclass
@@ -75,6 +84,9 @@ class Snapshot:
     """The prediction histogram (binary and regression): upper bound -> cumulative count."""
     classes: dict[str, float] = field(default_factory=dict)
     """Predicted classes (multiclass): class -> cumulative count."""
+    live: Estimate | None = None
+    """The live metric on the monitor's labelled predictions, over its sliding window (a level, not a counter:
+    a window keeps the newer snapshot's); None where no monitor reports the version."""
 
     def minus(self, earlier: Snapshot) -> Snapshot:
         """The window between ``earlier`` and this snapshot (a restarted server starts again from zero)."""
@@ -92,6 +104,7 @@ class Snapshot:
             latency={le: n - earlier.latency.get(le, 0.0) for le, n in self.latency.items()},
             predictions={le: n - earlier.predictions.get(le, 0.0) for le, n in self.predictions.items()},
             classes={name: n - earlier.classes.get(name, 0.0) for name, n in self.classes.items()},
+            live=self.live,
         )
 
     def plus(self, other: Snapshot) -> Snapshot:
@@ -106,6 +119,7 @@ class Snapshot:
             latency=added(self.latency, other.latency),
             predictions=added(self.predictions, other.predictions),
             classes=added(self.classes, other.classes),
+            live=self.live or other.live,
         )
 
     @property
@@ -193,15 +207,27 @@ class Analysis:
     stable: Snapshot
     canary: Snapshot
     shift: Shift
+    live: Comparison | None = None
+    """The versions compared on live labels, where the monitor reports both."""
 
     @property
     def summary(self) -> str:
         return f"{self.verdict}: {'; '.join(self.reasons)}"
 
 
-def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analysis:
-    """Compare two windows (already differenced)."""
+def live_comparison(
+    stable: Snapshot, canary: Snapshot, config: AnalysisConfig, metric: Metric | None
+) -> Comparison | None:
+    """The versions on live labels, when the monitor reports both and the evidence is asked for."""
+    if metric is None or stable.live is None or canary.live is None or config.live_evidence == "off":
+        return None
+    return compare(metric, stable.live, canary.live, config.live_min_labels, config.live_confidence)
+
+
+def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig, metric: Metric | None = None) -> Analysis:
+    """Compare two windows (already differenced); ``metric`` (the component's) compares them on live labels."""
     shift = prediction_shift(stable, canary, config)
+    live = live_comparison(stable, canary, config, metric)
     # The stable version is judged on its own window as soon as that window is large enough (the canary's may
     # still be small at a low share): a rate from fewer requests is noise, as it is for the canary's checks.
     if stable.requests >= config.min_requests and stable.error_rate > config.max_error_rate:
@@ -210,13 +236,13 @@ def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analy
             f"{config.max_error_rate:.1%}: the baseline is broken, so the canary cannot be judged against it",
             f"canary error rate {canary.error_rate:.1%} over {canary.requests:.0f} requests",
         ]
-        return Analysis(STABLE_UNHEALTHY, reasons, stable, canary, shift)
+        return Analysis(STABLE_UNHEALTHY, reasons, stable, canary, shift, live)
     if canary.requests < config.min_requests or stable.requests < config.min_requests:
         reason = (
             f"not enough traffic yet (stable {stable.requests:.0f}, canary {canary.requests:.0f} requests; "
             f"{config.min_requests} each needed)"
         )
-        return Analysis("inconclusive", [reason], stable, canary, shift)
+        return Analysis("inconclusive", [reason], stable, canary, shift, live)
     errors = guardrails.error_check(
         stable.server_errors,
         stable.requests,
@@ -243,14 +269,17 @@ def analyse(stable: Snapshot, canary: Snapshot, config: AnalysisConfig) -> Analy
             f"predicted classes shifted: chi-square p {shift.value:.2g} < {config.class_alpha:g} and "
             f"Cramér's V {shift.effect:.2f} >= {config.min_cramers_v:g}"
         )
+    if live is not None and live.verdict == "worse" and metric is not None:
+        failures.append(live.summary(metric))
     if failures:
-        return Analysis("fail", failures, stable, canary, shift)
+        return Analysis("fail", failures, stable, canary, shift, live)
     held = [check.detail for check in checks if check.outcome == "hold"]
     if held:
-        return Analysis("inconclusive", held, stable, canary, shift)
+        return Analysis("inconclusive", held, stable, canary, shift, live)
     p99_canary, p99_stable = canary.quantile(0.99), stable.quantile(0.99)
     passed = (
         f"error rate {canary.error_rate:.1%} (stable {stable.error_rate:.1%}), p99 {p99_canary * 1000:.1f} ms "
         f"(stable {p99_stable * 1000:.1f} ms), latency {latency.detail}, {shift}"
+        + (f", {live.summary(metric)}" if live is not None and metric is not None else "")
     )
-    return Analysis("pass", [passed], stable, canary, shift)
+    return Analysis("pass", [passed], stable, canary, shift, live)

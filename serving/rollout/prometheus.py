@@ -1,5 +1,5 @@
 """Each model version's counters, read from Prometheus (the series ``serving.metrics`` exports and names,
-labelled by component and version).
+labelled by component and version), and its live metric where the component's monitor exports one.
 
 A snapshot's queries are all evaluated at one instant (the API's ``time`` parameter): evaluated each at its own
 "now", the requests and the errors could come from different scrapes, and a window's rate from counters read at
@@ -13,6 +13,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from contract import live_evaluation as live
+from contract.live_evaluation import Estimate
 from serving import metrics
 from serving.rollout.analysis import Snapshot
 
@@ -58,4 +60,17 @@ class PrometheusReader:
             latency=buckets(metrics.LATENCY_BUCKET),
             predictions=predictions,
             classes=classes,
+            live=self.live(selector, at),
         )
+
+    def live(self, selector: str, at: float) -> Estimate | None:
+        """The monitor's live metric of the version, with its standard error and labelled count; None where the
+        monitor exports none (no monitor, no labelled prediction of the version yet)."""
+        values = []
+        for series in (live.LIVE_METRIC, live.LIVE_METRIC_STDERR, live.LABELLED_PREDICTIONS):
+            result = self.query(f"max({series}{{{selector}}})", at)
+            if not result:
+                return None
+            values.append(float(result[0]["value"][1]))
+        value, stderr, count = values
+        return Estimate(value, stderr, int(count))

@@ -16,6 +16,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+from contract.component import ContractError
+from contract.live_evaluation import Estimate
+from contract.model import Metric
+from contract.registry import load
 from serving.rollout.analysis import NO_SHIFT, STABLE_UNHEALTHY, Analysis, AnalysisConfig, Snapshot, analyse
 from serving.rollout.backend import CanaryNotReady, TrafficBackend
 
@@ -61,12 +65,14 @@ class RolloutConfig:
 
 
 def _snapshot(data: dict[str, Any]) -> Snapshot:
+    live = data.get("live")  # absent from states saved before live labels were read
     return Snapshot(
         requests=data["requests"],
         server_errors=data["server_errors"],
         latency={float(k): v for k, v in data["latency"].items()},
         predictions={float(k): v for k, v in data["predictions"].items()},
         classes=dict(data.get("classes", {})),  # absent from states saved before classes were counted
+        live=Estimate(live["value"], live["stderr"], live["count"]) if live else None,
     )
 
 
@@ -76,6 +82,16 @@ class Rollout:
         self.client = mlflow_client
         self.config = config or RolloutConfig()
         self.name = backend.component
+        self._metric: Metric | None = None
+
+    def metric(self) -> Metric | None:
+        """The component's metric, which compares the versions on live labels (None: no such component here)."""
+        if self._metric is None:
+            try:
+                self._metric = load(self.name).model.metric
+            except ContractError:
+                return None
+        return self._metric
 
     # -- state ----------------------------------------------------------------------------------------------
 
@@ -150,7 +166,7 @@ class Rollout:
             # steps, pooled. Stable's last window alone was small and reused: a chance deviation in it (chi-square
             # p 0.026 at 30%) failed the next comparison too (p 0.0009 at 100%) for a tied challenger.
             stable = _snapshot(state["reference_stable"])
-        return analyse(stable, canary, self.config.analysis)
+        return analyse(stable, canary, self.config.analysis, self.metric())
 
     def step(self) -> tuple[str, Analysis]:
         """Analyse the window; on pass move to the next share (or promote after 100%), on fail roll back; with the
@@ -183,6 +199,13 @@ class Rollout:
             self.rollback(reason="; ".join(result.reasons))
             return "rolled back", result
         later = [s for s in self.config.schedule if s > state["share"]]
+        evidence = self.config.analysis.live_evidence
+        if (not later or later[0] == 100) and result.live is not None and not result.live.shows(evidence):
+            # All traffic moves only on live evidence: until the labels show it, the canary keeps its share.
+            state["holding"] = f"for live evidence ({evidence}): {result.live.verdict}"
+            self.backend.save_state(state)
+            return "waiting", result
+        state.pop("holding", None)
         if not later:
             self.backend.save_state(state)
             self.promote()
@@ -226,6 +249,17 @@ class Rollout:
                 "shift_statistic": result.shift.statistic,
                 "shift_value": result.shift.value,
                 "shift_effect": result.shift.effect,
+                **(
+                    {
+                        "live_verdict": result.live.verdict,
+                        "live_gain": result.live.gain,
+                        "live_low": result.live.low,
+                        "live_high": result.live.high,
+                        "live_labels": min(result.live.stable.count, result.live.canary.count),
+                    }
+                    if result.live is not None
+                    else {}
+                ),
             }
         )
 

@@ -1,0 +1,88 @@
+"""The canary on live labels (issue 19 item 4): where the monitor reports both versions' live metric, a canary shown
+worse beyond the tolerance is rolled back at any step, and all traffic moves to it only once the labels show the
+evidence asked for; until then it keeps its share, and the status says why. Without a monitor, nothing changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+
+from cli import kubectl_canary
+from contract.live_evaluation import Estimate
+from serving.rollout.analysis import AnalysisConfig, Snapshot
+from serving.rollout.rollout import RolloutConfig
+from tests.unit.test_rollout import _cluster, window
+
+
+def live(snapshot: Snapshot, value: float, stderr: float = 0.005, count: int = 500) -> Snapshot:
+    return replace(snapshot, live=Estimate(value, stderr, count))
+
+
+def test_a_canary_worse_on_live_labels_is_rolled_back_at_its_first_step(registry: MlflowClient) -> None:
+    rollout, _, prometheus = _cluster(registry, "1")
+    rollout.start()
+    prometheus.counters = {"1": live(window(1000), 0.95), "2": live(window(200), 0.88)}  # roc_auc, tolerance 0.02
+    action, result = rollout.step()
+    assert action == "rolled back", result.summary
+    assert "live roc_auc 0.8800 vs 0.9500" in result.summary and result.summary.endswith(": worse")
+    state = rollout.state()
+    assert state is not None and state["history"][-1]["live_verdict"] == "worse"
+
+
+def test_all_traffic_moves_only_on_live_evidence_and_the_status_shows_the_hold(
+    registry: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout, api, prometheus = _cluster(registry, "1")
+    rollout.start()
+    shares = []
+    for n in range(1, 4):  # 10% -> 25% -> 50%: labels still few
+        prometheus.counters = {"1": live(window(1000 * n), 0.95, count=100), "2": live(window(200 * n), 0.95, count=40)}
+        action, _ = rollout.step()
+        shares.append(api.isvc["spec"]["predictor"]["canaryTrafficPercent"])
+    assert shares == [25, 50, 50] and action == "waiting", "held at 50% until the labels show it"
+    state = rollout.state()
+    assert state is not None and state["holding"] == "for live evidence (not worse): waiting"
+
+    monkeypatch.setattr(kubectl_canary, "rollout_for", lambda component, config=None: rollout)
+    console = Console(width=200, record=True)
+    console.print(kubectl_canary.status_table(rollout))
+    shown = console.export_text()
+    assert "holding at 50% for live evidence (not worse): waiting" in shown
+    assert "0.9500 ±0.005 (100)" in shown and "waiting for labels (stable 100, canary 40)" in shown
+
+    prometheus.counters = {"1": live(window(5000), 0.95), "2": live(window(1200), 0.951)}  # 500 labels each now
+    action, result = rollout.step()
+    assert action == "stepped to 100%" and result.live is not None and result.live.verdict == "not worse"
+    state = rollout.state()
+    assert state is not None and "holding" not in state
+    prometheus.counters = {"1": live(window(5000), 0.95), "2": live(window(2200), 0.951)}
+    assert rollout.step()[0] == "promoted", "at 100% against stable's last live estimate"
+
+
+def test_a_canary_asked_to_be_better_waits_while_it_is_only_as_good(registry: MlflowClient) -> None:
+    rollout, api, prometheus = _cluster(registry, "1")
+    rollout.config = RolloutConfig(
+        schedule=(50, 100), analysis=AnalysisConfig(min_requests=50, live_evidence="better"), warmup_requests=0
+    )
+    rollout.start()
+    prometheus.counters = {"1": live(window(1000), 0.95), "2": live(window(1000), 0.952)}
+    assert rollout.step()[0] == "waiting"
+    prometheus.counters = {"1": live(window(2000), 0.95), "2": live(window(2000), 0.99)}
+    assert rollout.step()[0] == "stepped to 100%"
+    assert api.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 100
+
+
+@pytest.mark.parametrize("stable_live", [None, Estimate(0.95, 0.005, 500)])
+def test_without_both_versions_on_live_labels_the_rollout_steps_as_before(
+    registry: MlflowClient, stable_live: Any
+) -> None:
+    rollout, _, prometheus = _cluster(registry, "1")
+    rollout.start()
+    for n in range(1, 5):
+        prometheus.counters = {"1": replace(window(1000 * n), live=stable_live), "2": window(200 * n)}
+        action, _ = rollout.step()
+    assert action == "promoted"
