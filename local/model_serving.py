@@ -4,6 +4,7 @@ weights in place, so moving traffic never drops a request, and the split is HAPr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -23,6 +24,7 @@ from local.services import EmbeddedServices, Progress
 from local.streaming import EmbeddedStreaming
 from serving.rollout.analysis import Snapshot
 from serving.rollout.backend import CanaryNotReady
+from serving.rollout.prometheus import PrometheusReader
 
 SERVER_START_TIMEOUT_S = 180
 HAPROXY_CONFIG = """global
@@ -325,11 +327,15 @@ class EmbeddedBackend:
         slots = self.serving.slots()
         stable, canary = slots["stable"], self.serving.canary_slot(slots["stable"])
 
+        prometheus = PrometheusReader(self.serving.services.settings.prometheus_url)
+
         def read(slot: str) -> Snapshot:
             version = slots[slot]["version"]
             if version is None:
                 return Snapshot()
-            return scrape(f"http://127.0.0.1:{slots[slot]['port']}/metrics", self.component, str(version))
+            counted = scrape(f"http://127.0.0.1:{slots[slot]['port']}/metrics", self.component, str(version))
+            # The live metric is the monitor exporter's, which the embedded Prometheus scrapes (None without it).
+            return dataclasses.replace(counted, live=prometheus.version_live(self.component, str(version)))
 
         return read(stable), read(canary)
 

@@ -63,6 +63,14 @@ class PrometheusReader:
             live=self.live(selector, at),
         )
 
+    def version_live(self, component: str, version: str) -> Estimate | None:
+        """``live`` of one version, now; None too when Prometheus cannot be reached (embedded mode without it)."""
+        selector = f'{metrics.COMPONENT}="{component}",{metrics.VERSION}="{version}"'
+        try:
+            return self.live(selector, time.time())
+        except OSError:
+            return None
+
     def live(self, selector: str, at: float) -> Estimate | None:
         """The monitor's live metric of the version, with its standard error and labelled count; None where the
         monitor exports none (no monitor, no labelled prediction of the version yet)."""
