@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 from rich.console import Console
@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cli.demo import DemoOptions, DemoResult, run_demo
 from cli.status_table import status_table
+from contract.live_evaluation import Evidence
 from local.progress import bar_phases
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
@@ -113,6 +114,13 @@ def print_summary(result: DemoResult, services: EmbeddedServices | None = None) 
     console.print(left)
 
 
+def _evidence(value: str) -> Evidence:
+    for known in get_args(Evidence):
+        if value == known:
+            return cast(Evidence, known)
+    raise typer.BadParameter(f"--live-evidence {value!r}: one of {', '.join(get_args(Evidence))}")
+
+
 def demo(
     component: Annotated[str, typer.Option(help="Use case to run (a package in components/).")] = "fraud",
     events: Annotated[int, typer.Option(help="Synthetic events streamed before training.")] = 20_000,
@@ -126,6 +134,13 @@ def demo(
         float,
         typer.Option(help="Seconds to wait after the canary for the monitor's first live metric (labels come late)."),
     ] = 150.0,
+    live_evidence: Annotated[
+        str,
+        typer.Option(
+            help="What the canary must show on live labels before it takes all traffic: off (the default here: "
+            "labels come minutes after the demo's canary, and the monitor step shows them), 'not worse', or better."
+        ),
+    ] = "off",
     strict_gate: Annotated[
         bool,
         typer.Option(
@@ -138,7 +153,7 @@ def demo(
     try:
         rollout = RolloutConfig(
             schedule=tuple(int(share) for share in schedule.split(",")),
-            analysis=AnalysisConfig(min_requests=min_requests),
+            analysis=AnalysisConfig(min_requests=min_requests, live_evidence=_evidence(live_evidence)),
         )
     except ValueError as error:
         raise typer.BadParameter(f"--schedule {schedule!r}: {error}") from None
