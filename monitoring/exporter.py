@@ -37,7 +37,7 @@ from monitoring.history import history_rows, write_history
 from monitoring.records import MalformedRecord, RecordReader
 from monitoring.stats import VersionStats, version_stats
 from monitoring.topic_reader import TopicReader, now_ms
-from monitoring.windows import Panes, VersionWindows
+from monitoring.windows import Panes, VersionWindows, feature_views
 
 log = logging.getLogger("monitoring.exporter")
 
@@ -175,7 +175,7 @@ class Exporter:
         self.component, self.registry, self.history = component, registry, history
         self.panes = Panes(round(window_s * 1000), round(slide_s * 1000))
         self.window_s, self.min_labels = window_s, min_labels
-        self.windows = VersionWindows(self.panes)
+        self.windows = VersionWindows(self.panes, feature_views(component))
         self.reader = RecordReader(component)
         self.predictions_topic, self.scored_topic = topics(component.name)["predictions"], scored_topic(component.name)
         self.metrics = CollectorRegistry(auto_describe=False)

@@ -8,19 +8,24 @@ calibration, drift and data quality against the version's profile (``contract.dr
   observed positive rate; regression, the mean estimate and the mean label; multiclass, of the predicted class:
   its mean probability (confidence) and the share of rows whose label is that class (accuracy), one pair whatever
   the number of classes, equal for a calibrated model;
-- shortfall: ``monitoring.metrics.shortfall`` of the live metric against the holdout score (positive = worse).
+- shortfall: ``monitoring.metrics.shortfall`` of the live metric against the holdout score (positive = worse);
+- drift (PSI, p-value) on the window's distinct examples, their counts scaled down to the independent draws the
+  window holds (``monitoring.windows``' docstring says why): a feature's to its view's observations, the
+  predictions' to the largest of the columns' (a prediction is as independent as its most independent input, e.g.
+  fraud's per-transaction amount); the quality rates on every row.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from contract.drift import ColumnDrift, compare
+from contract.drift import ColumnDrift, WindowCounts, compare
 from contract.model import ModelSpec
-from contract.profile import Profile
+from contract.profile import ColumnProfile, NumericProfile, Profile
+from contract.shift import class_shift, psi
 from monitoring.metrics import ABSENT, STALE, shortfall
 from monitoring.windows import PREDICTIONS, Window
 
@@ -80,9 +85,40 @@ def version_stats(
     predictions = None
     if profile is not None and window.rows:
         # A column is missing when its rows arrived while the profile could not be read (nothing was counted).
-        counts = window.counts
-        columns = {name: compare(ref, counts[name]) for name, ref in profile.columns.items() if name in counts}
-        predictions = compare(profile.predictions, counts[PREDICTIONS]) if PREDICTIONS in counts else None
+        counts, examples = window.counts, window.examples
+        shares = {
+            name: _share(examples[name], window.observations.get(name)) for name in profile.columns if name in counts
+        }
+        columns = {name: drift(profile.columns[name], counts[name], examples[name], s) for name, s in shares.items()}
+        if PREDICTIONS in counts:
+            share = max(shares.values(), default=1.0)
+            predictions = drift(profile.predictions, counts[PREDICTIONS], examples[PREDICTIONS], share)
     return VersionStats(
         version, window.rows, labelled, live, holdout, gap, predicted, observed, incomplete, columns, predictions, error
     )
+
+
+def _share(examples: WindowCounts, observations: int | None) -> float:
+    """The independent draws per distinct example: 1 for request fields (no view), else observations / values."""
+    values = sum(examples.counts.values())
+    return 1.0 if observations is None or not values else min(1.0, observations / values)
+
+
+def drift(reference: ColumnProfile, rows: WindowCounts, examples: WindowCounts, share: float) -> ColumnDrift:
+    """Quality of ``rows``; PSI and chi-square p-value of ``examples`` with their counts times ``share``: the same
+    statistics as ``contract.drift.compare``, whose size-aware parts (the PSI's noise correction, the test) then
+    see the number of independent draws."""
+    quality = compare(reference, rows)
+    if share >= 1.0:
+        found = compare(reference, examples)
+        return replace(quality, psi=found.psi, p_value=found.p_value)
+    if isinstance(reference, NumericProfile):
+        expected = {str(i): float(c) for i, c in enumerate(reference.counts)}
+    else:
+        expected = {name: float(c) for name, c in reference.categories.items()}
+    actual = {key: count * share for key, count in examples.counts.items()}
+    keys = list(expected) + sorted(k for k in actual if k not in expected)
+    # Bins empty on both sides carry nothing (as in ``compare``).
+    kept = [(expected.get(k, 0.0), actual.get(k, 0.0)) for k in keys if expected.get(k) or actual.get(k)]
+    index = psi([a for a, _ in kept], [b for _, b in kept]) if kept else math.nan
+    return replace(quality, psi=index, p_value=class_shift(expected, actual).p_value)

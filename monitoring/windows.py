@@ -9,14 +9,37 @@ older than the window are dropped. Rows are placed by their own time (a served r
 labelled one by its label's time, ``label_time``), so a restart that reads the topics again from one window back
 rebuilds the same windows. A row is counted once per (request id, row): the inference log and the monitor job write
 at least once, and a copy carries the same time, so it lands in the same pane and is recognised there.
+
+Drift is measured on examples, not requests (``Window.examples``, ``Window.observations``), because the drift test
+takes its counts as independent draws and the profile weights each training example once:
+
+- a row equal to one already in the pane (same entity keys, request fields, features and prediction) is the same
+  example asked again, and counts once. Demand is asked once per order but trained once per zone and minute: every
+  order of a zone in a minute sends the same ``forecast_id`` and reads the same zone snapshot, so it repeats one
+  example. Fraud's and delivery's requests carry their own transaction or order id, so none is a repeat and their
+  rows keep the per-transaction weighting their training has (a per-(entity, value) rule would re-weight fraud's
+  merchant features, which training weights by transaction);
+- an online feature is a windowed aggregate of its entity: its values less than one feature window apart share
+  most of their events and move together, and an equal value is most likely one snapshot read again. So a
+  feature's ``observations``, the independent draws the window holds, are per entity the fewer of its feature
+  windows (aligned ``time // size``) and its distinct values, summed over entities; the statistics scale the
+  examples' counts down to that many (``monitoring.stats``). A 10-minute window of demand's 12 zones is a few dozen
+  draws, not the hundreds of forecasts it served; a fraud window's cards are nearly all distinct, so their features
+  barely move, while its 60 merchants' count for what they are.
+
+The quality rates (null, out of range, unseen) stay per row (``Window.counts``): they are shares of requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from contract import Component
 from contract.drift import WindowCounts, window_counts
 from contract.profile import NumericProfile, Profile
 from monitoring.metrics import ABSENT, STALE
@@ -24,6 +47,20 @@ from monitoring.records import Labelled, Served
 
 PREDICTIONS = "predictions"
 """The column name the predictions are counted under, beside the profiled columns."""
+
+View = tuple[str, int]
+"""A feature view as drift sees it: (the entity key it is read by, its window length in ms)."""
+
+
+def feature_views(component: Component) -> dict[str, View]:
+    """Each served feature column (``<view>__<feature>``) -> its view's entity key and window length."""
+    groups = set(component.feature_groups())
+    return {
+        f"{g.name}__{feature}": (g.entity, g.window.size_s * 1000)
+        for g in component.streaming.groups
+        if g.name in groups
+        for feature in g.feature_names()
+    }
 
 
 @dataclass(frozen=True)
@@ -65,8 +102,16 @@ class Pane:
     incomplete: dict[str, int] = field(default_factory=lambda: {STALE: 0, ABSENT: 0})
     counts: dict[str, WindowCounts] = field(default_factory=dict)
     """Column (or ``PREDICTIONS``) -> its counts against the version's profile, for the rows folded so far."""
+    examples: dict[str, WindowCounts] = field(default_factory=dict)
+    """The same for the pane's distinct examples (module docstring): what drift is measured on."""
     pending: list[Served] = field(default_factory=list)
     """Rows not yet folded into ``counts`` (the profile is loaded when the window is computed)."""
+    pending_examples: list[Served] = field(default_factory=list)
+    """The first row of each distinct example among ``pending``."""
+    example_ids: set[bytes] = field(default_factory=set)
+    """Digests of the pane's distinct examples."""
+    observations: dict[str, set[tuple[str, int, Any]]] = field(default_factory=dict)
+    """Feature column -> the (entity, feature window, value) it was read at."""
     labels: list[float] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
     served_keys: set[tuple[str, int]] = field(default_factory=set)
@@ -77,18 +122,28 @@ class Pane:
         if not self.pending:
             return
         rows, self.pending = self.pending, []
+        examples, self.pending_examples = self.pending_examples, []
         if profile is None:
             return
-        for name, reference in profile.columns.items():
-            values = [row.values.get(name) for row in rows]
-            if isinstance(reference, NumericProfile):
-                # A value of the wrong type (text where training had numbers) counts as missing: a null-rate alert.
-                values = [v if isinstance(v, int | float) else None for v in values]
-            self._add(name, window_counts(reference, values, name))
-        self._add(PREDICTIONS, window_counts(profile.predictions, [row.prediction for row in rows], PREDICTIONS))
+        _add(self.counts, _counts(profile, rows))
+        _add(self.examples, _counts(profile, examples))
 
-    def _add(self, name: str, counts: WindowCounts) -> None:
-        self.counts[name] = self.counts[name] + counts if name in self.counts else counts
+
+def _counts(profile: Profile, rows: list[Served]) -> dict[str, WindowCounts]:
+    counts = {}
+    for name, reference in profile.columns.items():
+        values = [row.values.get(name) for row in rows]
+        if isinstance(reference, NumericProfile):
+            # A value of the wrong type (text where training had numbers) counts as missing: a null-rate alert.
+            values = [v if isinstance(v, int | float) else None for v in values]
+        counts[name] = window_counts(reference, values, name)
+    counts[PREDICTIONS] = window_counts(profile.predictions, [row.prediction for row in rows], PREDICTIONS)
+    return counts
+
+
+def _add(total: dict[str, WindowCounts], counts: Mapping[str, WindowCounts]) -> None:
+    for name, more in counts.items():
+        total[name] = total[name] + more if name in total else more
 
 
 @dataclass
@@ -100,14 +155,21 @@ class Window:
     counts: dict[str, WindowCounts]
     labels: list[float]
     outputs: list[Any]
+    examples: dict[str, WindowCounts] = field(default_factory=dict)
+    """``counts`` over the distinct examples (module docstring)."""
+    observations: dict[str, int] = field(default_factory=dict)
+    """Feature column -> the independent draws its values are (module docstring); absent for request fields and
+    predictions."""
 
 
 class VersionWindows:
     """Every version's panes; rows outside ``retention`` (older than a window before the newest boundary) are
     dropped on arrival."""
 
-    def __init__(self, panes: Panes) -> None:
+    def __init__(self, panes: Panes, views: Mapping[str, View] | None = None) -> None:
         self.panes = panes
+        self.views = dict(views or {})
+        """Feature column -> its view (``feature_views``); columns not named here are not reduced to observations."""
         self.versions: dict[str, dict[int, Pane]] = {}
         self.oldest = -(2**62)
         """The first pane still kept (moved by ``evict``)."""
@@ -135,6 +197,16 @@ class VersionWindows:
         if row.incomplete:
             pane.incomplete[row.incomplete] += 1
         pane.pending.append(row)
+        # A digest, not the row: a pane keeps one per distinct example.
+        example = hashlib.blake2b(orjson.dumps([row.values, row.prediction], option=orjson.OPT_SORT_KEYS)).digest()
+        if example not in pane.example_ids:
+            pane.example_ids.add(example)
+            pane.pending_examples.append(row)
+        for name, (entity, length_ms) in self.views.items():
+            key, value = row.values.get(entity), row.values.get(name)
+            if key is not None and value is not None:
+                value = value if isinstance(value, int | float | str) else repr(value)  # hashable
+                pane.observations.setdefault(name, set()).add((str(key), row.time_ms // length_ms, value))
 
     def add_labelled(self, row: Labelled) -> None:
         pane = self._pane(row.version, row.time_ms)
@@ -153,7 +225,11 @@ class VersionWindows:
         panes = [kept[i] for i in self.panes.window(end_ms) if i in kept]
         for pane in panes:
             pane.fold(profile)
-        return _sum(panes)
+        total = _sum(panes)
+        total.observations = {
+            name: _observations(pane.observations.get(name, set()) for pane in panes) for name in self.views
+        }
+        return total
 
     def evict(self, end_ms: int) -> None:
         """Drop the panes before the window ending at ``end_ms``, and versions left without any."""
@@ -166,14 +242,26 @@ class VersionWindows:
                 del self.versions[version]
 
 
+def _observations(reads: Iterable[set[tuple[str, int, Any]]]) -> int:
+    """Per entity the fewer of its feature windows and its distinct values, summed (module docstring). Sets, not
+    counts per pane: one feature window, and one value, span several panes."""
+    windows: dict[str, set[int]] = {}
+    values: dict[str, set[Any]] = {}
+    for pane in reads:
+        for entity, window, value in pane:
+            windows.setdefault(entity, set()).add(window)
+            values.setdefault(entity, set()).add(value)
+    return sum(min(len(windows[entity]), len(values[entity])) for entity in windows)
+
+
 def _sum(panes: Iterable[Pane]) -> Window:
     total = Window(0, {STALE: 0, ABSENT: 0}, {}, [], [])
     for pane in panes:
         total.rows += pane.rows
         for state, count in pane.incomplete.items():
             total.incomplete[state] += count
-        for name, counts in pane.counts.items():
-            total.counts[name] = total.counts[name] + counts if name in total.counts else counts
+        _add(total.counts, pane.counts)
+        _add(total.examples, pane.examples)
         total.labels.extend(pane.labels)
         total.outputs.extend(pane.outputs)
     return total

@@ -17,13 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.metrics import log_loss, mean_absolute_error, roc_auc_score
 
 from contract import Component
-from contract.drift import prediction_drift, window_drift
+from contract.drift import ColumnDrift, prediction_drift, window_counts, window_drift
 from contract.profile import NumericProfile, Profile, build_profile
 from contract.registry import load
 from monitoring import metrics as m
 from monitoring.exporter import Exporter, Registry
 from monitoring.records import MalformedRecord, RecordReader
-from monitoring.windows import Panes, VersionWindows
+from monitoring.stats import drift
+from monitoring.windows import Panes, VersionWindows, feature_views
 
 pytestmark = pytest.mark.unit
 
@@ -179,10 +180,10 @@ def test_fraud_window_drift_quality_metric_and_calibration_equal_the_reference(t
     frame = rows[inside]
     assert stats.rows == inside.sum()
     profile = _profile(fraud)  # the registry's (built the same way)
-    expected = window_drift(profile, frame)
+    expected = _drift_on_observations(fraud, profile, frame, times[inside])
     assert set(stats.columns) == set(expected) and "amount" in expected and "channel" in expected
-    for name, drift in expected.items():
-        assert stats.columns[name] == drift, name
+    for name, column in expected.items():
+        assert stats.columns[name] == column, name
     assert stats.predictions == prediction_drift(profile, outputs[inside])
     reference = profile.columns["amount"]
     assert isinstance(reference, NumericProfile)
@@ -238,6 +239,24 @@ def test_fraud_window_drift_quality_metric_and_calibration_equal_the_reference(t
     assert exporter.windows.late == late_before + 1
 
 
+def _drift_on_observations(
+    component: Component, profile: Profile, frame: pd.DataFrame, times: np.ndarray
+) -> dict[str, ColumnDrift]:
+    """``window_drift`` of the rows (all distinct transactions), each feature's PSI and p-value on its counts scaled
+    to its observations: per entity the fewer of its feature windows and distinct values, summed (the scaling
+    itself: ``tests/unit/test_monitor_dedup.py``)."""
+    expected = window_drift(profile, frame)
+    for group in component.streaming.groups:
+        for feature in group.feature_names():
+            name = f"{group.name}__{feature}"
+            read = frame[[group.entity, name]].assign(window=times // (group.window.size_s * 1000)).dropna()
+            per_entity = read.groupby(group.entity).agg(windows=("window", "nunique"), values=(name, "nunique"))
+            share = min(1.0, per_entity.min(axis=1).sum() / frame[name].notna().sum())  # values with an entity or not
+            counts = window_counts(profile.columns[name], frame[name])
+            expected[name] = drift(profile.columns[name], counts, counts, share)
+    return expected
+
+
 def test_a_sliding_window_equals_the_sum_of_its_panes_whatever_the_order_of_arrival(tmp_path: Path) -> None:
     fraud = load("fraud")
     profile = _profile(fraud)
@@ -247,7 +266,8 @@ def test_a_sliding_window_equals_the_sum_of_its_panes_whatever_the_order_of_arri
     records = [reader.served(r) for r in _records(fraud, rows, outputs, times)]
     panes = Panes(WINDOW, SLIDE)
     # In order, folding after each pane (as slides do), against out of order, folded once.
-    stepwise, at_once = VersionWindows(panes), VersionWindows(panes)
+    views = feature_views(fraud)
+    stepwise, at_once = VersionWindows(panes, views), VersionWindows(panes, views)
     for k in range(5):
         for record in records:
             if panes.pane(record.time_ms) == panes.pane(START) + k:
