@@ -138,6 +138,8 @@ class WindowCollector:
             v = s.version
             put(m.LABELLED_PREDICTIONS, s.labelled, c, v, metric)
             put(m.LIVE_METRIC, s.live_metric, c, v, metric)
+            if math.isfinite(s.live_metric) and not math.isnan(s.live_stderr):  # +Inf: too thin to judge, said so
+                families[m.LIVE_METRIC_STDERR.name].add_metric([c, v, metric], s.live_stderr)
             put(m.HOLDOUT_METRIC, s.holdout_metric, c, v, metric)
             put(m.METRIC_SHORTFALL, s.shortfall, c, v, metric)
             put(m.MEAN_PREDICTED, s.mean_predicted, c, v)

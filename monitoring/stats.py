@@ -8,6 +8,8 @@ calibration, drift and data quality against the version's profile (``contract.dr
   observed positive rate; regression, the mean estimate and the mean label; multiclass, of the predicted class:
   its mean probability (confidence) and the share of rows whose label is that class (accuracy), one pair whatever
   the number of classes, equal for a calibrated model;
+- the live metric's standard error: a bootstrap over the same labelled predictions (``contract.live_evaluation``),
+  +Inf when too many resamples leave the metric undefined; the canary compares versions with it;
 - shortfall: ``monitoring.metrics.shortfall`` of the live metric against the holdout score (positive = worse);
 - drift (PSI, p-value) on the window's distinct examples, their counts scaled down to the independent draws the
   window holds (``monitoring.windows``' docstring says why): a feature's to its view's observations, the
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from contract.drift import ColumnDrift, WindowCounts, compare
+from contract.live_evaluation import estimate
 from contract.model import ModelSpec
 from contract.profile import ColumnProfile, NumericProfile, Profile
 from contract.shift import class_shift, psi
@@ -49,12 +52,24 @@ class VersionStats:
     predictions: ColumnDrift | None = None
     error: str = ""
     """Why the live metric is missing although there were enough labels (the metric raised)."""
+    live_stderr: float = math.nan
+    """The live metric's bootstrap standard error (+Inf when too thin to judge; NaN when there is no live metric)."""
 
 
 def live_metric(model: ModelSpec, labels: list[float], outputs: list[object]) -> float:
     """``model.metric`` on the labelled predictions; raises what the metric raises (e.g. one class only)."""
+    y, out = _scored(model, labels, outputs)
+    return float(model.metric.score(y, out))
+
+
+def live_stderr(model: ModelSpec, labels: list[float], outputs: list[object]) -> float:
+    """The live metric's bootstrap standard error (``contract.live_evaluation.estimate``)."""
+    return estimate(model.metric, *_scored(model, labels, outputs)).stderr
+
+
+def _scored(model: ModelSpec, labels: list[float], outputs: list[object]) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype="int64" if model.task != "regression" else "float64")
-    return float(model.metric.score(y, np.asarray(outputs, dtype="float64")))
+    return y, np.asarray(outputs, dtype="float64")
 
 
 def calibration(model: ModelSpec, labels: list[float], outputs: list[object]) -> tuple[float, float]:
@@ -71,13 +86,15 @@ def version_stats(
     model: ModelSpec, version: str, window: Window, profile: Profile | None, holdout: float, min_labels: int
 ) -> VersionStats:
     labelled = len(window.labels)
-    live = predicted = observed = math.nan
+    live = predicted = observed = stderr = math.nan
     error = ""
     if labelled >= min_labels:
         try:
             live = live_metric(model, window.labels, window.outputs)
         except Exception as failure:  # the component's metric: ROC AUC over one class raises, and so may others
             error = f"{model.metric.name} undefined on this window: {failure}"
+        else:
+            stderr = live_stderr(model, window.labels, window.outputs)
         predicted, observed = calibration(model, window.labels, window.outputs)
     gap = shortfall(model.metric, live, holdout) if math.isfinite(live) and math.isfinite(holdout) else math.nan
     incomplete = {state: window.incomplete[state] / window.rows for state in (STALE, ABSENT)} if window.rows else {}
@@ -94,7 +111,19 @@ def version_stats(
             share = max(shares.values(), default=1.0)
             predictions = drift(profile.predictions, counts[PREDICTIONS], examples[PREDICTIONS], share)
     return VersionStats(
-        version, window.rows, labelled, live, holdout, gap, predicted, observed, incomplete, columns, predictions, error
+        version,
+        window.rows,
+        labelled,
+        live,
+        holdout,
+        gap,
+        predicted,
+        observed,
+        incomplete,
+        columns,
+        predictions,
+        error,
+        live_stderr=stderr,
     )
 
 

@@ -201,7 +201,7 @@ def test_fraud_window_drift_quality_metric_and_calibration_equal_the_reference(t
     labelled = (label_times >= START + SLIDE) & (label_times < end)
     assert stats.labelled == labelled.sum()
     auc = roc_auc_score(labels[labelled], outputs[labelled])
-    assert stats.live_metric == pytest.approx(auc)
+    assert stats.live_metric == pytest.approx(auc) and 0 < stats.live_stderr < 0.1
     assert stats.shortfall == pytest.approx(0.9 - auc)
     assert stats.mean_predicted == pytest.approx(outputs[labelled].mean())
     assert stats.mean_observed == pytest.approx(labels[labelled].mean())
@@ -209,6 +209,7 @@ def test_fraud_window_drift_quality_metric_and_calibration_equal_the_reference(t
     exposed = _exposition(exporter)
     model = {"component": "fraud", "version": "3"}
     assert _value(exposed, m.LIVE_METRIC.name, **model, metric="roc_auc") == pytest.approx(auc)
+    assert _value(exposed, m.LIVE_METRIC_STDERR.name, **model, metric="roc_auc") == pytest.approx(stats.live_stderr)
     assert _value(exposed, m.LABELLED_PREDICTIONS.name, **model, metric="roc_auc") == labelled.sum()
     assert _value(exposed, m.HOLDOUT_METRIC.name, **model, metric="roc_auc") == 0.9
     assert _value(exposed, m.METRIC_TOLERANCE.name, component="fraud", metric="roc_auc") == 0.02
