@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -131,6 +132,11 @@ def status_table(rollout: Rollout) -> Table:
         table.caption = f"paused, traffic unchanged: {state['paused']}" + (
             f"\n{table.caption}" if table.caption else ""
         )
+    if state.get("experiment"):
+        left = max(0.0, float(state["experiment"]["ends_at"]) - time.time())
+        table.caption = f"experiment: {state['share']}% held, {left:.0f}s to its conclusion" + (
+            f"\n{table.caption}" if table.caption else ""
+        )
     if state.get("holding"):
         table.caption = f"holding at {state['share']}% {state['holding']}" + (
             f"\n{table.caption}" if table.caption else ""
@@ -169,6 +175,30 @@ def start(
         console.print(f"{component} v{state['canary_version']} {state['outcome']}: {state['reason']}")
         raise typer.Exit(1)
     console.print(f"{component} v{state['canary_version']} takes {state['share']}% (stable v{state['stable_version']})")
+
+
+@app.command()
+def experiment(
+    component: ComponentArg,
+    version: Annotated[str | None, typer.Option(help="Registry version; default: the challenger alias.")] = None,
+    split: Annotated[int, typer.Option(help="The challenger's share, held for the whole horizon.")] = 50,
+    horizon: Annotated[float, typer.Option(help="Seconds to hold the split before concluding.")] = 1800.0,
+    window: Annotated[float, typer.Option(help="Seconds between the guardrail checks.")] = 30.0,
+) -> None:
+    """An A/B experiment: hold a fixed split for the horizon (guardrails still roll a failing version back), then
+    report the challenger's effect on the live metric with its interval; traffic returns to stable, and promoting
+    is yours (`start` and `run`, or `promote`)."""
+    rollout = rollout_for(component)
+    state = rollout.start(version, split, experiment_s=horizon)
+    if state["outcome"]:
+        console.print(f"{component} v{state['canary_version']} {state['outcome']}: {state['reason']}")
+        raise typer.Exit(1)
+    console.print(f"{component} v{state['canary_version']} takes {split}% for {horizon:.0f}s", highlight=False)
+    state = rollout.run(window_s=window, timeout_s=horizon + 10 * window, progress=console.print)
+    result = state.get("experiment", {}).get("result")
+    console.print(f"{component} v{state['canary_version']}: {state.get('outcome')}: {state.get('reason', '')}")
+    if result is None:
+        raise typer.Exit(1)
 
 
 @app.command()

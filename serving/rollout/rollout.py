@@ -111,9 +111,16 @@ class Rollout:
 
     # -- commands -------------------------------------------------------------------------------------------
 
-    def start(self, version: str | None = None, share: int | None = None) -> dict[str, Any]:
+    def start(
+        self, version: str | None = None, share: int | None = None, experiment_s: float | None = None
+    ) -> dict[str, Any]:
         """Put ``version`` (default: the ``challenger`` alias) on a canary share (default: the schedule's first).
-        A version whose server never becomes ready is rolled back at once: the returned state has its outcome."""
+        A version whose server never becomes ready is rolled back at once: the returned state has its outcome.
+
+        With ``experiment_s``, an experiment (A/B): the share is held for that many seconds, whatever the windows
+        say unless a guardrail fails (errors, latency, shift, or shown worse on live labels: rolled back), then
+        concluded on live labels (the effect and its interval in ``experiment.result``) with traffic back to
+        stable and the aliases untouched: promoting is the operator's call."""
         current = self.state()
         if current and not current.get("outcome"):
             raise RolloutError(
@@ -142,6 +149,10 @@ class Rollout:
             "outcome": None,
             "warmed": self.config.warmup_requests <= 0,
         }
+        if experiment_s is not None:
+            if experiment_s <= 0:
+                raise RolloutError(f"an experiment's horizon is a positive number of seconds, not {experiment_s}")
+            state["experiment"] = {"horizon_s": experiment_s, "ends_at": time.time() + experiment_s}
         try:
             self.backend.start_canary(version, share)
         except CanaryNotReady as error:
@@ -191,13 +202,15 @@ class Rollout:
             self._baseline(state)  # a repaired stable version is judged on what it serves from now on
             self.backend.save_state(state)
             return PAUSED, result
-        if result.verdict == "inconclusive":
-            self.backend.save_state(state)
-            return "waiting", result
         if result.verdict == "fail":
             self.backend.save_state(state)
             self.rollback(reason="; ".join(result.reasons))
             return "rolled back", result
+        if state.get("experiment"):
+            return self._experiment_step(state, result)
+        if result.verdict == "inconclusive":
+            self.backend.save_state(state)
+            return "waiting", result
         later = [s for s in self.config.schedule if s > state["share"]]
         evidence = self.config.analysis.live_evidence
         if (not later or later[0] == 100) and result.live is not None and not result.live.shows(evidence):
@@ -217,6 +230,32 @@ class Rollout:
         self._baseline(state)
         self.backend.save_state(state)
         return f"stepped to {later[0]}%", result
+
+    def _experiment_step(self, state: dict[str, Any], result: Analysis) -> tuple[str, Analysis]:
+        """Hold the split until the horizon, then conclude on live labels (a fixed-horizon test: only the final
+        comparison decides, so looking at every window does not inflate its error)."""
+        experiment = state["experiment"]
+        if time.time() < experiment["ends_at"]:
+            self.backend.save_state(state)
+            return "holding", result
+        live, metric = result.live, self.metric()
+        if live is None or metric is None:
+            experiment["result"] = {"verdict": "no live labels", "summary": "the monitor reported no live metric"}
+        else:
+            experiment["result"] = {
+                "verdict": live.verdict,
+                "gain": live.gain,
+                "low": live.low,
+                "high": live.high,
+                "stable_labels": live.stable.count,
+                "canary_labels": live.canary.count,
+                "summary": live.summary(metric),
+            }
+        self.backend.rollback()  # traffic back to stable; the aliases stay: promoting is the operator's call
+        summary = experiment["result"]["summary"]
+        state.update(outcome="experiment ended", share=0, reason=summary, ended_at=time.time())
+        self.backend.save_state(state)
+        return "experiment ended", result
 
     def _warm_up(self, state: dict[str, Any]) -> tuple[str, Analysis]:
         """Wait for the canary's first ``warmup_requests``; once served, the step's window opens afresh."""
@@ -324,7 +363,7 @@ class Rollout:
             progress(f"canary at {share}%: {result.summary} -> {action}")
             if on_step:
                 on_step(result)
-            if action in {"promoted", "rolled back", PAUSED}:
+            if action in {"promoted", "rolled back", "experiment ended", PAUSED}:
                 state = self.state()
                 assert state is not None
                 return state

@@ -4,6 +4,7 @@ evidence asked for; until then it keeps its share, and the status says why. With
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from cli import kubectl_canary
 from contract.live_evaluation import Estimate
 from serving.rollout.analysis import AnalysisConfig, Snapshot
-from serving.rollout.rollout import RolloutConfig
+from serving.rollout.rollout import RolloutConfig, RolloutError
 from tests.unit.test_rollout import _cluster, window
 
 
@@ -86,3 +87,29 @@ def test_without_both_versions_on_live_labels_the_rollout_steps_as_before(
         prometheus.counters = {"1": replace(window(1000 * n), live=stable_live), "2": window(200 * n)}
         action, _ = rollout.step()
     assert action == "promoted"
+
+
+def test_an_experiment_holds_its_split_then_reports_the_effect_and_leaves_the_choice(registry: MlflowClient) -> None:
+    rollout, api, prometheus = _cluster(registry, "1")
+    rollout.start(share=50, experiment_s=0.5)
+    prometheus.counters = {"1": live(window(1000), 0.95), "2": live(window(1000), 0.97)}
+    action, _ = rollout.step()
+    assert action == "holding" and api.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 50
+    time.sleep(0.6)
+    action, _ = rollout.step()
+    state = rollout.state()
+    assert action == "experiment ended" and state is not None and state["outcome"] == "experiment ended"
+    result = state["experiment"]["result"]
+    assert result["verdict"] == "better" and result["gain"] == pytest.approx(0.02) and result["low"] > 0
+    assert api.isvc["spec"]["predictor"].get("canaryTrafficPercent") in (0, None), "traffic back to stable"
+    aliases = [str(registry.get_model_version_by_alias("fraud", alias).version) for alias in ("challenger", "champion")]
+    assert aliases == ["2", "1"], "promoting is the operator's"
+
+
+def test_an_experiment_is_still_guarded_and_needs_a_horizon(registry: MlflowClient) -> None:
+    rollout, _, prometheus = _cluster(registry, "1")
+    with pytest.raises(RolloutError, match="positive number of seconds, not 0"):
+        rollout.start(share=50, experiment_s=0)
+    rollout.start(share=50, experiment_s=3600)
+    prometheus.counters = {"1": window(1000), "2": window(1000, errors=100)}
+    assert rollout.step()[0] == "rolled back", "a failing guardrail ends an experiment at once"
