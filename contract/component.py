@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from contract.generator import EventGenerator, generator_problems
 from contract.model import TASKS, Metric, ModelSpec, param_problem
 from contract.resources import ResourceHints
 from contract.streaming import (
@@ -23,10 +23,6 @@ from contract.streaming import (
     Window,
     feast_entity,
 )
-
-Event = dict[str, Any]
-EventGenerator = Callable[[int, int, int], Iterator[Event]]
-"""``generate(n_events, start_ms, seed)``: realistic synthetic events in event-time order, with real signal."""
 
 NUMERIC = {"long", "double"}
 
@@ -74,8 +70,7 @@ class Component:
 def _problems(component: Component) -> Iterator[str]:
     if not isinstance(component.name, str) or not NAME.match(component.name):
         yield f"name must match {NAME.pattern}"
-    if not callable(component.generate):
-        yield "generate must be callable (n_events, start_ms, seed) -> events"
+    yield from generator_problems(component.generate)
     spec = component.streaming
     if not isinstance(spec, StreamingSpec):
         yield f"streaming must be a StreamingSpec, not {type(spec).__name__}"

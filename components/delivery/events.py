@@ -8,6 +8,15 @@ the zone is busy: its orders of the last 15 minutes) and the courier's backlog (
 delivered), plus noise. The outcome is ``on_time`` up to 33 minutes, ``late`` up to 43, ``very_late`` beyond.
 Kitchen load, zone demand and the courier's recent orders and deliveries are all streamed features, so the
 outcome is predictable, but not exactly: windows are coarser than the generator's clocks, and noise remains.
+
+A world that changes (``change_at_ms``, the event time of a regime change): kitchens short of staff and slower
+couriers (rain, say). Orders placed from then on take 2 minutes longer to prepare, each order in the kitchen's last
+30 minutes weighs 3.5 minutes instead of 2.2, and couriers ride 10% slower: on time falls from about 6 orders in 10
+to 4 in 10, and busy kitchens fall furthest. A model trained before the change is calibrated to the old kitchens:
+it is sure of on time where the order is now late (log loss 0.59 -> 1.25 on the test's seed, worse than the class
+shares); one retrained after the change learns the new shares and the kitchen load's new weight (0.75). Orders
+placed before the change keep their times; every delivery still arrives 15 to 70 minutes after its order.
+Figures: ``components/README.md`` (Worlds that change).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract.generator import change_time
+
 N_ZONES = 12
 N_RESTAURANTS = 80
 N_COURIERS = 120
@@ -29,6 +40,14 @@ ON_TIME_MIN = 33.0
 LATE_MIN = 43.0
 MIN_DELIVERY_MIN, MAX_DELIVERY_MIN = 15.0, 70.0
 MINUTE_MS = 60_000
+KITCHEN_MIN_PER_ORDER = 2.2
+"""Each order a kitchen took in the last 30 minutes adds this much to a new one's preparation."""
+SLOW_PREP_EXTRA_MIN = 2.0
+"""After the change, every kitchen's preparation takes this much longer ..."""
+SLOW_KITCHEN_MIN_PER_ORDER = 3.5
+"""... each recent order in it weighs this much instead of ``KITCHEN_MIN_PER_ORDER`` ..."""
+SLOW_PACE_FACTOR = 1.1
+"""... and couriers ride this much slower (minutes per km, as a multiple of their own pace)."""
 
 
 def outcome(minutes: float) -> str:
@@ -75,8 +94,13 @@ class _City:
         return self.rng.choices(working, weights)[0]
 
 
-def generate(n_events: int, start_ms: int, seed: int = 0) -> Iterator[dict[str, Any]]:
-    """Yield ``n_events`` events, orders placed and delivered interleaved in event-time order, from ``start_ms``."""
+def generate(
+    n_events: int, start_ms: int, seed: int = 0, *, change_at_ms: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield ``n_events`` events, orders placed and delivered interleaved in event-time order, from ``start_ms``.
+    Orders placed from ``change_at_ms`` on meet short-staffed kitchens and slower couriers (module docstring);
+    None: no change."""
+    change_at_ms = change_time(change_at_ms)
     rng = random.Random(seed)
     couriers = []
     for _ in range(N_COURIERS):
@@ -112,7 +136,8 @@ def generate(n_events: int, start_ms: int, seed: int = 0) -> Iterator[dict[str, 
                     return
             city.shifts(at)
             restaurant = rng.choices(range(N_RESTAURANTS), weights)[0]
-            placed, delivered = _order(city, f"o{seed}-{order}", restaurant, at)
+            slowed = change_at_ms is not None and at >= change_at_ms
+            placed, delivered = _order(city, f"o{seed}-{order}", restaurant, at, slowed)
             order += 1
             heapq.heappush(deliveries, (delivered["event_time"], order, delivered))
             yield placed
@@ -122,8 +147,11 @@ def generate(n_events: int, start_ms: int, seed: int = 0) -> Iterator[dict[str, 
         minute += 1
 
 
-def _order(city: _City, order_id: str, restaurant: int, at: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An order placed at ``at`` and its delivery, timed by the city's state at that moment."""
+def _order(
+    city: _City, order_id: str, restaurant: int, at: int, slowed: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An order placed at ``at`` and its delivery, timed by the city's state at that moment; ``slowed`` after the
+    regime change."""
     rng = city.rng
     zone = city.zone_of[restaurant]
     kitchen_load = city.recent(city.kitchen[restaurant], at, 30)
@@ -131,10 +159,13 @@ def _order(city: _City, order_id: str, restaurant: int, at: int) -> tuple[dict[s
     courier_index = city.courier()
     courier = city.couriers[courier_index]
     distance = round(min(8.0, 0.4 + rng.gammavariate(2.0, 1.1)), 2)
+    prep, per_order, pace = city.prep[restaurant], KITCHEN_MIN_PER_ORDER, courier.pace
+    if slowed:
+        prep, per_order, pace = prep + SLOW_PREP_EXTRA_MIN, SLOW_KITCHEN_MIN_PER_ORDER, pace * SLOW_PACE_FACTOR
     minutes = (
-        city.prep[restaurant]
-        + 2.2 * kitchen_load
-        + distance * courier.pace * (1 + 0.05 * zone_load)
+        prep
+        + per_order * kitchen_load
+        + distance * pace * (1 + 0.05 * zone_load)
         + 8.0 * courier.pending
         + rng.gauss(0.0, 2.0)
     )

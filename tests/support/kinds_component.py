@@ -78,9 +78,11 @@ STREAMING = StreamingSpec(
 )
 
 
-def generate(n_events: int, start_ms: int, seed: int = 0) -> Iterator[dict[str, Any]]:
+def generate(
+    n_events: int, start_ms: int, seed: int = 0, *, change_at_ms: int | None = None
+) -> Iterator[dict[str, Any]]:
     """About ``n_events`` events in event-time order: orders placed every ~2 s, each delivered 5 to 40 minutes
-    later; a courier with many deliveries in hand is more often late."""
+    later; a courier with many deliveries in hand is more often late. Stationary: ``change_at_ms`` is ignored."""
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
     clock = start_ms
