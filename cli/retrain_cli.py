@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -85,17 +86,83 @@ def serve(
     ] = True,
     cooldown: Annotated[float, typer.Option(help="Seconds after a run's end during which alerts start none.")] = 0.0,
     window: Annotated[float, typer.Option(help="The canary's analysis window, seconds.")] = 30.0,
+    cluster: Annotated[
+        bool, typer.Option("--cluster", help="Runs through the cluster's KFP API and InferenceServices.")
+    ] = False,
+    kfp_host: Annotated[str, typer.Option(envvar="MLSTACK_KFP_HOST", help="--cluster: the KFP API's URL.")] = "",
+    mlflow_uri: Annotated[str, typer.Option(envvar="MLFLOW_TRACKING_URI", help="--cluster: MLflow's URL.")] = "",
+    prometheus: Annotated[
+        str, typer.Option(envvar="MLSTACK_PROMETHEUS_URL", help="--cluster: Prometheus' URL (canary counters).")
+    ] = "",
+    namespace: Annotated[str, typer.Option(help="--cluster: the components' namespace.")] = "mlstack",
+    offline_root: Annotated[
+        str, typer.Option(help="--cluster: the feature history, {component} for the component (default: the stack's).")
+    ] = "",
+    ray_address: Annotated[str, typer.Option(help="--cluster: the search cluster's Jobs API (KubeRay).")] = "",
+    log: Annotated[str, typer.Option(help="--cluster: the decision log (default: under the state dir).")] = "",
 ) -> None:
-    """Run the trigger with embedded mode's runs (the supervisor's ``retrain`` service)."""
-    from local.retraining import EmbeddedRetrainer
+    """Run the trigger: with embedded mode's runs (the supervisor's ``retrain`` service), or ``--cluster``'s (the
+    trigger's Deployment runs the same code; this runs it from a workstation, e.g. through port-forwards)."""
     from monitoring.retrain_trigger import DEFAULT_COOLDOWN_S, Trigger, TriggerPolicy
     from monitoring.retrain_trigger import serve as serve_http
 
     settings = EmbeddedSettings.from_env()
+    if cluster:
+        _serve_cluster(
+            settings, host, port or settings.retrain_port, on_alerts, cooldown or DEFAULT_COOLDOWN_S, window,
+            kfp_host, mlflow_uri, prometheus, namespace, offline_root, ray_address, log,
+        )  # fmt: skip
+        return
+    from local.retraining import EmbeddedRetrainer
+
     policy = TriggerPolicy(cooldown_s=cooldown or DEFAULT_COOLDOWN_S, automatic=on_alerts)
-    log = settings.state_dir / "retrain" / "decisions.jsonl"
-    trigger = Trigger(EmbeddedRetrainer(settings, window_s=window), log, policy, progress=print)
+    log_path = settings.state_dir / "retrain" / "decisions.jsonl"
+    trigger = Trigger(EmbeddedRetrainer(settings, window_s=window), log_path, policy, progress=print)
     server = serve_http(trigger, host, port or settings.retrain_port)
     automatic = "alerts start runs" if on_alerts else "alerts are logged only (--no-on-alerts)"
-    print(f"retraining trigger on http://{host}:{port or settings.retrain_port} ({automatic}); log {log}", flush=True)
+    print(
+        f"retraining trigger on http://{host}:{port or settings.retrain_port} ({automatic}); log {log_path}", flush=True
+    )
     server.serve_forever()
+
+
+def _serve_cluster(
+    settings: EmbeddedSettings,
+    host: str,
+    port: int,
+    on_alerts: bool,
+    cooldown_s: float,
+    window_s: float,
+    kfp_host: str,
+    mlflow_uri: str,
+    prometheus: str,
+    namespace: str,
+    offline_root: str,
+    ray_address: str,
+    log: str,
+) -> None:
+    from infra.services.mlflow import FEATURES_BUCKET
+    from infra.use_cases.cluster_retraining import (
+        COMPONENT,
+        ClusterOptions,
+        RunTemplate,
+        cluster_retrainer,
+        serve_cluster,
+    )
+    from infra.use_cases.manifests import FEAST_DIR
+
+    missing = [
+        n for n, v in (("--kfp-host", kfp_host), ("--mlflow-uri", mlflow_uri), ("--prometheus", prometheus)) if not v
+    ]
+    if missing:
+        raise EmbeddedError(f"trigger serve --cluster needs {', '.join(missing)} (or their environment variables)")
+    template = RunTemplate(mlflow_uri, FEAST_DIR, offline_root or f"s3://{FEATURES_BUCKET}/{COMPONENT}", ray_address)
+    log_path = Path(log) if log else settings.state_dir / "retrain" / "cluster-decisions.jsonl"
+    try:
+        options = ClusterOptions(
+            kfp_host, mlflow_uri, prometheus, namespace, template, log_path, host, port, on_alerts, cooldown_s, window_s
+        )
+        retrainer = cluster_retrainer(options)
+    except ValueError as error:
+        raise EmbeddedError(str(error)) from None
+    serve_cluster(options, retrainer)

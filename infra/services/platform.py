@@ -83,7 +83,9 @@ class Platform(pulumi.ComponentResource):
         if on("feast"):
             self.services["feast"] = FeatureStore("feast", args("feast", clients=CLIENTS), child)
         if on("mlflow"):
-            self.services["mlflow"] = Mlflow("mlflow", args("mlflow", clients=CLIENTS), child)
+            # The retraining trigger (with components, beside Prometheus) reads and moves the registry's aliases.
+            trigger = (NAMESPACES["prometheus"],) if config.components and on("prometheus") else ()
+            self.services["mlflow"] = Mlflow("mlflow", args("mlflow", clients=(*CLIENTS, *trigger)), child)
         if on("kubeflow-pipelines"):
             self.services["kubeflow-pipelines"] = KubeflowPipelines("kubeflow", args("kubeflow-pipelines"), child)
         if on("kuberay"):
@@ -102,7 +104,10 @@ class Platform(pulumi.ComponentResource):
         if on("prometheus"):
             # Its API is read by the canary analysis (kubectl canary, in-cluster from the workloads namespace).
             readers = (WORKLOADS_NAMESPACE, *((NAMESPACES["grafana"],) if on("grafana") else ()))
-            self.services["prometheus"] = Prometheus("prometheus", args("prometheus", clients=readers), child)
+            # With components, the retraining trigger is deployed beside it (infra/use_cases/retrain_trigger.py).
+            self.services["prometheus"] = Prometheus(
+                "prometheus", args("prometheus", clients=readers), child, retraining=bool(config.components)
+            )
         if on("grafana"):  # config refuses grafana without prometheus, its only data source
             self.services["grafana"] = Grafana("grafana", args("grafana"), NAMESPACES["prometheus"], child)
         self.register_outputs({name: svc.endpoints for name, svc in self.services.items()})

@@ -6,7 +6,8 @@ The rule file is ``monitoring.alert_rules``' (the one the embedded Prometheus lo
 given to the chart's Alertmanager sub-chart as its ``config``; the chart's Prometheus finds that Alertmanager by its
 pod labels (``templates/cm.yaml``). The receiver is ``monitoring/alert_receiver.py`` itself, mounted from a ConfigMap
 into a pinned stock Python image: a Deployment and Service here, with a service account that has no role and mounts
-no token (issue 19's retraining trigger replaces it).
+no token. With components deployed, Alertmanager's receiver gains a second webhook: the retraining trigger
+(``infra/use_cases/retrain_trigger.py`` deploys it in this namespace, on the pipeline image), which acts on them.
 
 The chart's server pod has two containers, the server and its configmap-reload sidecar; both are sized by the
 profile (``prometheus.server``, ``prometheus.configmap-reload``), as are Alertmanager (``prometheus.alertmanager``,
@@ -28,7 +29,7 @@ from infra import versions
 from infra.services import objects
 from infra.services.base import PlatformService, ServiceArgs, port_forward
 from monitoring import alert_receiver
-from monitoring.alert_routing import alertmanager_config
+from monitoring.alert_routing import SHIPPED_ROUTING, alertmanager_config
 from monitoring.alert_rules import rules
 
 SERVICE = "prometheus-server"
@@ -39,6 +40,8 @@ RECEIVER = "alert-receiver"
 RECEIVER_PORT = 8080
 RECEIVER_LABELS = objects.labels(RECEIVER, "alerting")
 RECEIVER_SCRIPT = Path(alert_receiver.__file__).resolve()
+TRIGGER = "retrain-trigger"
+TRIGGER_PORT = 8080
 
 
 def receiver_url(namespace: str) -> str:
@@ -46,8 +49,15 @@ def receiver_url(namespace: str) -> str:
     return f"http://{RECEIVER}.{namespace}.svc.cluster.local:{RECEIVER_PORT}{alert_receiver.WEBHOOK_PATH}"
 
 
-def chart_values(args: ServiceArgs) -> dict[str, Any]:
-    """The prometheus chart's values (checked at prometheus-27.45.0: infra/UPSTREAM-CHECKS.md)."""
+def trigger_url(namespace: str) -> str:
+    """The retraining trigger's webhook (``monitoring.retrain_trigger`` takes Alertmanager's payload there too)."""
+    return f"http://{TRIGGER}.{namespace}.svc.cluster.local:{TRIGGER_PORT}{alert_receiver.WEBHOOK_PATH}"
+
+
+def chart_values(args: ServiceArgs, retraining: bool = False) -> dict[str, Any]:
+    """The prometheus chart's values (checked at prometheus-27.45.0: infra/UPSTREAM-CHECKS.md); ``retraining``:
+    the trigger is deployed (components are), so Alertmanager posts to it too."""
+    webhooks = (trigger_url(args.namespace),) if retraining else ()
     profile = args.profile
     return {
         "fullnameOverride": "prometheus",
@@ -74,7 +84,7 @@ def chart_values(args: ServiceArgs) -> dict[str, Any]:
                 "enabled": True,
                 "global": {},
                 "templates": [],
-                **alertmanager_config(receiver_url(args.namespace)),
+                **alertmanager_config(receiver_url(args.namespace), SHIPPED_ROUTING, *webhooks),
             },
         },
         "prometheus-pushgateway": {"enabled": False},
@@ -135,9 +145,11 @@ class Prometheus(PlatformService):
 
     kind = "Prometheus"
 
-    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None, *, retraining: bool = False
+    ) -> None:
         super().__init__(name, args, opts)
-        self.release = self.chart("server", versions.PROMETHEUS, chart_values(args))
+        self.release = self.chart("server", versions.PROMETHEUS, chart_values(args, retraining))
         for role, manifest in receiver_objects(args).items():
             self.register(role, manifest)
         ns = args.namespace

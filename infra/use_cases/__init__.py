@@ -19,6 +19,7 @@ from infra.services.kafka import CLUSTER_NAME
 from infra.services.kuberay import KubeRay, SearchCluster, search_address
 from infra.services.mlflow import Mlflow
 from infra.use_cases.manifests import Endpoints
+from infra.use_cases.retrain_trigger import RetrainTrigger, trigger_objects
 from infra.use_cases.use_case import PlatformHandles, UseCase, UseCaseArgs
 
 __all__ = [
@@ -109,6 +110,24 @@ def project_images(
     return result
 
 
+def retrain_trigger(
+    config: StackConfig, platform: Platform, provider: k8s.Provider, endpoints: Endpoints, project: ProjectImages
+) -> RetrainTrigger:
+    """The retraining trigger beside Prometheus, acting on every configured component (``retrain_trigger``)."""
+    image, namespaces = project.shared["pipeline"], {n: s.args.namespace for n, s in platform.services.items()}
+    manifests = trigger_objects(
+        [ref.name for ref in config.components],
+        image,
+        endpoints,
+        namespaces["prometheus"],
+        mlflow_namespace=namespaces["mlflow"],
+        kfp_namespace=namespaces["kubeflow-pipelines"],
+    )
+    prometheus = platform.services["prometheus"]
+    waits = [*([prometheus.namespace] if prometheus.namespace is not None else []), *project.builds([image])]
+    return RetrainTrigger("retrain-trigger", manifests, provider, waits)
+
+
 def build_use_cases(
     config: StackConfig, platform: Platform, provider: k8s.Provider, cluster_resources: list[pulumi.Resource]
 ) -> dict[str, UseCase]:
@@ -116,8 +135,10 @@ def build_use_cases(
     with KubeRay, the search cluster they share)."""
     if not config.components:
         return {}
-    kuberay = platform.services.get("kuberay")
-    project = project_images(config, cluster_resources, search=isinstance(kuberay, KubeRay))
+    kuberay, prometheus = platform.services.get("kuberay"), platform.services.get("prometheus")
+    # The all-components pipeline image runs the search cluster (KubeRay) and the retraining trigger (Prometheus).
+    shared_pipeline = isinstance(kuberay, KubeRay) or prometheus is not None
+    project = project_images(config, cluster_resources, search=shared_pipeline)
     feast, mlflow = platform.services["feast"], platform.services["mlflow"]
     if not isinstance(feast, FeatureStore) or not isinstance(mlflow, Mlflow):
         raise TypeError(f"platform services 'feast' and 'mlflow' are {type(feast)} and {type(mlflow)}")
@@ -140,6 +161,8 @@ def build_use_cases(
             provider,
             [kuberay.release, *handles.namespace, *project.builds([search_image])],
         )
+    if prometheus is not None:
+        retrain_trigger(config, platform, provider, endpoints, project)
     use_cases = {}
     for ref in config.components:
         refs = project.components[ref.name]

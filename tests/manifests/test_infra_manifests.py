@@ -34,8 +34,9 @@ SELECTS_UPSTREAM_PODS: frozenset[tuple[str, str]] = frozenset()
 # clusters, the Prometheus server, Grafana; component workers only once components are deployed): kube-score sees
 # no pods.
 POLICIES_OF_OPERATOR_PODS = {"mlstack", "monitoring", "grafana"}
-# ...except those that select a workload of the project's own there (the alert receiver beside Prometheus).
-POLICIES_OF_OWN_PODS = {("monitoring", "allow-alert-receiver")}
+# ...except those that select a workload of the project's own there (the alert receiver and, with components, the
+# retraining trigger beside Prometheus).
+POLICIES_OF_OWN_PODS = {("monitoring", "allow-alert-receiver"), ("monitoring", "retrain-trigger")}
 # kube-score checks that do not apply here, each for a stated reason; every other check must not be CRITICAL.
 KUBE_SCORE_IGNORED = {
     "container-image-pull-policy": "images are pinned by tag; IfNotPresent lets kind use images loaded into it",

@@ -17,6 +17,7 @@ from infra import images
 from infra.config import ConfigError, parse
 from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
+from tests.unit.test_infra_retrain_trigger import ROLES as TRIGGER_ROLES
 
 UPSTREAM_OR_BUILD = ("kubernetes:helm.sh/v4:Chart", "kubernetes:kustomize/v2:Directory")
 ROLES = {
@@ -107,8 +108,11 @@ def test_removing_a_component_removes_its_resources(bare: mocks.Run, fraud_only:
         ("mlstack:components:RaySearchCluster", "ray-search"),
         ("kubernetes:ray.io/v1:RayCluster", "ray-search-raycluster"),
     }
+    # With the first component, the retraining trigger beside Prometheus (infra/use_cases/retrain_trigger.py).
+    trigger = {("mlstack:components:RetrainTrigger", "retrain-trigger")}
+    trigger |= {(t, f"retrain-trigger-{role}") for t, role in TRIGGER_ROLES}
     fraud = {(t, f"fraud-{role}" if role else "fraud") for t, role in roles_of("fraud")}
-    assert set(added) == fraud | images_built | search
+    assert set(added) == fraud | images_built | search | trigger
     assert names(bare) - names(fraud_only) == Counter()  # the platform itself is unchanged
     demand = set(names(both) - names(fraud_only))
     assert all(name.startswith(("demand", "image-serving-demand", "image-pipeline-demand")) for _, name in demand)
@@ -213,7 +217,8 @@ def test_flink_state_lives_in_a_bucket_the_platform_creates(fraud_only: mocks.Ru
     assert config["s3.endpoint"] == {e["name"]: e.get("value") for e in pusher["env"]}["AWS_ENDPOINT_URL"]
     env = {e["name"]: e for e in flink["podTemplate"]["spec"]["containers"][0]["env"]}
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "fraud-credentials"
-    assert not run.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+    claims = run.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+    assert [c.name for c in claims] == ["retrain-trigger-log"], "only the retraining trigger's decision log"
     offline_root = pusher["args"][pusher["args"].index("--offline-root") + 1]
     # Training reads the raw events beside the feature history: the archive writes them there.
     archive = run.named("fraud-event-archive").inputs["spec"]["template"]["spec"]["containers"][0]
