@@ -35,7 +35,8 @@ RAY_POD_LABELS = {"ray.io/is-ray-node": "yes"}  # on every head and worker pod K
 # service account -> rules it needs (apiGroups, resources, verbs)
 ROLES: dict[str, list[dict[str, Any]]] = {
     # kubectl-canary (serving/): reads InferenceService status and patches canaryTrafficPercent / the version;
-    # keeps the rollout's bookkeeping in its ConfigMap (serving/rollout/cluster_backend.py).
+    # keeps the rollout's bookkeeping in its ConfigMap; reads the Knative revision a split names, to say whether
+    # it is ready (serving/rollout/cluster_backend.py).
     "mlstack-canary": [
         {
             "apiGroups": ["serving.kserve.io"],
@@ -43,6 +44,7 @@ ROLES: dict[str, list[dict[str, Any]]] = {
             "verbs": ["get", "list", "watch", "patch"],
         },
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["serving.knative.dev"], "resources": ["revisions"], "verbs": ["get"]},
     ],
     # Model servers, Flink jobs and the Ray search cluster call no Kubernetes API at all. Nor do the training
     # pipeline's steps: they submit searches to the Ray head's Jobs API over HTTP (no RayJob, no pod logs).

@@ -3,6 +3,9 @@
 Proves: each platform service is registered, in its namespace, with its pinned version, on the cluster's provider;
 custom resources depend on the operators (and CRDs) that define them; generated passwords only travel as secrets;
 the laptop and full profiles size workloads differently; a bad config fails before any resource is registered.
+
+Longer than 400 lines because every check reads the same two module-scoped mock runs (one per stack), which are
+slow to build; a split would build them again or share them through a fixture module for this file alone.
 """
 
 from __future__ import annotations
@@ -252,6 +255,7 @@ def test_workload_rbac_is_least_privilege(run: mocks.Run) -> None:
             "verbs": ["get", "list", "watch", "patch"],
         },
         {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["serving.knative.dev"], "resources": ["revisions"], "verbs": ["get"]},  # the split's revision
     ]
     assert not run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     accounts = {r.inputs["metadata"]["name"]: r.inputs for r in run.of_type("kubernetes:core/v1:ServiceAccount")}
