@@ -23,6 +23,7 @@ from serving.rollout import cluster_backend
 from tests.manifests import policy
 from tests.manifests.test_infra_manifests import KUBE_SCORE_IGNORED, KUBERNETES_VERSION, as_manifest
 from tests.support import pulumi_mocks as mocks
+from tests.support.kube_score import critical_findings
 from tests.unit.test_infra_config import stack_config
 
 pytestmark = pytest.mark.manifests
@@ -154,11 +155,7 @@ def test_kube_score_finds_nothing_critical(run: mocks.Run, tmp_path: Path) -> No
     kube_score = tools.find("kube-score")
     if kube_score is None:
         pytest.skip(tools.missing_reason("kube-score"))
-    manifest = tmp_path / "trigger.yaml"
-    manifest.write_text(yaml.safe_dump_all(list(_objects(run).values())))
-    args = [str(kube_score), "score", "--output-format", "ci", str(manifest)]
-    for check in KUBE_SCORE_IGNORED:
-        args += ["--ignore-test", check]
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
-    critical = [line for line in result.stdout.splitlines() if line.startswith("[CRITICAL]")]
+    critical = critical_findings(
+        kube_score, list(_objects(run).values()), KUBE_SCORE_IGNORED, tmp_path / "trigger.yaml"
+    )
     assert critical == [], "\n".join(critical)

@@ -9,7 +9,6 @@ and kube-score with the same ignored checks and exclusions, and the default-deny
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from tests.manifests.test_infra_manifests import (
 )
 from tests.render.conftest import RenderRun
 from tests.render.render_stack import PROGRAM, load_documents
+from tests.support.kube_score import critical_findings
 
 COMPONENT_LABEL = "mlstack.io/component"
 # RayCluster: the training search's cluster, created with the first component (its CRD fields are checked in
@@ -80,16 +80,6 @@ def policy_problems(documents: list[dict[str, Any]]) -> list[str]:
         for problem in policy.violations(doc)
         if not (problem.startswith("Secret/") and doc["kind"] == "Secret" and not _from_chart(doc))
     ]
-
-
-def _kube_score(kube_score: Path, objects: list[dict[str, Any]], ignored: dict[str, str], file: Path) -> list[str]:
-    file.write_text(yaml.safe_dump_all(objects))
-    args = [str(kube_score), "score", "--output-format", "ci", str(file)]
-    for check in ignored:
-        args += ["--ignore-test", check]
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
-    assert "[OK]" in result.stdout, result.stdout + result.stderr
-    return [line for line in result.stdout.splitlines() if line.startswith("[CRITICAL]")]
 
 
 def test_render_creates_the_stack(render_run: RenderRun) -> None:
@@ -181,8 +171,8 @@ def test_kube_score_finds_nothing_critical(render_run: RenderRun, tmp_path: Path
     platform = [d for d in platform if d["kind"] not in ALLOWED_CUSTOM_KINDS]
     components = [d for d in components if d["kind"] not in ALLOWED_CUSTOM_KINDS]
     assert platform and components
-    critical = _kube_score(kube_score, platform, KUBE_SCORE_IGNORED, tmp_path / "platform.yaml")
-    critical += _kube_score(
+    critical = critical_findings(kube_score, platform, KUBE_SCORE_IGNORED, tmp_path / "platform.yaml")
+    critical += critical_findings(
         kube_score, components, component_tier.COMPONENT_KUBE_SCORE_IGNORED, tmp_path / "components.yaml"
     )
     assert critical == [], "\n".join(critical)
