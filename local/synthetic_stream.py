@@ -23,22 +23,30 @@ from pipelines.streaming.producer import advance_watermark, produce
 MINUTE_MS = 60_000
 
 
-def generated_at(component: Component, n_events: int, seed: int, index: int, at_ms: int) -> list[dict[str, Any]]:
-    """The generator's ``n_events``, started so that event ``index`` falls at ``at_ms`` or up to a minute before.
+def generated_at(
+    component: Component, n_events: int, seed: int, index: int, at_ms: int, change_at_ms: int | None = None
+) -> list[dict[str, Any]]:
+    """The generator's ``n_events``, started so that event ``index`` falls at ``at_ms`` or up to a minute before;
+    with ``change_at_ms``, the world changes at that event time (the generator's regime change).
 
     Started there rather than generated and shifted: events may name times of their own (demand's forecast ids
     name the minute a forecast starts), which shifting the event-time field would leave behind. A first run from
     0 measures where event ``index`` falls; the second starts on a whole minute too, so a generator that counts in
-    whole minutes yields the same events, only later."""
+    whole minutes yields the same events, only later. The change is an absolute event time, so it is given only to
+    the second run (events before it are the stationary stream's either way)."""
     probe = list(component.generate(n_events, 0, seed))
     start = at_ms - probe[index][component.streaming.events.event_time]
-    return list(component.generate(n_events, start - start % MINUTE_MS, seed))
+    return list(component.generate(n_events, start - start % MINUTE_MS, seed, change_at_ms=change_at_ms))
 
 
-def timeline(component: Component, n_events: int, extra: int, seed: int) -> tuple[list[dict[str, Any]], ...]:
+def timeline(
+    component: Component, n_events: int, extra: int, seed: int, change_after_s: float | None = None
+) -> tuple[list[dict[str, Any]], ...]:
     """The generator's events placed so that the backlog's last event is now (or up to a minute ago); the rest
-    lie in the future."""
-    events = generated_at(component, n_events + extra, seed, n_events - 1, int(time.time() * 1000))
+    lie in the future. With ``change_after_s``, the world changes that many seconds from now (in the live part)."""
+    now_ms = int(time.time() * 1000)
+    change = None if change_after_s is None else now_ms + int(change_after_s * 1000)
+    events = generated_at(component, n_events + extra, seed, n_events - 1, now_ms, change_at_ms=change)
     return events[:n_events], events[n_events:]
 
 
