@@ -34,9 +34,7 @@ def test_a_canary_worse_on_live_labels_is_rolled_back_at_its_first_step(registry
     assert state is not None and state["history"][-1]["live_verdict"] == "worse"
 
 
-def test_all_traffic_moves_only_on_live_evidence_and_the_status_shows_the_hold(
-    registry: MlflowClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_all_traffic_moves_only_on_live_evidence_and_the_status_shows_the_hold(registry: MlflowClient) -> None:
     rollout, api, prometheus = _cluster(registry, "1")
     rollout.start()
     shares = []
@@ -48,7 +46,6 @@ def test_all_traffic_moves_only_on_live_evidence_and_the_status_shows_the_hold(
     state = rollout.state()
     assert state is not None and state["holding"] == "for live evidence (not worse): waiting"
 
-    monkeypatch.setattr(kubectl_canary, "rollout_for", lambda component, config=None: rollout)
     console = Console(width=200, record=True)
     console.print(kubectl_canary.status_table(rollout))
     shown = console.export_text()
