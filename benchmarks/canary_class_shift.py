@@ -43,7 +43,7 @@ from rich.table import Table
 
 from contract.shift import ALPHA, MIN_CRAMERS_V, class_shift
 from serving.metrics import PROBABILITY_BUCKETS
-from serving.rollout.analysis import AnalysisConfig, psi
+from serving.rollout.analysis import psi
 
 CLASSES = ("on_time", "late", "very_late")
 TRIALS = 2000
@@ -83,9 +83,13 @@ def _as_probability_histogram(counts: np.ndarray) -> dict[float, float]:
     return {le: float(sum(n for index, n in enumerate(counts) if index <= le)) for le in bounds}
 
 
+OLD_MAX_PSI = 0.25
+"""The PSI threshold the canary used before (0.25, "a large shift" by the usual convention)."""
+
+
 def old_psi(stable: np.ndarray, canary: np.ndarray) -> bool:
     value = psi(_as_probability_histogram(stable), _as_probability_histogram(canary))
-    return not math.isnan(value) and value > AnalysisConfig().max_psi
+    return not math.isnan(value) and value > OLD_MAX_PSI
 
 
 RULES: dict[str, Rule] = {"chi-square": chi_square, "chi-square (p only)": chi_square_p_only, "old PSI": old_psi}

@@ -110,7 +110,7 @@ def status_table(rollout: Rollout) -> Table:
         table.caption = "reported by the InferenceService: " + (
             ", ".join(f"v{version} {share}%" for version, share in reported.items()) or "no traffic yet"
         )
-    # "shift": the statistic the analysis used, PSI on scores or chi-square p and Cramér's V on predicted classes.
+    # "shift": chi-square p and Cramér's V of the predicted classes, or of the scores in groups (with their PSI).
     # "live": the monitor's live metric on labelled predictions, with its standard error and label count.
     for column in ("role", "version", "traffic", "requests", "error rate", "p99 ms", "shift", "live", "verdict"):
         table.add_column(column, justify="left" if column in {"role", "verdict"} else "right")

@@ -100,12 +100,9 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load(args.component).model
     train, validation = pd.read_parquet(args.data / "train.parquet"), pd.read_parquet(args.data / "validation.parquet")
-    data = TrialData(
-        model.prepare(train),
-        train[model.target].to_numpy(),
-        model.prepare(validation),
-        validation[model.target].to_numpy(),
-    )
+    data = TrialData.of(model, train, validation)
+    if data.without_values:
+        print(f"model inputs without a value in any training row, fitted as constants: {data.without_values}")
     settings = SearchSettings(**json.loads(args.settings))
     if not ray.is_initialized():
         ray.init(address="auto")  # the cluster this job was submitted to

@@ -32,6 +32,19 @@ class SearchSettings:
     """ASHA stops trials that trail the others at the same stage; off, every trial runs all stages."""
 
 
+def fittable(x: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``x`` with each column that holds no value at all set to 0.0, and those columns' names.
+
+    A feature can be missing from every training row: a view whose first window had not closed by the newest
+    labelled example (the demo's first model, trained on a few minutes of events, before the first 5-minute slide
+    of a 1-hour window), or a feature just added. No learner can learn from such a column, and scikit-learn's
+    histogram gradient boosting cannot even bin it (1.9.1 fails with "window shape cannot be larger than input
+    array shape"). As a constant it is a column every learner ignores: the model is trained on the others, and
+    uses the feature once a retraining sees its values. Validation and holdout rows keep theirs (missing)."""
+    empty = [str(column) for column in x.columns if x[column].isna().all()]
+    return (x.assign(**dict.fromkeys(empty, 0.0)) if empty else x), empty
+
+
 @dataclass(frozen=True)
 class TrialData:
     """Prepared model inputs, shared with the trials through Ray's object store."""
@@ -40,6 +53,20 @@ class TrialData:
     y_train: np.ndarray
     x_validation: pd.DataFrame
     y_validation: np.ndarray
+    without_values: tuple[str, ...] = ()
+    """Model inputs with no value in any training row, fitted as constants (``fittable``)."""
+
+    @classmethod
+    def of(cls, model: ModelSpec, train: pd.DataFrame, validation: pd.DataFrame) -> TrialData:
+        """The component's ``prepare`` applied to both splits, the training inputs made ``fittable``."""
+        x_train, empty = fittable(model.prepare(train))
+        return cls(
+            x_train,
+            train[model.target].to_numpy(),
+            model.prepare(validation),
+            validation[model.target].to_numpy(),
+            tuple(empty),
+        )
 
 
 @dataclass
@@ -268,9 +295,9 @@ def _root_cause(error: BaseException) -> str:
 def best_stage_model(
     model: ModelSpec, params: Mapping[str, Any], x: pd.DataFrame, y: np.ndarray, stage: int, seed: int
 ) -> Any:
-    """Refit ``params`` for exactly ``stage`` stages (the best trial's best point)."""
+    """Refit ``params`` for exactly ``stage`` stages (the best trial's best point), on ``fittable`` inputs."""
     fitted = None
-    for index, model_at_stage in enumerate(model.fit(params, x, y, seed), start=1):
+    for index, model_at_stage in enumerate(model.fit(params, fittable(x)[0], y, seed), start=1):
         fitted = model_at_stage
         if index >= stage:
             break

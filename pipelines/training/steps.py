@@ -19,6 +19,9 @@ from pipelines.training import dataset, lineage
 from pipelines.training.registration import evaluate_and_register
 from pipelines.training.search import SearchSettings, TrialData, best_stage_model, describe, run_search
 
+WITHOUT_VALUES_TAG = "mlstack.inputs_without_values"
+"""The run's tag naming model inputs with no value in any training row (``search.fittable``)."""
+
 Progress = Callable[[str], None]
 
 
@@ -117,14 +120,7 @@ def build_training_set(
 
 
 def trial_data(component_name: str, train_path: str, validation_path: str) -> TrialData:
-    model = load(component_name).model
-    train, validation = pd.read_parquet(train_path), pd.read_parquet(validation_path)
-    return TrialData(
-        x_train=model.prepare(train),
-        y_train=train[model.target].to_numpy(),
-        x_validation=model.prepare(validation),
-        y_validation=validation[model.target].to_numpy(),
-    )
+    return TrialData.of(load(component_name).model, pd.read_parquet(train_path), pd.read_parquet(validation_path))
 
 
 def search(
@@ -164,6 +160,13 @@ def search(
             )
         else:
             data = trial_data(component_name, train_path, validation_path)
+            if data.without_values:
+                progress(
+                    f"{len(data.without_values)} model inputs have no value in any of the {len(data.y_train)} "
+                    f"training rows (their windows had not closed yet): fitted as constants, so this model does not "
+                    f"use them: {', '.join(data.without_values)}"
+                )
+                client.set_tag(run_id, WITHOUT_VALUES_TAG, ",".join(data.without_values))
             with tempfile.TemporaryDirectory(prefix="mlstack-tune-") as storage:
                 result = run_search(
                     component.model, data, settings, mlflow_uri, experiment_id, run_id, Path(storage), progress

@@ -138,7 +138,7 @@ def test_at_100_percent_the_canary_is_judged_against_stables_earlier_windows_poo
     [
         (window(200, errors=30), "error rate"),
         (window(200, latency_s=0.25), "latency"),
-        (window(200, mean_score=0.8), "PSI"),
+        (window(200, mean_score=0.8), "prediction scores shifted"),
     ],
 )
 def test_a_failing_window_rolls_back_at_once(

@@ -58,7 +58,7 @@ def test_the_report_is_drawn(tmp_path: Path) -> None:
     for i in range(400):
         log.add(Response(START + i * 0.05, 200 if i % 50 else 503, "ab"[i % 5 == 0], 0.005 + (i % 7) / 1000))
     snapshot = Snapshot(requests=100, predictions={0.1: 40.0, 0.5: 90.0, 1.0: 100.0, float("inf"): 100.0})
-    analyses = [(START + 20, Analysis("pass", [], snapshot, snapshot, Shift("PSI", 0.0)))]
+    analyses = [(START + 20, Analysis("pass", [], snapshot, snapshot, Shift("score chi-square", 1.0, 0.0, psi=0.0)))]
     path = plot_rollout("fraud", log, _canary("promoted"), analyses, tmp_path / "report.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
 
