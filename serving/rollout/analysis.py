@@ -7,7 +7,7 @@ shift of the predictions, by what the versions predict:
 
 - scores (a binary classifier's probabilities, a regressor's estimates): the histogram's buckets are merged into
   groups of about equal mass under the stable version, and the two count vectors over those groups are tested as
-  classes are;
+  classes are, at a stricter level (``score_alpha``);
 - classes (a multiclass classifier's predicted classes): the chi-square test of homogeneity of the two class-count
   vectors with a minimum effect size (``contract.shift``): a window fails only when the difference is both
   unlikely by chance (p below ``class_alpha``) and large (Cramér's V at least ``min_cramers_v``).
@@ -64,9 +64,14 @@ class AnalysisConfig:
     """Latency: the p99 objective, a bucket edge of the servers' histogram: more than 1% of the canary's requests
     slower than this (beyond chance) fails the window, unless the stable version is over it too."""
     class_alpha: float = ALPHA
-    """Predicted classes and score groups: the chi-square test's significance level."""
+    """Predicted classes: the chi-square test's significance level."""
     min_cramers_v: float = MIN_CRAMERS_V
     """Predicted classes and score groups: the smallest effect (Cramér's V) that fails a window."""
+    score_alpha: float = 0.001
+    """Scores: the chi-square test's significance level, stricter than for classes. A tied challenger is tested at
+    each step (three or four windows), so at 0.005 about 2% of tied rollouts failed by chance (one of 23 in
+    ``benchmarks/canary_guardrails.py``, p 0.0047), the whole of the goal; a shift worth a rollback moves scores
+    far more than that (the rollout tests' shifted challenger: p below 1e-20 in 50-request windows)."""
     score_groups: int = 5
     """Scores: the groups of about equal mass under the stable version that the histogram's buckets are merged
     into before the test (fine buckets would leave most cells with expected counts under 5 at canary sizes)."""
@@ -207,9 +212,11 @@ class Shift:
 
     def failure(self, config: AnalysisConfig) -> str:
         """Why the window failed on this check."""
-        what = "predicted classes shifted" if self.statistic == "chi-square" else "prediction scores shifted"
+        classes = self.statistic == "chi-square"
+        what = "predicted classes shifted" if classes else "prediction scores shifted"
+        alpha = config.class_alpha if classes else config.score_alpha
         text = (
-            f"{what}: chi-square p {self.value:.2g} < {config.class_alpha:g} and Cramér's V {self.effect:.2f} >= "
+            f"{what}: chi-square p {self.value:.2g} < {alpha:g} and Cramér's V {self.effect:.2f} >= "
             f"{config.min_cramers_v:g}"
         )
         return text + (f" (PSI {self.psi:.2f})" if not math.isnan(self.psi) else "")
@@ -233,7 +240,7 @@ def prediction_shift(stable: Snapshot, canary: Snapshot, config: AnalysisConfig)
         "score chi-square",
         test.p_value,
         test.cramers_v,
-        test.shifted(config.class_alpha, config.min_cramers_v),
+        test.shifted(config.score_alpha, config.min_cramers_v),
         binned_psi([a for a, _ in merged], [b for _, b in merged]),
     )
 
