@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, cast, get_args
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cli.demo import DemoOptions, DemoResult, run_demo
+from cli.rollout_options import rollout_config
 from cli.status_table import status_table
-from contract.live_evaluation import Evidence
 from local.progress import bar_phases
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
 from serving.rollout.analysis import AnalysisConfig
-from serving.rollout.rollout import RolloutConfig
 
 console = Console(width=None if sys.stdout.isatty() else 180)
 
@@ -114,13 +113,6 @@ def print_summary(result: DemoResult, services: EmbeddedServices | None = None) 
     console.print(left)
 
 
-def _evidence(value: str) -> Evidence:
-    for known in get_args(Evidence):
-        if value == known:
-            return cast(Evidence, known)
-    raise typer.BadParameter(f"--live-evidence {value!r}: one of {', '.join(get_args(Evidence))}")
-
-
 def demo(
     component: Annotated[str, typer.Option(help="Use case to run (a package in components/).")] = "fraud",
     events: Annotated[int, typer.Option(help="Synthetic events streamed before training.")] = 20_000,
@@ -150,13 +142,7 @@ def demo(
     ] = False,
 ) -> None:
     """The whole lifecycle on the embedded default; Ctrl-C stops everything it started."""
-    try:
-        rollout = RolloutConfig(
-            schedule=tuple(int(share) for share in schedule.split(",")),
-            analysis=AnalysisConfig(min_requests=min_requests, live_evidence=_evidence(live_evidence)),
-        )
-    except ValueError as error:
-        raise typer.BadParameter(f"--schedule {schedule!r}: {error}") from None
+    rollout = rollout_config(schedule, min_requests, live_evidence, AnalysisConfig().live_min_labels)
     options = DemoOptions(
         component=component,
         events=events,

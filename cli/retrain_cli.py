@@ -86,6 +86,13 @@ def serve(
     ] = True,
     cooldown: Annotated[float, typer.Option(help="Seconds after a run's end during which alerts start none.")] = 0.0,
     window: Annotated[float, typer.Option(help="The canary's analysis window, seconds.")] = 30.0,
+    trials: Annotated[int, typer.Option(help="Search trials of each run (embedded mode).")] = 6,
+    schedule: Annotated[str, typer.Option(help="The canary's shares in percent, rising to 100.")] = "10,25,50,100",
+    min_requests: Annotated[int, typer.Option(help="Requests per version before a canary window is judged.")] = 100,
+    live_evidence: Annotated[
+        str, typer.Option(help="What the canary must show on live labels before 100%: off, 'not worse' or better.")
+    ] = "not worse",
+    live_min_labels: Annotated[int, typer.Option(help="Labelled predictions per version before that is judged.")] = 200,
     cluster: Annotated[
         bool, typer.Option("--cluster", help="Runs through the cluster's KFP API and InferenceServices.")
     ] = False,
@@ -113,11 +120,14 @@ def serve(
             kfp_host, mlflow_uri, prometheus, namespace, offline_root, ray_address, log,
         )  # fmt: skip
         return
+    from cli.rollout_options import rollout_config
     from local.retraining import EmbeddedRetrainer
 
+    rollout = rollout_config(schedule, min_requests, live_evidence, live_min_labels)
     policy = TriggerPolicy(cooldown_s=cooldown or DEFAULT_COOLDOWN_S, automatic=on_alerts)
     log_path = settings.state_dir / "retrain" / "decisions.jsonl"
-    trigger = Trigger(EmbeddedRetrainer(settings, window_s=window), log_path, policy, progress=print)
+    retrainer = EmbeddedRetrainer(settings, trials=trials, window_s=window, rollout=rollout)
+    trigger = Trigger(retrainer, log_path, policy, progress=print)
     server = serve_http(trigger, host, port or settings.retrain_port)
     automatic = "alerts start runs" if on_alerts else "alerts are logged only (--no-on-alerts)"
     print(

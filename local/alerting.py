@@ -167,7 +167,9 @@ def alertmanager_service(settings: EmbeddedSettings) -> ServiceSpec:
 def retrain_trigger_service(settings: EmbeddedSettings) -> ServiceSpec:
     """The retraining trigger (``monitoring.retrain_trigger`` with embedded mode's runs): ``mlstack trigger serve``."""
     automatic = "--on-alerts" if settings.retrain_on_alerts else "--no-on-alerts"
-    command = main_module("cli", "trigger", "serve", "--port", str(settings.retrain_port), automatic)
+    command = main_module(
+        "cli", "trigger", "serve", "--port", str(settings.retrain_port), automatic, *settings.retraining.options()
+    )
     return ServiceSpec(
         name="retrain",
         command=command,

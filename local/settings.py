@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from contract.live_evaluation import Evidence
 from local.errors import EmbeddedError
 from local.paths import state_dir
 from local.service_spec import free_port
@@ -40,6 +41,37 @@ class AlertingSettings:
 
 
 @dataclass(frozen=True)
+class RetrainSettings:
+    """The retraining trigger's runs in embedded mode (the supervised ``retrain`` service): its search, the canary of
+    what the gate registers, and the cooldown between runs. The defaults are the shipped ones; the loop drill
+    (``mlstack demo --drift``) and tests shorten them (code only, like ``AlertingSettings``)."""
+
+    trials: int = 6
+    cooldown_s: float = 1800.0
+    """Alerts within this many seconds of a run's end start no run (``monitoring.retrain_trigger``)."""
+    window_s: float = 30.0
+    """The canary's analysis window."""
+    schedule: tuple[int, ...] = (10, 25, 50, 100)
+    min_requests: int = 100
+    """Requests per version before a canary window is judged."""
+    live_evidence: Evidence = "not worse"
+    """What the canary must show on live labels before it takes all traffic (``AnalysisConfig.live_evidence``)."""
+    live_min_labels: int = 200
+
+    def options(self) -> tuple[str, ...]:
+        """As ``mlstack trigger serve``'s options."""
+        return (
+            "--trials", str(self.trials),
+            "--cooldown", str(self.cooldown_s),
+            "--window", str(self.window_s),
+            "--schedule", ",".join(map(str, self.schedule)),
+            "--min-requests", str(self.min_requests),
+            "--live-evidence", self.live_evidence,
+            "--live-min-labels", str(self.live_min_labels),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class EmbeddedSettings:
     """Where each embedded service listens and keeps its state."""
 
@@ -66,6 +98,8 @@ class EmbeddedSettings:
     manual ``mlstack retrain`` still runs). The test tier turns it off except where the loop is the subject."""
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     """Scrape, evaluation and alerting times (code only: tests shorten them)."""
+    retraining: RetrainSettings = field(default_factory=RetrainSettings)
+    """The retraining trigger's runs (code only: the loop drill and tests shorten them)."""
 
     @classmethod
     def from_env(cls) -> EmbeddedSettings:

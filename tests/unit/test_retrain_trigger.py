@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -75,9 +76,9 @@ def launcher() -> Iterator[HeldLauncher]:
 
 
 def make(tmp_path: Path, launcher: HeldLauncher, clock: Clock, **policy: Any) -> Trigger:
-    return Trigger(
-        launcher, tmp_path / "decisions.jsonl", TriggerPolicy(cooldown_s=600, **policy), clock, lambda _: None
-    )
+    """A trigger on ``clock``; runs start at once unless the test asks for the wait for labels."""
+    policy = {"cooldown_s": 600, "settle_for_labels": False, **policy}
+    return Trigger(launcher, tmp_path / "decisions.jsonl", TriggerPolicy(**policy), clock, lambda _: None)
 
 
 def test_a_drift_alert_starts_one_run_and_its_repeats_and_others_wait(tmp_path: Path, launcher: HeldLauncher) -> None:
@@ -219,3 +220,26 @@ def test_over_http_webhook_request_decisions_and_metrics(tmp_path: Path, launche
         assert samples[(m.RETRAIN_RUNNING.selector, (("component", "fraud"),))] == 0
     finally:
         server.shutdown()
+
+
+def test_a_run_an_alert_starts_waits_for_the_labels_of_the_traffic_since_the_alert_began(
+    tmp_path: Path, launcher: HeldLauncher
+) -> None:
+    """Fraud's labels come up to 240 s after a prediction: an alert whose condition began 100 s ago waits the rest of
+    those 240 s and the margin before its pipeline; a person's request and a late alert do not wait."""
+    clock = Clock()
+    trigger = make(tmp_path, launcher, clock, settle_for_labels=True, settle_margin_s=60)
+    waits: list[float] = []
+    trigger.sleep = waits.append
+    began = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(clock.now - 100)) + ".123456789Z"
+    (started,) = trigger.on_alerts(payload(alert(starts=began)))
+    assert started.action == "started"
+    launcher.release.set()
+    assert trigger.wait_idle(10)
+    assert waits == [pytest.approx(240 + 60 - 100, abs=1)]
+    assert trigger.settle_s("fraud", Cause("manual", "why", "", {})) == 0.0
+    late = Cause("alert", "old", "", {"startsAt": "2020-01-01T00:00:00Z"})
+    assert trigger.settle_s("fraud", late) == 0.0
+    assert trigger.settle_s("fraud", Cause("alert", "odd time", "", {"startsAt": "yesterday"})) == 0.0
+    unknown = Cause("alert", "x", "", {"startsAt": began})
+    assert trigger.settle_s("no-such-component", unknown) == 0.0, "no label delay: the margin (60 s) has passed"
