@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 COMPONENT ?= fraud
 EVENTS ?= 20000
 
-.PHONY: component train pipeline-compile serve canary stream-start stream-produce stream-status stream-stop help setup demo test test-unit test-local lint format lock services-up services-down services-status \
+.PHONY: component train pipeline-compile serve canary stream-start stream-produce stream-status stream-stop help setup demo demo-drift test test-unit test-local lint format lock services-up services-down services-status \
 	services-reset bench clean
 
 help: ## Show this help
@@ -25,6 +25,9 @@ tools: ## Build the pinned Pulumi CLI + Kubernetes provider from Go modules into
 
 demo: setup ## The whole lifecycle of COMPONENT (default fraud) on the embedded default, left running to explore
 	@$(MLSTACK) demo --component $(COMPONENT) --events $(EVENTS) $(if $(SEED),--seed $(SEED))
+
+demo-drift: setup ## The closed loop: the world changes after the champion serves; alert -> retraining -> canary on live labels -> promotion, by itself (about 25 min)
+	@$(MLSTACK) demo --drift --component $(COMPONENT) --events $(EVENTS) $(if $(SEED),--seed $(SEED))
 
 component: setup ## Scaffold a new use-case component: make component NAME=<name> [TASK=binary|multiclass|regression] (package + its own tests)
 	@if [ -z "$(NAME)" ]; then echo "usage: make component NAME=<name>  (lower case, e.g. churn)"; exit 2; fi

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.demo import DemoOptions, DemoResult, run_demo
+from cli.demo_loop import loop_lines, run_loop_demo
 from cli.rollout_options import rollout_config
 from cli.status_table import status_table
 from local.progress import bar_phases
@@ -96,6 +97,11 @@ def print_summary(result: DemoResult, services: EmbeddedServices | None = None) 
         numbers.add_row(f"monitor v{version}", row["text"])
     if result.model_report:
         numbers.add_row("model panel", str(result.model_report))
+    if result.loop:
+        for index, line in enumerate(loop_lines(result.loop, result.loop.get("metric", "metric"))):
+            numbers.add_row("closed loop" if index == 0 else "", line)
+    if result.loop_report:
+        numbers.add_row("loop report", str(result.loop_report))
     for phase, seconds in result.phases.items():
         numbers.add_row(f"phase: {phase}", f"{seconds:.1f}s")
     numbers.add_row("total", f"{sum(result.phases.values()):.1f}s")
@@ -133,6 +139,18 @@ def demo(
             "labels come minutes after the demo's canary, and the monitor step shows them), 'not worse', or better."
         ),
     ] = "off",
+    drift: Annotated[
+        bool,
+        typer.Option(
+            "--drift",
+            help="The closed loop instead: the world changes after the champion serves; the platform notices, "
+            "retrains and canaries on live labels by itself (about 25 minutes for fraud).",
+        ),
+    ] = False,
+    change_after: Annotated[
+        float, typer.Option(help="--drift: seconds from the backlog's end to the change; 0: no change (control).")
+    ] = 420.0,
+    loop_timeout: Annotated[float, typer.Option(help="--drift: minutes to wait for the loop to close.")] = 30.0,
     strict_gate: Annotated[
         bool,
         typer.Option(
@@ -153,6 +171,9 @@ def demo(
         traffic_rate=rate,
         rollout=rollout,
         monitor_wait_s=monitor_wait,
+        drift=drift,
+        change_after_s=change_after or None,
+        loop_timeout_s=loop_timeout * 60,
     )
     services = EmbeddedServices(EmbeddedSettings.from_env())
     if console.is_terminal:
@@ -161,7 +182,7 @@ def demo(
         console.file = sys.stdout
     try:
         # markup off: "[champion] ..." is the demo's text, not a rich style tag.
-        result = run_demo(
+        result = (run_loop_demo if drift else run_demo)(
             options,
             progress=lambda line: console.print(line, highlight=False, markup=False),
             phases=bar_phases(console) if console.is_terminal else None,

@@ -47,6 +47,16 @@ class DemoOptions:
     monitor_wait_s: float = 150.0
     """After the canary, how long live events keep flowing while the demo waits for the monitor's first live
     metric (labels come back minutes after their predictions)."""
+    drift: bool = False
+    """The closed loop instead (``cli.demo_loop``): the world changes after the champion serves, and the platform
+    notices, retrains and canaries by itself."""
+    change_after_s: float | None = 420.0
+    """The loop: seconds from the backlog's end to the world's change (None: it never changes, a control run)."""
+    loop_timeout_s: float = 1800.0
+    """The loop: how long after the champion serves the demo waits for the loop to close (a control run: how long
+    it watches)."""
+    recovery_s: float = 240.0
+    """The loop: how long live events keep flowing after the promotion, to show the live metric recover."""
 
 
 @dataclass
@@ -78,6 +88,11 @@ class DemoResult:
     monitor: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per version, the monitor's figures at the end: live metric and labelled count, holdout, top drift."""
     model_report: Path | None = None
+    change_at: float | None = None
+    """The loop: when the world changes (epoch seconds), None when it does not."""
+    loop: dict[str, Any] = field(default_factory=dict)
+    """The loop: its transitions, the times from the change to each, and the live metric before and after."""
+    loop_report: Path | None = None
     urls: dict[str, str] = field(default_factory=dict)
     example_request: str = ""
 
@@ -107,6 +122,9 @@ class DemoResult:
             "live_scoring": self.live_scoring,
             "monitor": self.monitor,
             "model_report": str(self.model_report) if self.model_report else None,
+            "change_at": self.change_at,
+            "loop": self.loop,
+            "loop_report": str(self.loop_report) if self.loop_report else None,
             "urls": self.urls,
         }
 

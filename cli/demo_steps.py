@@ -52,11 +52,14 @@ def start_services(demo: Demo) -> None:
         demo.services.up(progress=demo.indent)
 
 
-def start_streaming(demo: Demo) -> EmbeddedStreaming:
+def start_streaming(demo: Demo, exporter_window: tuple[float, float] | None = None) -> EmbeddedStreaming:
+    """The component's streaming, reset; ``exporter_window``: the monitor's window and slide (None: shipped)."""
     name = demo.component.name
     with demo.timed("streaming job start"):
         demo.step(2, f"starting the streaming job of {name} (Flink mini-cluster, Feast pusher, event archive)")
         streaming = EmbeddedStreaming(demo.services, demo.component, flush_every_s=2.0)
+        if streaming.monitor is not None:
+            streaming.monitor.exporter_window = exporter_window
         # The backlog's event times end now, so the previous demo's stream is replaced: its watermark would make
         # these events late. The registry (and a champion from an earlier demo) is kept.
         streaming.reset(progress=demo.indent)
@@ -64,12 +67,18 @@ def start_streaming(demo: Demo) -> EmbeddedStreaming:
     return streaming
 
 
-def stream_backlog(demo: Demo, streaming: EmbeddedStreaming) -> tuple[list[Event], list[Event]]:
-    """The backlog (its last event is now) into Feast; returns it and the events after it, still to come."""
+def stream_backlog(
+    demo: Demo, streaming: EmbeddedStreaming, live_s: float = 0.0, change_after_s: float | None = None
+) -> tuple[list[Event], list[Event]]:
+    """The backlog (its last event is now) into Feast; returns it and the events after it, still to come: at least
+    ``live_s`` seconds of them, the world changing ``change_after_s`` from now when given."""
     options, result, name = demo.options, demo.result, demo.component.name
     with demo.timed("backlog into Feast"):
         began = time.monotonic()
-        backlog, future = timeline(demo.component, options.events, max(options.events // 2, 2000), result.seed)
+        extra = max(options.events // 2, 2000, events_within(demo, live_s))
+        if change_after_s is not None:
+            result.change_at = time.time() + change_after_s
+        backlog, future = timeline(demo.component, options.events, extra, result.seed, change_after_s)
         demo.step(
             3, f"streaming {len(backlog)} synthetic {name} events (seed {result.seed}) into Kafka -> Flink -> Feast"
         )
@@ -83,6 +92,16 @@ def stream_backlog(demo: Demo, streaming: EmbeddedStreaming) -> tuple[list[Event
             result.status = wait_caught_up(streaming, result.events_sent, 300, caught_up)
     result.processed_rate = result.events_sent / result.phases["backlog into Feast"]
     return backlog, future
+
+
+def events_within(demo: Demo, seconds: float) -> int:
+    """How many of the generator's events span ``seconds`` of event time (its pace, measured on a sample)."""
+    if seconds <= 0:
+        return 0
+    sample = list(demo.component.generate(2_000, 0, demo.result.seed))
+    field_name = demo.component.streaming.events.event_time
+    span_s = max((sample[-1][field_name] - sample[0][field_name]) / 1000, 1e-3)
+    return int(len(sample) / span_s * seconds * 1.1) + 1
 
 
 def _short(value: Any) -> str:
@@ -129,11 +148,12 @@ def _current_champion(client: Any, name: str) -> str | None:
         return None
 
 
-def first_model(demo: Demo, client: Any, backlog: list[Event]) -> None:
-    """The champion an earlier demo left, or a first model trained on the older half of the backlog."""
+def first_model(demo: Demo, client: Any, backlog: list[Event], reuse: bool = True) -> None:
+    """The champion an earlier demo left (with ``reuse``), or a first model trained on the older half of the
+    backlog."""
     options, result, name = demo.options, demo.result, demo.component.name
     with demo.timed("first model"):
-        reused = _current_champion(client, name)
+        reused = _current_champion(client, name) if reuse else None
         if reused is not None:
             demo.step(4, f"{name} v{reused} is already champion (an earlier demo): it serves first")
             result.champion_version, result.champion_reused = reused, True

@@ -180,6 +180,19 @@ class EmbeddedServices:
         self._wait_ready({name: (spec, time.monotonic())}, progress)
         self.daemon.record_pids()
 
+    def reconfigure(self, names: Iterable[str], progress: Progress = print) -> None:
+        """Restart services with these settings' configuration (their command and files), e.g. the loop drill's
+        alert times on services a user started with the shipped ones; their data is kept."""
+        for name in names:
+            spec = self.spec(name)
+            self.daemon.stop(name)
+            if spec.prepare:
+                spec.prepare()
+            self.daemon.register(spec.name, spec.command, dict(spec.env), spec.stop_timeout, self.settings.state_dir)
+            self.daemon.start(name)
+            self._wait_ready({name: (spec, time.monotonic())}, progress)
+        self.daemon.record_pids()
+
     # -- status and down -------------------------------------------------------------------------------------
 
     def status(self) -> list[ServiceStatus]:
