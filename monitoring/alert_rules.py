@@ -49,6 +49,10 @@ class Thresholds:
     noise, a test alone over a large window flags shifts too small to matter; drift needs both."""
     min_labels: float = 200
     """Labelled predictions a live metric needs before it is compared with the holdout (fewer: no alert)."""
+    live_metric_z: float = 2.0
+    """Standard errors of the live metric (its bootstrap, ``LIVE_METRIC_STDERR``) by which the shortfall must exceed
+    the tolerance: shortfall - z * stderr > tolerance, one-sided. Fraud's 200 labels hold ~6 frauds, a live ROC AUC
+    stderr of ~0.05, and the bare shortfall > tolerance fired on a stationary stream by chance. MEASURED_Z"""
     null_rate_increase: float = 0.05
     """A feature's null rate above its training null rate by more than this."""
     min_window_rows: float = 100
@@ -135,9 +139,15 @@ def _drift(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
 
 def _performance(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
     keys = f"{m.COMPONENT}, {m.VERSION}, {m.METRIC}"
+    # shortfall > tolerance + z * stderr: the comparison keeps the shortfall as the value the summary states. The
+    # tolerance has no version label (group_left adds it to each version's stderr); a version without a stderr
+    # series (the exporter omits it when there is no live metric) matches nothing, and +Inf (too thin) never passes.
+    bar = f"{t.live_metric_z:g} * {m.LIVE_METRIC_STDERR.selector} + on({m.COMPONENT}, {m.METRIC}) group_left() " + (
+        m.METRIC_TOLERANCE.selector
+    )
     expr = (
-        f"{m.METRIC_SHORTFALL.selector} > on({m.COMPONENT}, {m.METRIC}) group_left() {m.METRIC_TOLERANCE.selector}"
-        f" and on({keys}) {m.LABELLED_PREDICTIONS.selector} >= {t.min_labels}"
+        f"{m.METRIC_SHORTFALL.selector} > on({keys}) ({bar})"
+        f" and on({keys}) {m.LABELLED_PREDICTIONS.selector} >= {t.min_labels:g}"
     )
     return [
         _alert(
@@ -147,8 +157,10 @@ def _performance(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
             CRITICAL,
             PERFORMANCE,
             _model('live {{ $labels.metric }} is {{ $value | printf "%.3g" }} worse than its holdout score'),
-            f"The shortfall exceeds the component's tolerance, over at least {t.min_labels:g} labelled "
-            f"predictions, for {timing.performance_for}.",
+            f"The shortfall exceeds the component's tolerance by more than {t.live_metric_z:g} standard errors of "
+            f"the live metric (shortfall - {t.live_metric_z:g} * stderr > tolerance, one-sided: a window's sampling "
+            f"noise alone does not alert), over at least {t.min_labels:g} labelled predictions, for "
+            f"{timing.performance_for}.",
         )
     ]
 
