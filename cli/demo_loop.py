@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 from cli import demo_monitor, demo_steps
@@ -38,6 +39,8 @@ from local.settings import EmbeddedSettings
 from monitoring import metrics as m
 
 POLL_S = 5.0
+TRAINING_S = 1200
+"""The first model's training span after the longest window has filled."""
 STATUS_EVERY_S = 60.0
 DRILLED = ("retrain", "alertmanager", "prometheus")
 """The services whose configuration the drill changes (restarted with it)."""
@@ -50,15 +53,24 @@ def run_loop_demo(
     from mlflow import MlflowClient
 
     demo = demo_steps.prepare(options, progress, drill_settings(settings or EmbeddedSettings.from_env()), phases)
+    # The first model learns after the longest window has filled once, on twenty minutes of the world before it.
+    longest = max(g.window.size_s + g.window.slide_s for g in demo.component.streaming.groups)
+    needed = demo_steps.events_within(demo, longest + TRAINING_S)
+    if options.events < needed:
+        demo.options = replace(options, events=needed)
+        progress(
+            f"backlog raised to {needed} events: the longest window ({longest} s) and {TRAINING_S // 60} min after"
+        )
     demo_steps.start_services(demo)
     demo.indent("the drill's alert and retraining times: " + _drill_text(demo.settings))
     demo.services.reconfigure(DRILLED, progress=demo.indent)
     streaming = demo_steps.start_streaming(demo, exporter_window=DRILL_EXPORTER_WINDOW)
+    options = demo.options
     horizon = (options.change_after_s or 0) + options.loop_timeout_s + options.recovery_s
     backlog, future = demo_steps.stream_backlog(demo, streaming, live_s=horizon, change_after_s=options.change_after_s)
     live = demo_steps.go_live(demo, streaming, backlog, future)
     client = MlflowClient(demo.settings.mlflow_url)
-    demo_steps.first_model(demo, client, backlog, reuse=False)  # trained on the world before its change
+    demo_steps.first_model(demo, client, backlog, reuse=False, steady=True)  # the world before its change
     serving, _ = demo_steps.serve_champion(demo, client)
     serving_since = time.time()
     scorer = demo_monitor.score_live(demo, live, serving)

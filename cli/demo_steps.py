@@ -121,7 +121,13 @@ def go_live(demo: Demo, streaming: EmbeddedStreaming, backlog: list[Event], futu
 
 
 def _train(
-    demo: Demo, trials: int, seed: int, label: str, window_end: str = "", accept_ties: bool = False
+    demo: Demo,
+    trials: int,
+    seed: int,
+    label: str,
+    window_end: str = "",
+    accept_ties: bool = False,
+    window_start: str = "",
 ) -> PipelineRun:
     params = embedded_params(
         demo.settings,
@@ -129,6 +135,7 @@ def _train(
         trials=trials,
         concurrency=2,
         seed=seed,
+        window_start=window_start,
         window_end=window_end,
         accept_ties=accept_ties,
     )
@@ -148,9 +155,14 @@ def _current_champion(client: Any, name: str) -> str | None:
         return None
 
 
-def first_model(demo: Demo, client: Any, backlog: list[Event], reuse: bool = True) -> None:
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def first_model(demo: Demo, client: Any, backlog: list[Event], reuse: bool = True, steady: bool = False) -> None:
     """The champion an earlier demo left (with ``reuse``), or a first model trained on the older half of the
-    backlog."""
+    backlog; ``steady``: on all of it after its first longest window instead, so that every window a training row
+    reads is as full as the ones served later (the loop's monitor compares the two)."""
     options, result, name = demo.options, demo.result, demo.component.name
     with demo.timed("first model"):
         reused = _current_champion(client, name) if reuse else None
@@ -158,16 +170,24 @@ def first_model(demo: Demo, client: Any, backlog: list[Event], reuse: bool = Tru
             demo.step(4, f"{name} v{reused} is already champion (an earlier demo): it serves first")
             result.champion_version, result.champion_reused = reused, True
             return
-        # The first model learns from the older half of the backlog, as if trained yesterday; the challenger
-        # later learns from everything streamed since, which is what retraining is for.
-        cut_ms = backlog[len(backlog) // 2][demo.component.streaming.events.event_time]
-        cut = datetime.fromtimestamp(cut_ms / 1000, tz=UTC).isoformat()
-        demo.step(
-            4,
-            f"training the first {name} model on events before {cut[11:19]} UTC "
-            f"({options.champion_trials} trials): it will serve first",
-        )
-        run = _train(demo, options.champion_trials, result.seed, "champion", window_end=cut)
+        event_time = demo.component.streaming.events.event_time
+        if steady:
+            # A one-hour window of a stream that began half an hour ago holds half an hour: rows from before the
+            # first full window would teach counts that serving, an hour later, never sees again (drift at once).
+            longest = max(g.window.size_s + g.window.slide_s for g in demo.component.streaming.groups)
+            start, end = _iso(backlog[0][event_time] + longest * 1000), ""
+            if backlog[-1][event_time] - backlog[0][event_time] <= longest * 1000:
+                raise EmbeddedError(
+                    f"the backlog spans less than the longest window ({longest} s): stream more events (--events)"
+                )
+            what = f"on events after {start[11:19]} UTC (the longest window full)"
+        else:
+            # The first model learns from the older half of the backlog, as if trained yesterday; the challenger
+            # later learns from everything streamed since, which is what retraining is for.
+            start, end = "", _iso(backlog[len(backlog) // 2][event_time])
+            what = f"on events before {end[11:19]} UTC"
+        demo.step(4, f"training the first {name} model {what} ({options.champion_trials} trials): it will serve first")
+        run = _train(demo, options.champion_trials, result.seed, "champion", window_end=end, window_start=start)
         result.trainings["champion"] = run
         if not run.decision["passed"]:
             raise EmbeddedError(f"the first {name} model was not registered: {run.decision['reason']}")

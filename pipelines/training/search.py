@@ -253,7 +253,9 @@ def run_search(
         params = (trial.config or {})["params"]
         outcome = TrialOutcome(params=params, status="finished", mlflow_run_id=logger.runs.get(_config_key(params)))
         history = trial.metrics_dataframe
-        if history is not None and not history.empty and "score" in history:
+        ran = history is not None and not history.empty and "score" in history
+        scored = history is not None and ran and bool(history["score"].notna().any())
+        if scored and history is not None:
             best = history.loc[(sign * history["score"]).idxmax()]
             outcome.score = float(best["score"])
             outcome.best_stage = int(best["stage"])
@@ -261,6 +263,14 @@ def run_search(
         if trial.error is not None:
             outcome.status = "failed"
             outcome.error = f"{type(trial.error).__name__}: {_root_cause(trial.error)}"
+        elif ran and not scored:
+            # ROC AUC of a validation split holding one class, for one: no trial can be told from another.
+            outcome.status = "failed"
+            outcome.error = (
+                f"its validation {model.metric.name} is undefined at every stage ({len(data.y_validation)} validation "
+                f"examples, {len(set(data.y_validation.tolist()))} distinct labels): stream more events or widen "
+                "the training window"
+            )
         elif outcome.stages < model.max_stages:
             outcome.status = "stopped early"
         result.trials.append(outcome)

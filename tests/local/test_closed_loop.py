@@ -34,7 +34,7 @@ control run watches a world without change for all of it (run first, so no coold
 run it would start)."""
 OPTIONS = DemoOptions(
     component="fraud",
-    events=6_000,
+    events=64_000,
     seed=11,
     champion_trials=2,
     drift=True,
@@ -42,7 +42,8 @@ OPTIONS = DemoOptions(
     loop_timeout_s=WATCHED_S,
     recovery_s=90.0,
 )
-"""About eight minutes of backlog; the world changes once the first model serves."""
+"""Eighty minutes of fraud: the first model learns from the twenty after its one-hour windows filled; the world
+changes once it serves."""
 
 
 @pytest.fixture(scope="module")
