@@ -213,9 +213,15 @@ class Rollout:
             return "waiting", result
         later = [s for s in self.config.schedule if s > state["share"]]
         evidence = self.config.analysis.live_evidence
-        if (not later or later[0] == 100) and result.live is not None and not result.live.shows(evidence):
+        # The monitor reports the stable version but not yet the canary (its labels have not come back): the
+        # component is monitored, so the evidence asked for is the canary's own labels, not their absence.
+        unlabelled = evidence != "off" and result.stable.live is not None and result.canary.live is None
+        if (not later or later[0] == 100) and (
+            unlabelled or (result.live is not None and not result.live.shows(evidence))
+        ):
             # All traffic moves only on live evidence: until the labels show it, the canary keeps its share.
-            state["holding"] = f"for live evidence ({evidence}): {result.live.verdict}"
+            verdict = "no live metric of the canary yet" if unlabelled or result.live is None else result.live.verdict
+            state["holding"] = f"for live evidence ({evidence}): {verdict}"
             self.backend.save_state(state)
             return "waiting", result
         state.pop("holding", None)

@@ -19,7 +19,11 @@ from local.streaming import EmbeddedStreaming
 from serving.rollout.analysis import AnalysisConfig
 from serving.rollout.rollout import CHALLENGER, CHAMPION, RolloutConfig
 
-TEST_ROLLOUT = RolloutConfig(schedule=(20, 50, 100), analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0))
+TEST_ROLLOUT = RolloutConfig(
+    schedule=(20, 50, 100),
+    # As `mlstack demo` by default: its canary ends before most of its live labels come back.
+    analysis=AnalysisConfig(min_requests=30, latency_objective_s=1.0, live_evidence="off"),
+)
 
 
 def small_demo(embedded: EmbeddedServices, name: str, events: int = 12_000) -> DemoResult:
