@@ -12,7 +12,8 @@ Per column (a request field, a raw feature, or the predictions), over the window
   must not make its sampling noise the window's drift). Not Kolmogorov-Smirnov: it needs the raw training values,
   which a profile does not keep, and it does not apply to categories;
 - quality: null rate (of all rows) beside the training one, the share of values outside the training range
-  (numeric), the share of values in categories training never saw (categorical).
+  (numeric), the share of values in categories training never saw (categorical), each beside the holdout's own
+  share (``contract.profile``: what data the model never fit shows by nature).
 
 Drift is a PSI above a threshold *and* a p-value below a level (``ColumnDrift.drifted``); the shipped thresholds
 are ``monitoring.alert_rules.Thresholds`` (PSI 0.2, p 0.01), which decide the alerts on the series the monitor
@@ -72,8 +73,12 @@ class ColumnDrift:
     reference_null_rate: float
     out_of_range_rate: float = math.nan
     """Numeric: share of the non-null values outside the training range; NaN for categories."""
+    reference_out_of_range_rate: float = math.nan
+    """Numeric: the holdout's share outside the training range; NaN for categories."""
     unseen_rate: float = math.nan
     """Categorical: share of the non-null values in categories training never saw; NaN for numbers."""
+    reference_unseen_rate: float = math.nan
+    """Categorical: the holdout's share in categories training never saw; NaN for numbers."""
     unseen: tuple[str, ...] = ()
     """Those categories, most frequent first (at most ten)."""
 
@@ -122,7 +127,15 @@ def compare(reference: ColumnProfile, window: WindowCounts) -> ColumnDrift:
     null_rate = window.nulls / window.rows if window.rows else math.nan
     if isinstance(reference, NumericProfile):
         outside = window.out_of_range / values if values else math.nan
-        return ColumnDrift(window.rows, index, test.p_value, null_rate, reference.null_rate, out_of_range_rate=outside)
+        return ColumnDrift(
+            window.rows,
+            index,
+            test.p_value,
+            null_rate,
+            reference.null_rate,
+            out_of_range_rate=outside,
+            reference_out_of_range_rate=reference.holdout_out_of_range,
+        )
     unseen = sorted((k for k in window.counts if k not in expected), key=lambda k: -window.counts[k])
     unseen_rate = sum(window.counts[k] for k in unseen) / values if values else math.nan
     return ColumnDrift(
@@ -132,6 +145,7 @@ def compare(reference: ColumnProfile, window: WindowCounts) -> ColumnDrift:
         null_rate,
         reference.null_rate,
         unseen_rate=unseen_rate,
+        reference_unseen_rate=reference.holdout_unseen,
         unseen=tuple(unseen[:10]),
     )
 

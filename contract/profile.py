@@ -10,8 +10,12 @@ field with more than ``MAX_CATEGORIES`` distinct values (an order id): it is lis
   quantile bins of the non-null values (bin 0 is up to ``edges[0]``, bin i holds ``edges[i-1] < x <= edges[i]``,
   the last is above ``edges[-1]``, so a window's value out of the training range still falls in a bin), the
   training count per bin, the null count, and the range (``minimum``, ``maximum``). Discrete values (counts) give
-  fewer bins: cut points are training values, repeated ones merged, so every bin holds training rows;
-- categorical (request fields of type string or boolean): the count of each category, and nulls;
+  fewer bins: cut points are training values, repeated ones merged, so every bin holds training rows; and
+  ``holdout_out_of_range``, the share of the holdout's values outside that range;
+- categorical (request fields of type string or boolean): the count of each category, and nulls; and
+  ``holdout_unseen``, the share of the holdout's values in categories training never saw;
+- the holdout's shares are what data the model never fit shows by nature (a one-hour maximum of a heavy tail
+  exceeds any finite sample's now and then): the quality alerts count what a window shows beyond them;
 - the predictions on the holdout: binary and regression as numeric (the score, the estimate), multiclass as the
   predicted class (the most probable, as the server's ``label``) with every class of ``contract.tasks.classes``.
 
@@ -27,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from contract.tasks import classes
@@ -65,6 +69,8 @@ class NumericProfile:
     """Cut points, increasing; ``len(edges) + 1`` bins, bin i holding ``edges[i-1] < x <= edges[i]``."""
     counts: tuple[int, ...]
     """Non-null rows per bin."""
+    holdout_out_of_range: float = 0.0
+    """Share of the holdout's non-null values outside ``minimum``..``maximum`` (0 when no holdout was profiled)."""
     kind: Literal["numeric"] = "numeric"
 
     @property
@@ -86,6 +92,8 @@ class CategoricalProfile:
     nulls: int
     categories: dict[str, int]
     """Category -> non-null rows; for predictions, every class, seen or not."""
+    holdout_unseen: float = 0.0
+    """Share of the holdout's non-null values in categories training never saw (0 when none was profiled)."""
     kind: Literal["categorical"] = "categorical"
 
     @property
@@ -150,8 +158,15 @@ def _column_dict(column: ColumnProfile) -> dict[str, Any]:
             "max": column.maximum,
             "edges": list(column.edges),
             "counts": list(column.counts),
+            "holdout_out_of_range": column.holdout_out_of_range,
         }
-    return {"kind": column.kind, "rows": column.rows, "nulls": column.nulls, "categories": column.categories}
+    return {
+        "kind": column.kind,
+        "rows": column.rows,
+        "nulls": column.nulls,
+        "categories": column.categories,
+        "holdout_unseen": column.holdout_unseen,
+    }
 
 
 def _column(name: str, value: Mapping[str, Any]) -> ColumnProfile:
@@ -159,11 +174,12 @@ def _column(name: str, value: Mapping[str, Any]) -> ColumnProfile:
         edges, counts = tuple(map(float, value["edges"])), tuple(map(int, value["counts"]))
         if len(counts) != len(edges) + 1:
             raise ProfileError(f"column {name!r}: {len(counts)} counts for {len(edges)} cut points (one more needed)")
-        return NumericProfile(value["rows"], value["nulls"], value["min"], value["max"], edges, counts)
+        # Profiles stored before the holdout's shares were kept read as 0: the alert's bare threshold, as then.
+        outside = float(value.get("holdout_out_of_range", 0.0))
+        return NumericProfile(value["rows"], value["nulls"], value["min"], value["max"], edges, counts, outside)
     if value.get("kind") == "categorical":
-        return CategoricalProfile(
-            value["rows"], value["nulls"], {str(k): int(v) for k, v in value["categories"].items()}
-        )
+        categories = {str(k): int(v) for k, v in value["categories"].items()}
+        return CategoricalProfile(value["rows"], value["nulls"], categories, float(value.get("holdout_unseen", 0.0)))
     raise ProfileError(f"column {name!r}: kind {value.get('kind')!r} is neither numeric nor categorical")
 
 
@@ -206,9 +222,31 @@ def categorical_profile(values: Iterable[Any], known: Sequence[str] = ()) -> Cat
     return CategoricalProfile(len(series), len(series) - len(present), counts)
 
 
-def build_profile(component: Component, training: pd.DataFrame, predictions: Any, bins: int = DEFAULT_BINS) -> Profile:
+def _with_holdout(column: ColumnProfile, values: pd.Series) -> ColumnProfile:
+    """``column`` with the share of the holdout's ``values`` outside its range or categories."""
+    import pandas as pd
+
+    if isinstance(column, CategoricalProfile):
+        present = values[values.notna()].astype(str)
+        unseen = float((~present.isin(list(column.categories))).mean()) if len(present) else 0.0
+        return replace(column, holdout_unseen=unseen)
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    if not len(numbers) or column.minimum is None or column.maximum is None:
+        return column
+    outside = float(((numbers < column.minimum) | (numbers > column.maximum)).mean())
+    return replace(column, holdout_out_of_range=outside)
+
+
+def build_profile(
+    component: Component,
+    training: pd.DataFrame,
+    predictions: Any,
+    bins: int = DEFAULT_BINS,
+    holdout: pd.DataFrame | None = None,
+) -> Profile:
     """``component``'s profile: request fields and raw features of ``training`` (the rows the model was fit on),
-    and ``predictions`` (the holdout's, as ``predict`` returned them)."""
+    and ``predictions`` (the holdout's, as ``predict`` returned them); with ``holdout`` (the rows predicted), the
+    share of its values outside each column's training range or categories."""
     import numpy as np
 
     model = component.model
@@ -231,6 +269,8 @@ def build_profile(component: Component, training: pd.DataFrame, predictions: Any
             columns[name] = categorical_profile(training[name])
     for name in features:
         columns[name] = numeric_profile(training[name], bins)
+    if holdout is not None:
+        columns = {name: _with_holdout(column, holdout[name]) for name, column in columns.items()}
     output = np.asarray(predictions, dtype="float64")
     if model.task == "multiclass":
         names = classes(model)

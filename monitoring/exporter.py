@@ -156,7 +156,9 @@ class WindowCollector:
                 put(m.NULL_RATE, d.null_rate, c, v, name)
                 put(m.REFERENCE_NULL_RATE, d.reference_null_rate, c, v, name)
                 put(m.OUT_OF_RANGE_RATE, d.out_of_range_rate, c, v, name)
+                put(m.REFERENCE_OUT_OF_RANGE_RATE, d.reference_out_of_range_rate, c, v, name)
                 put(m.UNSEEN_CATEGORY_RATE, d.unseen_rate, c, v, name)
+                put(m.REFERENCE_UNSEEN_CATEGORY_RATE, d.reference_unseen_rate, c, v, name)
         yield from families.values()
 
 

@@ -154,10 +154,22 @@ OUT_OF_RANGE_RATE = Series(
     "Share of served rows whose numeric feature lies outside the training profile's range",
     (*MODEL, FEATURE),
 )
+REFERENCE_OUT_OF_RANGE_RATE = Series(
+    "mlstack_monitor_reference_out_of_range_rate",
+    "gauge",
+    "Share of the holdout's values of a numeric feature outside the training range (the profile's)",
+    (*MODEL, FEATURE),
+)
 UNSEEN_CATEGORY_RATE = Series(
     "mlstack_monitor_unseen_category_rate",
     "gauge",
     "Share of served rows whose categorical feature holds a category training never saw",
+    (*MODEL, FEATURE),
+)
+REFERENCE_UNSEEN_CATEGORY_RATE = Series(
+    "mlstack_monitor_reference_unseen_category_rate",
+    "gauge",
+    "Share of the holdout's values of a categorical feature in categories training never saw (the profile's)",
     (*MODEL, FEATURE),
 )
 INCOMPLETE_ROWS = Series(
@@ -227,7 +239,9 @@ SERIES = (
     NULL_RATE,
     REFERENCE_NULL_RATE,
     OUT_OF_RANGE_RATE,
+    REFERENCE_OUT_OF_RANGE_RATE,
     UNSEEN_CATEGORY_RATE,
+    REFERENCE_UNSEEN_CATEGORY_RATE,
     INCOMPLETE_ROWS,
     RECORDS_READ,
     MALFORMED_RECORDS,

@@ -147,7 +147,11 @@ def evaluate_and_register(
             f"version is logged: {error}"
         ) from None
     score = model.metric.score(y, predictions)
-    profile = build_profile(component, holdout if training is None else training, predictions)
+    profile = (
+        build_profile(component, holdout, predictions)
+        if training is None
+        else build_profile(component, training, predictions, holdout=holdout)
+    )
     decision = Decision(passed=False, reason="", metric=model.metric.name, holdout_score=score)
     if model.baseline is not None:
         # A baseline is a naive forecast, never a peek at the answer: it gets the holdout without its target.

@@ -199,15 +199,27 @@ def test_data_quality_breaches_alert_and_small_rates_or_windows_do_not(tmp_path:
         _series(m.NULL_RATE.name, "0.5x20", **few, feature="amount"),
         _series(m.REFERENCE_NULL_RATE.name, "0.01x20", **few, feature="amount"),
         _series(m.OUT_OF_RANGE_RATE.name, "0.5x20", **few, feature="amount"),
+        _series(m.REFERENCE_OUT_OF_RANGE_RATE.name, "0x20", **few, feature="amount"),
         _series(m.UNSEEN_CATEGORY_RATE.name, "0.5x20", **few, feature="channel"),
+        _series(m.REFERENCE_UNSEEN_CATEGORY_RATE.name, "0x20", **few, feature="channel"),
         _series(m.INCOMPLETE_ROWS.name, "0.5x20", **few, state="absent"),
         _series(m.NULL_RATE.name, "0.2x20", **FRAUD, feature="amount"),  # 19 points above training: fires
         _series(m.REFERENCE_NULL_RATE.name, "0.01x20", **FRAUD, feature="amount"),
         _series(m.NULL_RATE.name, "0.3x20", **FRAUD, feature="hour"),  # as null as in training: quiet
         _series(m.REFERENCE_NULL_RATE.name, "0.28x20", **FRAUD, feature="hour"),
-        _series(m.OUT_OF_RANGE_RATE.name, "0.1x20", **FRAUD, feature="amount"),
+        _series(m.OUT_OF_RANGE_RATE.name, "0.1x20", **FRAUD, feature="amount"),  # 9 points beyond the holdout's
+        _series(m.REFERENCE_OUT_OF_RANGE_RATE.name, "0.01x20", **FRAUD, feature="amount"),
         _series(m.OUT_OF_RANGE_RATE.name, "0.01x20", **FRAUD, feature="hour"),
+        _series(m.REFERENCE_OUT_OF_RANGE_RATE.name, "0x20", **FRAUD, feature="hour"),
+        # A window maximum's heavy tail: often beyond the training range, but as often as the holdout was: quiet.
+        _series(m.OUT_OF_RANGE_RATE.name, "0.09x20", **FRAUD, feature="merchant_1h__amount_max"),
+        _series(m.REFERENCE_OUT_OF_RANGE_RATE.name, "0.07x20", **FRAUD, feature="merchant_1h__amount_max"),
         _series(m.UNSEEN_CATEGORY_RATE.name, "0.02x20", **FRAUD, feature="channel"),
+        _series(m.REFERENCE_UNSEEN_CATEGORY_RATE.name, "0x20", **FRAUD, feature="channel"),
+        _series(m.UNSEEN_CATEGORY_RATE.name, "0.3x20", **FRAUD, feature="merchant"),  # 30 points beyond: fires
+        _series(m.REFERENCE_UNSEEN_CATEGORY_RATE.name, "0x20", **FRAUD, feature="merchant"),
+        _series(m.UNSEEN_CATEGORY_RATE.name, "0.3x20", **FRAUD, feature="city"),  # as new as the holdout's: quiet
+        _series(m.REFERENCE_UNSEEN_CATEGORY_RATE.name, "0.28x20", **FRAUD, feature="city"),
         _series(m.INCOMPLETE_ROWS.name, "0.2x20", **FRAUD, state="stale"),
         _series(m.INCOMPLETE_ROWS.name, "0.0x20", **FRAUD, state="absent"),
     ]
@@ -223,9 +235,19 @@ def test_data_quality_breaches_alert_and_small_rates_or_windows_do_not(tmp_path:
         _fires(
             "FeatureOutOfRange",
             "15m",
-            ({**quality, "feature": "amount"}, f"{rows}10% of rows outside the training range"),
+            (
+                {**quality, "feature": "amount"},
+                f"{rows}9% more rows outside the training range than the holdout had",
+            ),
         ),
-        _fires("FeatureUnseenCategories", "15m"),
+        _fires(
+            "FeatureUnseenCategories",
+            "15m",
+            (
+                {**quality, "feature": "merchant"},
+                "fraud v3: feature merchant: 30% more rows hold categories training never saw than the holdout had",
+            ),
+        ),
         _fires(
             "ServedWithIncompleteFeatures",
             "15m",

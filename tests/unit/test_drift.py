@@ -57,6 +57,28 @@ def _fraud_rows(n: int, seed: int = 0) -> pd.DataFrame:
     return rows
 
 
+def test_the_holdouts_own_share_outside_the_training_range_is_the_quality_baseline() -> None:
+    """A window maximum of a heavy tail exceeds any training sample's now and then: the holdout (rows the model never
+    fit) shows how often, and a served window is judged on what it shows beyond that."""
+    fraud = load("fraud")
+    training, holdout = _fraud_rows(2000, seed=1), _fraud_rows(1000, seed=2)
+    holdout.loc[holdout.index[-80:], "amount"] = 10_000.0  # a tail longer than training's, in 8% of the holdout
+    holdout.loc[holdout.index[:100], "channel"] = "atm"  # a category training never saw, in 10% of the holdout
+    profile = Profile.from_json(build_profile(fraud, training, np.linspace(0, 1, 500), holdout=holdout).to_json())
+    amount, channel = profile.columns["amount"], profile.columns["channel"]
+    assert isinstance(amount, NumericProfile) and isinstance(channel, CategoricalProfile)
+    assert amount.maximum is not None
+    expected = float((holdout["amount"] > amount.maximum).mean() + (holdout["amount"] < amount.minimum).mean())
+    assert amount.holdout_out_of_range == pytest.approx(expected) and 0.08 <= expected < 0.09
+    assert channel.holdout_unseen == pytest.approx(0.1)
+    served = compare(amount, window_counts(amount, holdout["amount"]))
+    assert served.out_of_range_rate == pytest.approx(expected), "as often out of range as the holdout: no excess"
+    assert served.reference_out_of_range_rate == pytest.approx(expected)
+    assert compare(channel, window_counts(channel, holdout["channel"])).reference_unseen_rate == pytest.approx(0.1)
+    plain = build_profile(fraud, training, np.linspace(0, 1, 500)).columns["amount"]
+    assert isinstance(plain, NumericProfile) and plain.holdout_out_of_range == 0.0, "no holdout: the bare threshold"
+
+
 def test_a_components_profile_covers_request_fields_features_and_predictions_and_survives_json() -> None:
     fraud = load("fraud")
     rows = _fraud_rows(2000)
