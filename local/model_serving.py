@@ -17,7 +17,7 @@ from contract import Component
 from local import inference_keys
 from local.alerting import remove_targets, write_targets
 from local.errors import EmbeddedError
-from local.paths import REPO_ROOT, main_module
+from local.paths import REPO_ROOT, main_module, socket_path
 from local.server_metrics import scrape
 from local.service_spec import free_port
 from local.services import EmbeddedServices, Progress
@@ -215,7 +215,7 @@ class EmbeddedServing:
         daemon.record_pids()
 
     def _socket_path(self) -> Path:
-        return self.root / "haproxy.sock"
+        return socket_path(self.root / "haproxy.sock")
 
     def haproxy(self, command: str) -> str:
         """One command on HAProxy's runtime API."""

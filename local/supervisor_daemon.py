@@ -7,13 +7,11 @@ started them, log files, group kills on stop, and an XML-RPC API for status; rea
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 import xmlrpc.client
 from pathlib import Path
@@ -23,6 +21,7 @@ import psutil
 from supervisor.xmlrpc import SupervisorTransport
 
 from local.errors import EmbeddedError
+from local.paths import socket_path
 
 #: Set in the daemon's environment (inherited by every child) so leftovers can be found after a crash.
 MARKER = "MLSTACK_SUPERVISED"
@@ -52,15 +51,7 @@ class SupervisorDaemon:
         self.logs = state_dir / "logs"
         self.config = self.root / "supervisord.conf"
         self.pidfile = self.root / "supervisord.pid"
-        self.socket = self._socket_path()
-
-    def _socket_path(self) -> Path:
-        path = self.root / "supervisor.sock"
-        if len(str(path)) < 100:
-            return path
-        # Unix socket paths are limited to ~107 bytes; deep checkouts get a short, stable name instead.
-        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"mlstack-{digest}.sock"
+        self.socket = socket_path(self.root / "supervisor.sock")
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 

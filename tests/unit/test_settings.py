@@ -41,3 +41,16 @@ def test_broker_config_is_single_node_kraft(tmp_path: Path) -> None:
     assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:1234"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["auto.create.topics.enable"] == "false"
+
+
+def test_a_deep_state_folder_gets_short_stable_socket_paths() -> None:
+    """HAProxy refuses a stats socket path over 97 bytes (a pytest folder inside a test's own folder reached 126)."""
+    from local.paths import SOCKET_PATH_MAX, socket_path
+
+    shallow = Path("/tmp/state/serving/fraud/haproxy.sock")
+    assert socket_path(shallow) == shallow
+    deep = Path("/tmp/" + "a-deep-folder/" * 8) / "serving" / "fraud" / "haproxy.sock"
+    short = socket_path(deep)
+    assert len(str(short)) <= SOCKET_PATH_MAX and short.name.endswith("haproxy.sock")
+    assert short == socket_path(deep), "stable: a later process finds the same socket"
+    assert short != socket_path(deep.parent.parent / "demand" / "haproxy.sock"), "one per path"
