@@ -97,6 +97,35 @@ def test_a_monitored_component_holds_a_canary_whose_labels_have_not_come_back(re
     assert rollout.step()[0] == "stepped to 100%"
 
 
+def test_a_monitored_canary_whose_scores_differ_is_judged_by_its_live_labels(registry: MlflowClient) -> None:
+    """A model retrained on a changed world answers unlike the champion because it is right where the champion is
+    wrong: with live labels asked for, shifted scores hold the canary until the labels judge it (the loop's first
+    drill rolled back such a model, live ROC AUC 0.975 against 0.805). Without a monitor they still fail it."""
+    rollout, api, prometheus = _cluster(registry, "1")
+    rollout.start()
+    shifted = window(200, mean_score=0.6)
+    prometheus.counters = {"1": live(window(1000), 0.80, count=600), "2": live(shifted, 0.97, count=40)}
+    action, result = rollout.step()
+    assert action == "waiting" and result.verdict == "inconclusive", result.summary
+    assert "prediction scores shifted" in result.summary and "held until the live labels judge it" in result.summary
+    assert api.isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    prometheus.counters = {"1": live(window(2000), 0.80, count=600), "2": live(window(400, mean_score=0.6), 0.97)}
+    action, result = rollout.step()
+    assert action == "stepped to 25%" and result.live is not None and result.live.verdict == "better", result.summary
+
+    worse, _, prometheus = _cluster(registry, "1")
+    worse.start()
+    prometheus.counters = {"1": live(window(1000), 0.95), "2": live(window(200, mean_score=0.6), 0.85)}
+    assert worse.step()[0] == "rolled back", "shifted and shown worse on the labels"
+
+    registry.set_registered_model_alias("fraud", "challenger", "2")  # the rollback above dropped it
+    unmonitored, _, prometheus = _cluster(registry, "1")
+    unmonitored.start()
+    prometheus.counters = {"1": window(1000), "2": window(200, mean_score=0.6)}
+    action, result = unmonitored.step()
+    assert action == "rolled back" and "prediction scores shifted" in result.summary
+
+
 def test_an_experiment_holds_its_split_then_reports_the_effect_and_leaves_the_choice(registry: MlflowClient) -> None:
     rollout, api, prometheus = _cluster(registry, "1")
     rollout.start(share=50, experiment_s=0.5)
