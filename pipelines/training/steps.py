@@ -5,6 +5,7 @@ in tests. Every step marks the pipeline's MLflow run FAILED when it fails, so a 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,10 +20,23 @@ from pipelines.training import dataset, lineage
 from pipelines.training.registration import evaluate_and_register
 from pipelines.training.search import SearchSettings, TrialData, best_stage_model, describe, run_search
 
+STEP_NICENESS = "MLSTACK_STEP_NICENESS"
+"""Environment variable: how much a step lowers its CPU priority before its work (the local runner sets it; its
+Ray workers inherit the priority)."""
 WITHOUT_VALUES_TAG = "mlstack.inputs_without_values"
 """The run's tag naming model inputs with no value in any training row (``search.fittable``)."""
 
 Progress = Callable[[str], None]
+
+
+def yield_cpu() -> int:
+    """Lower this process's CPU priority by ``STEP_NICENESS`` when set (``runner.LOCAL_STEP_NICENESS``); returns
+    the niceness now."""
+    step = os.environ.get(STEP_NICENESS, "")
+    try:
+        return os.nice(int(step)) if step else os.nice(0)
+    except ValueError:
+        raise ValueError(f"{STEP_NICENESS}={step!r} is not a whole number") from None
 
 
 class ServiceUnreachable(RuntimeError):
@@ -134,6 +148,7 @@ def search(
     progress: Progress = print,
 ) -> dict[str, Any]:
     """Ray Tune over the component's space; locally, or on a Ray cluster through its Jobs API."""
+    yield_cpu()
     component = load(component_name)
     client = mlflow_client(mlflow_uri)
     with failing_marks_run(mlflow_uri, run_id, "search"):
