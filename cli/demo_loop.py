@@ -37,6 +37,8 @@ from local.model_serving import EmbeddedServing
 from local.progress import Phases
 from local.settings import EmbeddedSettings
 from monitoring import metrics as m
+from monitoring.alert_rules import REASON
+from monitoring.retrain_trigger import RETRAINABLE
 
 POLL_S = 5.0
 TRAINING_S = 1200
@@ -54,7 +56,7 @@ def run_loop_demo(
 
     demo = demo_steps.prepare(options, progress, drill_settings(settings or EmbeddedSettings.from_env()), phases)
     # The first model learns after the longest window has filled once, on twenty minutes of the world before it.
-    longest = max(g.window.size_s + g.window.slide_s for g in demo.component.streaming.groups)
+    longest = demo.component.streaming.warm_up_s
     needed = demo_steps.events_within(demo, longest + TRAINING_S)
     if options.events < needed:
         demo.options = replace(options, events=needed)
@@ -117,6 +119,8 @@ def _watch(demo: Demo, watch: LoopWatch) -> None:
             watch.events.append(LoopEvent(change, "change", "the world changed (the generator's regime change)"))
             emit(watch.events[-1])
         for event in watch.poll(emit):
+            if event.kind == "retraining" and watch.first("retraining") is event:
+                demo.step(7, "retraining started by itself; the trigger canaries what the gate registers")
             if event.kind in ("promoted", "rolled back") and closed_at is None:
                 closed_at = time.time()
                 if event.kind == "promoted":
@@ -169,7 +173,7 @@ def loop_figures(
     the change and at its worst after it, and of the version serving at the end."""
     firsts = {kind: event.at for kind in ("alert", "retraining", "registered", "promoted", "rolled back")
               if (event := watch.first(kind)) is not None}  # fmt: skip
-    retrainable = [e for e in watch.events if e.kind == "alert" and e.text.find("(noted") < 0]
+    retrainable = [e for e in watch.events if e.kind == "alert" and e.detail.get(REASON) in RETRAINABLE]
     figures: dict[str, Any] = {
         "events": [{"at": e.at, "kind": e.kind, "text": e.text} for e in watch.events],
         "order": transitions_in_order(watch.events),

@@ -174,7 +174,7 @@ def first_model(demo: Demo, client: Any, backlog: list[Event], reuse: bool = Tru
         if steady:
             # A one-hour window of a stream that began half an hour ago holds half an hour: rows from before the
             # first full window would teach counts that serving, an hour later, never sees again (drift at once).
-            longest = max(g.window.size_s + g.window.slide_s for g in demo.component.streaming.groups)
+            longest = demo.component.streaming.warm_up_s
             start, end = _iso(backlog[0][event_time] + longest * 1000), ""
             if backlog[-1][event_time] - backlog[0][event_time] <= longest * 1000:
                 raise EmbeddedError(

@@ -93,6 +93,13 @@ def serve(
         str, typer.Option(help="What the canary must show on live labels before 100%: off, 'not worse' or better.")
     ] = "not worse",
     live_min_labels: Annotated[int, typer.Option(help="Labelled predictions per version before that is judged.")] = 200,
+    history: Annotated[
+        float, typer.Option(help="Seconds of the stream before a run's start it trains on (0: all of it).")
+    ] = 0.0,
+    settle_margin: Annotated[
+        float,
+        typer.Option(help="Seconds of labelled traffic a run an alert started waits for, beyond the label delay."),
+    ] = 60.0,
     cluster: Annotated[
         bool, typer.Option("--cluster", help="Runs through the cluster's KFP API and InferenceServices.")
     ] = False,
@@ -117,16 +124,18 @@ def serve(
     if cluster:
         _serve_cluster(
             settings, host, port or settings.retrain_port, on_alerts, cooldown or DEFAULT_COOLDOWN_S, window,
-            kfp_host, mlflow_uri, prometheus, namespace, offline_root, ray_address, log,
+            kfp_host, mlflow_uri, prometheus, namespace, offline_root, ray_address, log, history, settle_margin,
         )  # fmt: skip
         return
     from cli.rollout_options import rollout_config
     from local.retraining import EmbeddedRetrainer
 
     rollout = rollout_config(schedule, min_requests, live_evidence, live_min_labels)
-    policy = TriggerPolicy(cooldown_s=cooldown or DEFAULT_COOLDOWN_S, automatic=on_alerts)
+    policy = TriggerPolicy(
+        cooldown_s=cooldown or DEFAULT_COOLDOWN_S, automatic=on_alerts, settle_margin_s=settle_margin
+    )
     log_path = settings.state_dir / "retrain" / "decisions.jsonl"
-    retrainer = EmbeddedRetrainer(settings, trials=trials, window_s=window, rollout=rollout)
+    retrainer = EmbeddedRetrainer(settings, trials=trials, window_s=window, history_s=history, rollout=rollout)
     trigger = Trigger(retrainer, log_path, policy, progress=print)
     server = serve_http(trigger, host, port or settings.retrain_port)
     automatic = "alerts start runs" if on_alerts else "alerts are logged only (--no-on-alerts)"
@@ -150,6 +159,8 @@ def _serve_cluster(
     offline_root: str,
     ray_address: str,
     log: str,
+    history_s: float,
+    settle_margin_s: float,
 ) -> None:
     from infra.services.mlflow import FEATURES_BUCKET
     from infra.use_cases.cluster_retraining import (
@@ -166,12 +177,15 @@ def _serve_cluster(
     ]
     if missing:
         raise EmbeddedError(f"trigger serve --cluster needs {', '.join(missing)} (or their environment variables)")
-    template = RunTemplate(mlflow_uri, FEAST_DIR, offline_root or f"s3://{FEATURES_BUCKET}/{COMPONENT}", ray_address)
+    template = RunTemplate(
+        mlflow_uri, FEAST_DIR, offline_root or f"s3://{FEATURES_BUCKET}/{COMPONENT}", ray_address, history_s
+    )
     log_path = Path(log) if log else settings.state_dir / "retrain" / "cluster-decisions.jsonl"
     try:
         options = ClusterOptions(
-            kfp_host, mlflow_uri, prometheus, namespace, template, log_path, host, port, on_alerts, cooldown_s, window_s
-        )
+            kfp_host, mlflow_uri, prometheus, namespace, template, log_path, host, port, on_alerts, cooldown_s,
+            window_s, settle_margin_s,
+        )  # fmt: skip
         retrainer = cluster_retrainer(options)
     except ValueError as error:
         raise EmbeddedError(str(error)) from None

@@ -176,6 +176,13 @@ class StreamingSpec:
     feedback: Feedback | None = None
     """Labels that arrive as their own events, when the model's target is not in the event it predicts."""
 
+    @property
+    def warm_up_s(self) -> int:
+        """How long after a stream begins its longest window first holds a full span (its size, plus a slide for
+        the alignment of the first pane): features before then count less than they will for the rest of the
+        stream's life, so a model must not learn from them (``pipelines.training.dataset``)."""
+        return max((g.window.size_s + g.window.slide_s for g in self.groups), default=0)
+
     def to_json_dict(self, component: str) -> dict[str, Any]:
         """The job spec handed to the streaming job: topics plus these declarations."""
         return {

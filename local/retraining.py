@@ -7,6 +7,7 @@ one); the decisions around both are ``monitoring.retrain_trigger``'s.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
@@ -17,7 +18,7 @@ from local.model_serving import EmbeddedBackend, EmbeddedServing
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
 from local.training import embedded_params, pipeline_root
-from monitoring.retrain_trigger import Cause, Progress, RunResult
+from monitoring.retrain_trigger import Cause, Progress, RunResult, history_start
 from pipelines.training.runner import run_local
 from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
 
@@ -34,6 +35,8 @@ class EmbeddedRetrainer:
     learnt from the data the alert was about, and live traffic judges it."""
     window_s: float = 30.0
     """The canary's analysis window."""
+    history_s: float = 0.0
+    """How far back from its start a run's training data reaches (``retrain_trigger.history_start``; 0: all)."""
     canary_timeout_s: float = 1800.0
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
 
@@ -45,6 +48,7 @@ class EmbeddedRetrainer:
             concurrency=self.concurrency,
             accept_ties=self.accept_ties,
             reason=cause.to_json(),
+            window_start=history_start(self.history_s, time.time()),
         )
         run = run_local(params, pipeline_root(self.settings), progress=progress)
         decision = run.decision

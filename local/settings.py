@@ -57,6 +57,11 @@ class RetrainSettings:
     live_evidence: Evidence = "not worse"
     """What the canary must show on live labels before it takes all traffic (``AnalysisConfig.live_evidence``)."""
     live_min_labels: int = 200
+    history_s: float = 0.0
+    """How far back from its start a run's training data reaches (0: everything archived)."""
+    settle_margin_s: float = 60.0
+    """Seconds of the changed world's labelled traffic a run an alert started waits for, beyond the label delay
+    (``TriggerPolicy.settle_margin_s``)."""
 
     def options(self) -> tuple[str, ...]:
         """As ``mlstack trigger serve``'s options."""
@@ -68,6 +73,8 @@ class RetrainSettings:
             "--min-requests", str(self.min_requests),
             "--live-evidence", self.live_evidence,
             "--live-min-labels", str(self.live_min_labels),
+            "--history", str(self.history_s),
+            "--settle-margin", str(self.settle_margin_s),
         )  # fmt: skip
 
 

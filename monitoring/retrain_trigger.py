@@ -257,7 +257,7 @@ class Trigger:
 
     def settle_s(self, component: str, cause: Cause) -> float:
         """Seconds a run started by ``cause`` waits before its pipeline (``TriggerPolicy.settle_for_labels``)."""
-        began = _parse_alert_time(cause.alert.get("startsAt", ""))
+        began = alert_time(cause.alert.get("startsAt", ""))
         if cause.source != "alert" or not self.policy.settle_for_labels or began is None:
             return 0.0
         ready_at = began + self.label_delay(component) + self.policy.settle_margin_s
@@ -291,6 +291,14 @@ def _described(series: m.Series) -> tuple[str, str, tuple[str, ...]]:
     return series.name, series.help, series.labels
 
 
+def history_start(history_s: float, at: float) -> str:
+    """The training window's start for a run begun at ``at`` that learns from the last ``history_s`` seconds of
+    the stream ("" when 0: everything archived). A run an alert started should learn the world the alert is about:
+    years of the old one outvote the minutes of the new, and a stream's first hour (its windows still filling) is
+    not what serving sees."""
+    return _now_iso(at - history_s) if history_s > 0 else ""
+
+
 def component_label_delay(component: str) -> float:
     """The component's declared label delay in seconds; 0 for one without feedback or not known here."""
     from contract.component import ContractError
@@ -303,7 +311,7 @@ def component_label_delay(component: str) -> float:
     return float(feedback.max_delay_s) if feedback is not None else 0.0
 
 
-def _parse_alert_time(text: str) -> float | None:
+def alert_time(text: str) -> float | None:
     """Alertmanager's RFC 3339 time (nanoseconds and ``Z`` included) in epoch seconds; None when absent or odd."""
     from datetime import datetime
 

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitoring.retrain_trigger import DEFAULT_COOLDOWN_S, Cause, Progress, RunResult, Trigger, TriggerPolicy, serve
+from monitoring.retrain_trigger import (
+    DEFAULT_COOLDOWN_S,
+    Cause,
+    Progress,
+    RunResult,
+    Trigger,
+    TriggerPolicy,
+    history_start,
+    serve,
+)
 from pipelines.training.kfp_runs import PipelineRuns, RunFailed, registered_version, wait_for_run
 from serving.rollout.backend import TrafficBackend
 from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
@@ -38,6 +47,8 @@ class RunTemplate:
     offline_root: str
     """The component's feature history, ``{component}`` standing for its name."""
     ray_address: str = ""
+    history_s: float = 0.0
+    """How far back from its start a run's training data reaches (``retrain_trigger.history_start``; 0: all)."""
 
     def params(self, component: str, cause: Cause, accept_ties: bool) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -50,6 +61,8 @@ class RunTemplate:
         }
         if self.ray_address:
             params["ray_address"] = self.ray_address
+        if self.history_s > 0:
+            params["window_start"] = history_start(self.history_s, time.time())
         return params
 
 
@@ -123,6 +136,8 @@ class ClusterOptions:
     on_alerts: bool = True
     cooldown_s: float = DEFAULT_COOLDOWN_S
     window_s: float = 60.0
+    settle_margin_s: float = 60.0
+    """``TriggerPolicy.settle_margin_s``: labelled traffic of the changed world a run waits for, beyond the delay."""
 
     def __post_init__(self) -> None:
         for name in ("kfp_host", "mlflow_uri", "prometheus"):
@@ -172,7 +187,9 @@ def cluster_retrainer(options: ClusterOptions) -> ClusterRetrainer:
 
 def serve_cluster(options: ClusterOptions, retrainer: ClusterRetrainer | None = None) -> None:
     """Run the trigger with the cluster's runs until stopped (``ValueError`` naming what is missing)."""
-    policy = TriggerPolicy(cooldown_s=options.cooldown_s, automatic=options.on_alerts)
+    policy = TriggerPolicy(
+        cooldown_s=options.cooldown_s, automatic=options.on_alerts, settle_margin_s=options.settle_margin_s
+    )
     launcher = retrainer or cluster_retrainer(options)
     trigger = Trigger(launcher, options.log, policy, progress=lambda line: print(line, flush=True))
     server = serve(trigger, options.host, options.port)
@@ -196,11 +213,15 @@ def parse(argv: list[str] | None = None) -> ClusterOptions:
     parser.add_argument("--no-on-alerts", action="store_true", help="alerts are logged, start no run")
     parser.add_argument("--cooldown-s", type=float, default=DEFAULT_COOLDOWN_S)
     parser.add_argument("--window-s", type=float, default=60.0, help="the canary's analysis window")
+    parser.add_argument("--history-s", type=float, default=0.0, help="seconds of the stream a run trains on (0: all)")
+    parser.add_argument(
+        "--settle-margin-s", type=float, default=60.0, help="labelled traffic a run waits for, beyond the label delay"
+    )
     args = parser.parse_args(argv)
-    template = RunTemplate(args.mlflow_uri, args.feast_repo, args.offline_root, args.ray_address)
+    template = RunTemplate(args.mlflow_uri, args.feast_repo, args.offline_root, args.ray_address, args.history_s)
     return ClusterOptions(
         args.kfp_host, args.mlflow_uri, args.prometheus, args.namespace, template, args.log,
-        args.host, args.port, not args.no_on_alerts, args.cooldown_s, args.window_s,
+        args.host, args.port, not args.no_on_alerts, args.cooldown_s, args.window_s, args.settle_margin_s,
     )  # fmt: skip
 
 

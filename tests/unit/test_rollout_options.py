@@ -29,7 +29,9 @@ def test_the_options_make_a_checked_rollout_config_and_name_a_bad_value() -> Non
 
 
 def test_the_trigger_service_runs_with_the_settings_retraining_choices(tmp_path: Path) -> None:
-    retraining = RetrainSettings(trials=3, cooldown_s=60, window_s=15, schedule=(50, 100), live_evidence="better")
+    retraining = RetrainSettings(
+        trials=3, cooldown_s=60, window_s=15, schedule=(50, 100), live_evidence="better", history_s=720
+    )
     settings = replace(EmbeddedSettings.on_free_ports(tmp_path), retraining=retraining)
     command = retrain_trigger_service(settings).command
     given = dict(zip(command[command.index("--trials") :: 2], command[command.index("--trials") + 1 :: 2], strict=True))
@@ -41,5 +43,7 @@ def test_the_trigger_service_runs_with_the_settings_retraining_choices(tmp_path:
         "--min-requests": "100",
         "--live-evidence": "better",
         "--live-min-labels": "200",
+        "--history": "720",
+        "--settle-margin": "60.0",
     }
     assert "--no-on-alerts" in command, "tests' settings start no runs on alerts unless asked"
