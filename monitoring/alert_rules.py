@@ -88,8 +88,11 @@ class Timing:
 
     window: str = "5m"
     """Range of the serving rates and quantiles."""
-    freshness_window: str = "10m"
-    """Range of the freshness quantile: window closes are rarer than requests."""
+    freshness_window: str = "5m"
+    """Range of the freshness quantile: half of ``freshness_for``, so that only slowness that lasts fires. A
+    one-off catch-up (a replayed backlog's last windows reach the store half a minute after their close, then live
+    ones in 0.3-0.75 s) keeps the p99 up for one range; with the range as long as the sustain time, such a minute
+    fired the alert ten minutes later in a world without change."""
     drift_for: str = "15m"
     performance_for: str = "30m"
     quality_for: str = "10m"

@@ -265,10 +265,20 @@ def test_freshness_p99_over_one_second_alerts(tmp_path: Path) -> None:
     name = m.FRESHNESS.selector
     slow = {"0.5": "0+0x30", "1": "0+0x30", "2": "0+0x30", "3": "0+60x30", "+Inf": "0+60x30"}
     fast = {"0.5": "0+60x30", "1": "0+60x30", "2": "0+60x30", "3": "0+60x30", "+Inf": "0+60x30"}
+    # Three minutes of a replay's last windows, half a minute late, then live ones on time: a one-off catch-up.
+    fast_after = "0 0 0 0 60+60x26"
+    burst = {"0.5": fast_after, "1": fast_after, "2": fast_after, "3": fast_after, "+Inf": "0 100 200 300 360+60x26"}
+    card = {"component": "fraud", "group": "card_activity", "reason": "freshness", "severity": "warning"}
     _run_tests(
         tmp_path,
         _histogram(name, slow, component="fraud", group="card_activity")
-        + _histogram(name, fast, component="fraud", group="merchant_activity"),
+        + _histogram(name, fast, component="fraud", group="merchant_activity")
+        + _histogram(name, burst, component="fraud", group="catching_up"),
+        _fires(
+            "FeatureFreshnessSlow",
+            "12m",
+            (card, "fraud: features of card_activity reach the online store in 2.99 s at p99"),
+        ),
         _fires(
             "FeatureFreshnessSlow",
             "25m",
