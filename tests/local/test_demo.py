@@ -1,7 +1,6 @@
 """The main job end to end: streaming into Feast, the training pipeline, a served champion, a challenger's canary
 with a verdict and a report. Demand runs as a person runs it (the CLI in its own state folder), is interrupted with
-Ctrl-C, and is run again on its leftovers. Fraud's lifecycle runs in ``test_closed_loop.py``, as the loop's drill
-(the same phases, then a changed world retrained and canaried on live labels by itself)."""
+Ctrl-C, and is run again on its leftovers; delivery's runs in ``test_component_delivery.py``."""
 
 from __future__ import annotations
 
