@@ -11,14 +11,19 @@ import pandas as pd
 
 
 def write_part(frame: pd.DataFrame, folder: str) -> str:
-    """Write ``frame`` as a new ``part-<time>-<random>.parquet`` in ``folder``; returns its path."""
+    """Write ``frame`` as a new ``part-<time>-<random>.parquet`` in ``folder``; returns its path.
+
+    The part is written under a hidden name and moved into place, so a reader listing the folder (training, Feast's
+    file source, which skips names starting with a dot) never opens half a file."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(folder)
     fs.makedirs(root, exist_ok=True)
-    path = f"{root.rstrip('/')}/part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-    with fs.open(path, "wb") as out:
+    name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+    path, partial = f"{root.rstrip('/')}/{name}", f"{root.rstrip('/')}/.{name}.partial"
+    with fs.open(partial, "wb") as out:
         frame.to_parquet(out, index=False)
+    fs.mv(partial, path)
     return str(path)
 
 

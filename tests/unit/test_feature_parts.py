@@ -42,3 +42,22 @@ def test_archived_events_are_read_back_once(root: str) -> None:
     pd.testing.assert_frame_equal(read_events(root), events)
     if root.startswith("memory://"):
         assert not Path("memory:").exists(), "an object-store URL never becomes a local folder"
+
+
+def test_a_part_still_being_written_is_never_read(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The streaming tests once read a 0-byte part the pusher had just opened: a reader listing the folder while a
+    # part is written must see the parts before it, whole, and nothing of the one in progress.
+    folder = f"{root}/card_10m"
+    write_part(pd.DataFrame({"card_id": [1], "event_count": [2]}), folder)
+    seen_while_writing: list[list[int]] = []
+    to_parquet = pd.DataFrame.to_parquet
+
+    def write_and_look(frame: pd.DataFrame, out: object, **kwargs: object) -> None:
+        seen_while_writing.append([len(p) for p in read_parts(folder)])
+        to_parquet(frame, out, **kwargs)  # type: ignore[arg-type]
+        seen_while_writing.append([len(p) for p in read_parts(folder)])
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", write_and_look)
+    write_part(pd.DataFrame({"card_id": [3, 4], "event_count": [5, 6]}), folder)
+    assert seen_while_writing == [[1], [1]]
+    assert [len(p) for p in read_parts(folder)] == [1, 2]
