@@ -10,8 +10,10 @@ field with more than ``MAX_CATEGORIES`` distinct values (an order id): it is lis
   quantile bins of the non-null values (bin 0 is up to ``edges[0]``, bin i holds ``edges[i-1] < x <= edges[i]``,
   the last is above ``edges[-1]``, so a window's value out of the training range still falls in a bin), the
   training count per bin, the null count, and the range (``minimum``, ``maximum``). Discrete values (counts) give
-  fewer bins: cut points are training values, repeated ones merged, so every bin holds training rows; and
-  ``holdout_out_of_range``, the share of the holdout's values outside that range;
+  fewer bins: cut points are training values, repeated ones merged, so every bin holds training rows;
+  ``holdout_out_of_range``, the share of the holdout's values outside that range; and for a feature,
+  ``independent_share``, its independent draws per row (``independent_draws``: a training set of 5,000 rows over
+  11 minutes of 60 merchants' one-hour sums holds about 60 of them);
 - categorical (request fields of type string or boolean): the count of each category, and nulls; and
   ``holdout_unseen``, the share of the holdout's values in categories training never saw;
 - the holdout's shares are what data the model never fit shows by nature (a one-hour maximum of a heavy tail
@@ -71,6 +73,11 @@ class NumericProfile:
     """Non-null rows per bin."""
     holdout_out_of_range: float = 0.0
     """Share of the holdout's non-null values outside ``minimum``..``maximum`` (0 when no holdout was profiled)."""
+    independent_share: float = 1.0
+    """Independent draws per non-null row: 1 for a request field; for a windowed feature, ``independent_draws`` of
+    its training rows over their number (every transaction of a merchant within an hour reads nearly the same
+    one-hour sum), so the drift test sees as many reference draws as the training set really held, counted as the
+    monitor counts a served window's (``contract.drift``)."""
     kind: Literal["numeric"] = "numeric"
 
     @property
@@ -159,6 +166,7 @@ def _column_dict(column: ColumnProfile) -> dict[str, Any]:
             "edges": list(column.edges),
             "counts": list(column.counts),
             "holdout_out_of_range": column.holdout_out_of_range,
+            "independent_share": column.independent_share,
         }
     return {
         "kind": column.kind,
@@ -176,7 +184,11 @@ def _column(name: str, value: Mapping[str, Any]) -> ColumnProfile:
             raise ProfileError(f"column {name!r}: {len(counts)} counts for {len(edges)} cut points (one more needed)")
         # Profiles stored before the holdout's shares were kept read as 0: the alert's bare threshold, as then.
         outside = float(value.get("holdout_out_of_range", 0.0))
-        return NumericProfile(value["rows"], value["nulls"], value["min"], value["max"], edges, counts, outside)
+        # And before the independent share was: every row a draw, as then.
+        share = float(value.get("independent_share", 1.0))
+        if not 0 < share <= 1:
+            raise ProfileError(f"column {name!r}: independent_share {share} is not in (0, 1]")
+        return NumericProfile(value["rows"], value["nulls"], value["min"], value["max"], edges, counts, outside, share)
     if value.get("kind") == "categorical":
         categories = {str(k): int(v) for k, v in value["categories"].items()}
         return CategoricalProfile(value["rows"], value["nulls"], categories, float(value.get("holdout_unseen", 0.0)))
@@ -237,6 +249,37 @@ def _with_holdout(column: ColumnProfile, values: pd.Series) -> ColumnProfile:
     return replace(column, holdout_out_of_range=outside)
 
 
+def independent_draws(reads: Iterable[tuple[Any, int, Any]]) -> int:
+    """The independent draws among reads of a windowed feature, each (entity, feature window index, value): per
+    entity the fewer of its feature windows and its distinct values, summed. Values less than one feature window
+    apart share most of their events and move together, and an equal value is most likely one snapshot read again.
+    The monitor counts a served window's reads so (``monitoring.windows``) and a profile its training rows."""
+    windows: dict[Any, set[int]] = {}
+    values: dict[Any, set[Any]] = {}
+    for entity, window, value in reads:
+        windows.setdefault(entity, set()).add(window)
+        values.setdefault(entity, set()).add(value)
+    return sum(min(len(windows[entity]), len(values[entity])) for entity in windows)
+
+
+def _independent_share(training: pd.DataFrame, entity: str | None, size_ms: int, feature: str) -> float:
+    """``independent_draws`` of ``feature``'s training rows per non-null row; 1 when the training set lacks the
+    entity or the time."""
+    import pandas as pd
+
+    from contract.model import EVENT_TIMESTAMP
+
+    if entity is None or entity not in training or EVENT_TIMESTAMP not in training:
+        return 1.0
+    present = training[[entity, EVENT_TIMESTAMP, feature]].dropna(subset=[feature])
+    if not len(present):
+        return 1.0
+    times = pd.to_datetime(present[EVENT_TIMESTAMP], utc=True)
+    window = (times.astype("int64") // 1_000_000 // size_ms).tolist()
+    draws = independent_draws(zip(present[entity].tolist(), window, present[feature].tolist(), strict=True))
+    return max(draws, 1) / len(present)
+
+
 def build_profile(
     component: Component,
     training: pd.DataFrame,
@@ -267,8 +310,14 @@ def build_profile(
             skipped[name] = f"{distinct} distinct values in {len(training)} rows: an identifier, not a category"
         else:
             columns[name] = categorical_profile(training[name])
+    groups = {group.name: group for group in component.streaming.groups} if component.streaming else {}
     for name in features:
-        columns[name] = numeric_profile(training[name], bins)
+        column = numeric_profile(training[name], bins)
+        group = groups.get(name.split("__", 1)[0])
+        if group is not None:
+            share = _independent_share(training, group.entity, group.window.size_s * 1000, name)
+            column = replace(column, independent_share=share)
+        columns[name] = column
     if holdout is not None:
         columns = {name: _with_holdout(column, holdout[name]) for name, column in columns.items()}
     output = np.asarray(predictions, dtype="float64")

@@ -50,9 +50,12 @@ class Thresholds:
     min_labels: float = 200
     """Labelled predictions a live metric needs before it is compared with the holdout (fewer: no alert)."""
     live_metric_z: float = 2.0
-    """Standard errors of the live metric (its bootstrap, ``LIVE_METRIC_STDERR``) by which the shortfall must exceed
-    the tolerance: shortfall - z * stderr > tolerance, one-sided. Fraud's 200 labels hold ~6 frauds, a live ROC AUC
-    stderr of 0.03-0.07, and the bare shortfall > tolerance fired on a stationary stream by chance.
+    """Standard errors of the shortfall by which it must exceed the tolerance: shortfall - z * stderr > tolerance,
+    one-sided, the stderr combining the live metric's (its bootstrap, ``LIVE_METRIC_STDERR``) and the holdout
+    score's (registration's bootstrap, ``HOLDOUT_METRIC_STDERR``) as independent: sqrt(live^2 + holdout^2). The
+    holdout's was added when a control run's first model, registered on a holdout of 941 rows (~30 frauds, its
+    score +- 0.02-0.03), alerted 0.05 under it in a world without change. Fraud's 200 labels hold ~6 frauds, a live
+    ROC AUC stderr of 0.03-0.07, and the bare shortfall > tolerance fired on a stationary stream by chance.
     Measured (``benchmarks/live_metric_alarms.py``, fraud's champion, three worlds, 100-150 windows per cell), in a
     single window of 200 / 400 / 800 labels: stationary, the bare rule fired in 25-34% / 17-41% / 10-47% of windows,
     this one at z = 2 in 0% / 0% / 0-0.7% (z = 1: up to 10%); after a regime change (ROC AUC 0.90-0.95 -> 0.77-0.84)
@@ -152,12 +155,12 @@ def _drift(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
 
 def _performance(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
     keys = f"{m.COMPONENT}, {m.VERSION}, {m.METRIC}"
-    # shortfall > tolerance + z * stderr: the comparison keeps the shortfall as the value the summary states. The
-    # tolerance has no version label (group_left adds it to each version's stderr); a version without a stderr
-    # series (the exporter omits it when there is no live metric) matches nothing, and +Inf (too thin) never passes.
-    bar = f"{t.live_metric_z:g} * {m.LIVE_METRIC_STDERR.selector} + on({m.COMPONENT}, {m.METRIC}) group_left() " + (
-        m.METRIC_TOLERANCE.selector
-    )
+    # shortfall > tolerance + z * stderr, the stderr of the difference of two independent estimates, sqrt(live^2 +
+    # holdout^2): the comparison keeps the shortfall as the value the summary states. The tolerance has no version
+    # label (group_left adds it to each version's stderr); a version without a stderr series (the exporter omits
+    # them when there is no live metric or holdout score) matches nothing, and +Inf (too thin) never passes.
+    stderr = f"({m.LIVE_METRIC_STDERR.selector} ^ 2 + on({keys}) {m.HOLDOUT_METRIC_STDERR.selector} ^ 2) ^ 0.5"
+    bar = f"{t.live_metric_z:g} * {stderr} + on({m.COMPONENT}, {m.METRIC}) group_left() " + m.METRIC_TOLERANCE.selector
     expr = (
         f"{m.METRIC_SHORTFALL.selector} > on({keys}) ({bar})"
         f" and on({keys}) {m.LABELLED_PREDICTIONS.selector} >= {t.min_labels:g}"
@@ -171,9 +174,9 @@ def _performance(t: Thresholds, timing: Timing) -> list[dict[str, Any]]:
             PERFORMANCE,
             _model('live {{ $labels.metric }} is {{ $value | printf "%.3g" }} worse than its holdout score'),
             f"The shortfall exceeds the component's tolerance by more than {t.live_metric_z:g} standard errors of "
-            f"the live metric (shortfall - {t.live_metric_z:g} * stderr > tolerance, one-sided: a window's sampling "
-            f"noise alone does not alert), over at least {t.min_labels:g} labelled predictions, for "
-            f"{timing.performance_for}.",
+            f"the difference (shortfall - {t.live_metric_z:g} * sqrt(live stderr^2 + holdout stderr^2) > "
+            f"tolerance, one-sided: the window's and the holdout's sampling noise alone do not alert), over at "
+            f"least {t.min_labels:g} labelled predictions, for {timing.performance_for}.",
         )
     ]
 

@@ -62,7 +62,7 @@ class Registry:
     def __init__(self, tracking_uri: str, component: Component) -> None:
         self.uri, self.component = tracking_uri, component
         self.profiles: dict[str, tuple[Profile | None, float]] = {}
-        self.holdouts: dict[str, float] = {}
+        self.holdouts: dict[str, tuple[float, float]] = {}
 
     def profile(self, version: str) -> Profile | None:
         from pipelines.training.registration import load_profile
@@ -81,26 +81,31 @@ class Registry:
         self.profiles[version] = (profile, time.monotonic() + PROFILE_RETRY_S)
         return profile
 
-    def holdout(self, version: str) -> float:
-        """The version's holdout score: its ``holdout_<metric>`` tag, else its run's metric; NaN if neither."""
+    def holdout(self, version: str) -> tuple[float, float]:
+        """The version's holdout score and its standard error: its ``holdout_<metric>`` and
+        ``holdout_<metric>_stderr`` tags, else its run's metrics; NaN if no score, a stderr of 0 if none was kept
+        (a version registered before it was: the performance alert then weighs the live metric's noise alone)."""
         if version in self.holdouts:
             return self.holdouts[version]
         from mlflow import MlflowClient
 
-        name = f"holdout_{self.component.model.metric.name}"
-        score = math.nan
+        from pipelines.training.registration import holdout_stderr_name
+
+        metric = self.component.model.metric.name
+        names = (f"holdout_{metric}", holdout_stderr_name(metric))
+        found_values: list[float] = []
         try:
             client = MlflowClient(self.uri)
             found = client.get_model_version(self.component.name, version)
-            if name in found.tags:
-                score = float(found.tags[name])
-            elif found.run_id:
-                score = float(client.get_run(found.run_id).data.metrics.get(name, math.nan))
+            run = client.get_run(found.run_id).data.metrics if found.run_id else {}
+            for name in names:
+                found_values.append(float(found.tags[name]) if name in found.tags else run.get(name, math.nan))
         except Exception as error:
             log.warning("v%s: no holdout score from the registry: %s", version, error)
-            return math.nan  # not cached: asked again next slide
-        self.holdouts[version] = score
-        return score
+            return math.nan, 0.0  # not cached: asked again next slide
+        score, stderr = found_values
+        self.holdouts[version] = (score, stderr if math.isfinite(stderr) else 0.0)
+        return self.holdouts[version]
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ class WindowCollector:
             if math.isfinite(s.live_metric) and not math.isnan(s.live_stderr):  # +Inf: too thin to judge, said so
                 families[m.LIVE_METRIC_STDERR.name].add_metric([c, v, metric], s.live_stderr)
             put(m.HOLDOUT_METRIC, s.holdout_metric, c, v, metric)
+            if math.isfinite(s.holdout_metric):
+                put(m.HOLDOUT_METRIC_STDERR, s.holdout_stderr, c, v, metric)
             put(m.METRIC_SHORTFALL, s.shortfall, c, v, metric)
             put(m.MEAN_PREDICTED, s.mean_predicted, c, v)
             put(m.MEAN_OBSERVED, s.mean_observed, c, v)
@@ -216,8 +223,10 @@ class Exporter:
             window = self.windows.window(version, end_ms, profile)
             if not window.rows and not window.labels:
                 continue  # only rows after the window's end so far
-            holdout = self.registry.holdout(version)
-            stats.append(version_stats(model, version, window, profile, holdout, self.min_labels))
+            holdout, holdout_stderr = self.registry.holdout(version)
+            stats.append(
+                version_stats(model, version, window, profile, holdout, self.min_labels, holdout_stderr=holdout_stderr)
+            )
         self.collector.snapshot = Snapshot(tuple(stats))
         rows = history_rows(self.component.name, model.metric.name, self.window_s, end_ms, stats)
         write_history(self.history, self.component.name, end_ms, rows)

@@ -81,6 +81,13 @@ HOLDOUT_METRIC = Series(
     "The version's score on its training run's holdout (registry), the live metric's reference",
     (*MODEL, METRIC),
 )
+HOLDOUT_METRIC_STDERR = Series(
+    "mlstack_monitor_holdout_metric_stderr",
+    "gauge",
+    "The holdout score's own standard error (bootstrap over the holdout at registration; 0 for a version "
+    "registered before it was kept): a small holdout's score is itself noisy",
+    (*MODEL, METRIC),
+)
 METRIC_TOLERANCE = Series(
     "mlstack_monitor_metric_tolerance",
     "gauge",
@@ -227,6 +234,7 @@ SERIES = (
     LIVE_METRIC_STDERR,
     LABELLED_PREDICTIONS,
     HOLDOUT_METRIC,
+    HOLDOUT_METRIC_STDERR,
     METRIC_TOLERANCE,
     METRIC_SHORTFALL,
     MEAN_PREDICTED,

@@ -10,7 +10,8 @@ calibration, drift and data quality against the version's profile (``contract.dr
   the number of classes, equal for a calibrated model;
 - the live metric's standard error: a bootstrap over the same labelled predictions (``contract.live_evaluation``),
   +Inf when too many resamples leave the metric undefined; the canary compares versions with it;
-- shortfall: ``monitoring.metrics.shortfall`` of the live metric against the holdout score (positive = worse);
+- shortfall: ``monitoring.metrics.shortfall`` of the live metric against the holdout score (positive = worse),
+  beside the holdout score's own standard error (registration's bootstrap): the alert weighs both noises;
 - drift (PSI, p-value) on the window's distinct examples, their counts scaled down to the independent draws the
   window holds (``monitoring.windows``' docstring says why): a feature's to its view's observations, the
   predictions' to the largest of the columns' (a prediction is as independent as its most independent input, e.g.
@@ -24,10 +25,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from contract.drift import ColumnDrift, WindowCounts, compare
+from contract.drift import ColumnDrift, WindowCounts, compare, reference_counts
 from contract.live_evaluation import estimate
 from contract.model import ModelSpec
-from contract.profile import ColumnProfile, NumericProfile, Profile
+from contract.profile import ColumnProfile, Profile
 from contract.shift import class_shift, psi
 from monitoring.metrics import ABSENT, STALE, shortfall
 from monitoring.windows import PREDICTIONS, Window
@@ -54,6 +55,8 @@ class VersionStats:
     """Why the live metric is missing although there were enough labels (the metric raised)."""
     live_stderr: float = math.nan
     """The live metric's bootstrap standard error (+Inf when too thin to judge; NaN when there is no live metric)."""
+    holdout_stderr: float = 0.0
+    """The holdout score's bootstrap standard error, kept at registration (0 when it was not)."""
 
 
 def live_metric(model: ModelSpec, labels: list[float], outputs: list[object]) -> float:
@@ -83,7 +86,13 @@ def calibration(model: ModelSpec, labels: list[float], outputs: list[object]) ->
 
 
 def version_stats(
-    model: ModelSpec, version: str, window: Window, profile: Profile | None, holdout: float, min_labels: int
+    model: ModelSpec,
+    version: str,
+    window: Window,
+    profile: Profile | None,
+    holdout: float,
+    min_labels: int,
+    holdout_stderr: float = 0.0,
 ) -> VersionStats:
     labelled = len(window.labels)
     live = predicted = observed = stderr = math.nan
@@ -124,6 +133,7 @@ def version_stats(
         predictions,
         error,
         live_stderr=stderr,
+        holdout_stderr=holdout_stderr,
     )
 
 
@@ -141,10 +151,7 @@ def drift(reference: ColumnProfile, rows: WindowCounts, examples: WindowCounts, 
     if share >= 1.0:
         found = compare(reference, examples)
         return replace(quality, psi=found.psi, p_value=found.p_value)
-    if isinstance(reference, NumericProfile):
-        expected = {str(i): float(c) for i, c in enumerate(reference.counts)}
-    else:
-        expected = {name: float(c) for name, c in reference.categories.items()}
+    expected = reference_counts(reference)
     actual = {key: count * share for key, count in examples.counts.items()}
     keys = list(expected) + sorted(k for k in actual if k not in expected)
     # Bins empty on both sides carry nothing (as in ``compare``).

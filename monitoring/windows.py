@@ -25,7 +25,8 @@ takes its counts as independent draws and the profile weights each training exam
   windows (aligned ``time // size``) and its distinct values, summed over entities; the statistics scale the
   examples' counts down to that many (``monitoring.stats``). A 10-minute window of demand's 12 zones is a few dozen
   draws, not the hundreds of forecasts it served; a fraud window's cards are nearly all distinct, so their features
-  barely move, while its 60 merchants' count for what they are.
+  barely move, while its 60 merchants' count for what they are. A profile counts its training rows' draws by the
+  same rule (``NumericProfile.independent_share``), so both sides of the test are draws.
 
 The quality rates (null, out of range, unseen) stay per row (``Window.counts``): they are shares of requests.
 """
@@ -41,7 +42,7 @@ import orjson
 
 from contract import Component
 from contract.drift import WindowCounts, window_counts
-from contract.profile import NumericProfile, Profile
+from contract.profile import NumericProfile, Profile, independent_draws
 from monitoring.metrics import ABSENT, STALE
 from monitoring.records import Labelled, Served
 
@@ -243,15 +244,9 @@ class VersionWindows:
 
 
 def _observations(reads: Iterable[set[tuple[str, int, Any]]]) -> int:
-    """Per entity the fewer of its feature windows and its distinct values, summed (module docstring). Sets, not
-    counts per pane: one feature window, and one value, span several panes."""
-    windows: dict[str, set[int]] = {}
-    values: dict[str, set[Any]] = {}
-    for pane in reads:
-        for entity, window, value in pane:
-            windows.setdefault(entity, set()).add(window)
-            values.setdefault(entity, set()).add(value)
-    return sum(min(len(windows[entity]), len(values[entity])) for entity in windows)
+    """``contract.profile.independent_draws`` over the panes' reads (module docstring). Sets, not counts per pane:
+    one feature window, and one value, span several panes."""
+    return independent_draws(read for pane in reads for read in pane)
 
 
 def _sum(panes: Iterable[Pane]) -> Window:

@@ -44,6 +44,7 @@ from monitoring import metrics as m
 from monitoring.alert_routing import Routing
 from monitoring.alert_rules import SHIPPED_THRESHOLDS as T
 from monitoring.alert_rules import Thresholds, Timing
+from pipelines.training.registration import holdout_stderr_name
 
 pytestmark = pytest.mark.local
 
@@ -57,7 +58,7 @@ FAST = AlertingSettings(
 WINDOW_S, SLIDE_S = 120, 1
 """Long enough for the checks below to read a window holding every record of a phase."""
 ROWS = 1500
-HOLDOUT = 0.83
+HOLDOUT, HOLDOUT_STDERR = 0.83, 0.021
 WAIT_S = 180
 """How long each state may take to show before the test fails (seconds on an idle machine)."""
 FRAUD = load("fraud")
@@ -144,7 +145,9 @@ def register(mlflow_url: str) -> str:
         mlflow.log_metric("holdout_roc_auc", HOLDOUT)
         logged = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model")
     version = str(mlflow.register_model(logged.model_uri, "fraud", tags={"mlstack.run_id": run.info.run_id}).version)
-    MlflowClient(mlflow_url).set_model_version_tag("fraud", version, "holdout_roc_auc", f"{HOLDOUT:.6f}")
+    client = MlflowClient(mlflow_url)
+    client.set_model_version_tag("fraud", version, "holdout_roc_auc", f"{HOLDOUT:.6f}")
+    client.set_model_version_tag("fraud", version, holdout_stderr_name("roc_auc"), f"{HOLDOUT_STDERR:.6f}")
     return version
 
 
@@ -259,6 +262,7 @@ def test_the_exporter_publishes_the_live_metric_drift_and_history_and_drift_aler
     reference = roc_auc_score(labels, output)
     assert model_value(full, m.LIVE_METRIC, v, metric="roc_auc") == pytest.approx(reference, abs=1e-12)
     assert model_value(full, m.HOLDOUT_METRIC, v, metric="roc_auc") == pytest.approx(HOLDOUT)
+    assert model_value(full, m.HOLDOUT_METRIC_STDERR, v, metric="roc_auc") == pytest.approx(HOLDOUT_STDERR)
     assert model_value(full, m.METRIC_SHORTFALL, v, metric="roc_auc") == pytest.approx(HOLDOUT - reference)
     assert model_value(full, m.MEAN_PREDICTED, v) == pytest.approx(output.mean())
     assert model_value(full, m.MEAN_OBSERVED, v) == pytest.approx(labels.mean())

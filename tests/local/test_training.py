@@ -17,7 +17,7 @@ from contract.component import ContractError
 from contract.registry import load
 from local.services import EmbeddedServices
 from pipelines.training import dataset
-from pipelines.training.registration import CHALLENGER, CHAMPION, load_profile
+from pipelines.training.registration import CHALLENGER, CHAMPION, holdout_stderr_name, load_profile
 from pipelines.training.runner import PipelineFailed, run_local
 from pipelines.training.search import SearchSettings, run_search, sample_configs
 from pipelines.training.steps import ServiceUnreachable, feature_store, trial_data
@@ -47,6 +47,9 @@ def test_local_run_registers_a_challenger_with_trials_metrics_and_lineage(
     run = client.get_run(version.tags["mlstack.run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.metrics["holdout_roc_auc"] == pytest.approx(decision["holdout_score"])
+    # The holdout score's own noise, which the performance alert weighs beside the live metric's.
+    stderr = float(version.tags[holdout_stderr_name("roc_auc")])
+    assert stderr == pytest.approx(run.data.metrics[holdout_stderr_name("roc_auc")], abs=1e-6) and 0 < stderr < 0.1
     assert run.data.metrics["rows_holdout"] > 1000
     assert run.data.tags["mlstack.gate"] == "passed"
 

@@ -127,15 +127,19 @@ def test_a_live_shortfall_alerts_only_beyond_tolerance_and_once_enough_labels_ar
         _series(m.METRIC_TOLERANCE.name, "0.01x45", component="fraud", **auc),
         _series(m.METRIC_SHORTFALL.name, "0.08x45", **FRAUD, **auc),  # worse by 0.08, 500 labels: fires
         _series(m.LIVE_METRIC_STDERR.name, "0.01x45", **FRAUD, **auc),
+        _series(m.HOLDOUT_METRIC_STDERR.name, "0x45", **FRAUD, **auc),
         _series(m.LABELLED_PREDICTIONS.name, "500x45", **FRAUD, **auc),
         _series(m.METRIC_SHORTFALL.name, "0.08x45", component="fraud", version="4", **auc),  # only 50 labels
         _series(m.LIVE_METRIC_STDERR.name, "0.01x45", component="fraud", version="4", **auc),
+        _series(m.HOLDOUT_METRIC_STDERR.name, "0x45", component="fraud", version="4", **auc),
         _series(m.LABELLED_PREDICTIONS.name, "50x45", component="fraud", version="4", **auc),
         _series(m.METRIC_SHORTFALL.name, "0.005x45", component="fraud", version="5", **auc),  # within tolerance
         _series(m.LIVE_METRIC_STDERR.name, "0.001x45", component="fraud", version="5", **auc),
+        _series(m.HOLDOUT_METRIC_STDERR.name, "0x45", component="fraud", version="5", **auc),
         _series(m.LABELLED_PREDICTIONS.name, "5000x45", component="fraud", version="5", **auc),
         _series(m.METRIC_SHORTFALL.name, "-0.03x45", component="fraud", version="6", **auc),  # better than holdout
         _series(m.LIVE_METRIC_STDERR.name, "0.001x45", component="fraud", version="6", **auc),
+        _series(m.HOLDOUT_METRIC_STDERR.name, "0x45", component="fraud", version="6", **auc),
         _series(m.LABELLED_PREDICTIONS.name, "5000x45", component="fraud", version="6", **auc),
     ]
     _run_tests(
@@ -156,13 +160,15 @@ def test_a_live_shortfall_alerts_only_beyond_tolerance_and_once_enough_labels_ar
 @needs_promtool
 def test_a_live_shortfall_alerts_only_beyond_its_standard_errors(tmp_path: Path) -> None:
     """The same 0.1 shortfall over 1,000 labels: beyond tolerance + z * stderr with a small stderr; within it with a
-    large one (few frauds among the labels); never without a stderr series (the exporter omits it) or with +Inf
-    (too thin to judge)."""
+    large one (few frauds among the labels), or a small live one beside a large holdout one (a small holdout's
+    score is itself noisy: the two combine as sqrt(live^2 + holdout^2)); never without a stderr series (the
+    exporter omits it) or with +Inf (too thin to judge)."""
     auc = {"metric": "roc_auc"}
     z = alert_rules.SHIPPED_THRESHOLDS.live_metric_z
     tolerance = 0.02
     small, large = 0.1 / (4 * z), (0.1 - tolerance) / z + 0.005  # 0.1 - z * large < tolerance
-    versions = {"3": f"{small}x45", "4": f"{large}x45", "5": None, "6": " ".join(["+Inf"] * 46)}
+    versions = {"3": f"{small}x45", "4": f"{large}x45", "5": None, "6": " ".join(["+Inf"] * 46), "7": f"{small}x45"}
+    holdout_stderr = {"7": f"{large}x45"}
     series = [_series(m.METRIC_TOLERANCE.name, f"{tolerance}x45", component="fraud", **auc)]
     for version, stderr in versions.items():
         labels = {"component": "fraud", "version": version, **auc}
@@ -172,6 +178,7 @@ def test_a_live_shortfall_alerts_only_beyond_its_standard_errors(tmp_path: Path)
         ]
         if stderr is not None:
             series.append(_series(m.LIVE_METRIC_STDERR.name, stderr, **labels))
+            series.append(_series(m.HOLDOUT_METRIC_STDERR.name, holdout_stderr.get(version, "0x45"), **labels))
     series.append(  # another component's stderr for v5 does not stand in for fraud's
         _series(m.LIVE_METRIC_STDERR.name, "0.001x45", component="demand", version="5", **auc)
     )

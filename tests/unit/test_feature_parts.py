@@ -4,6 +4,7 @@ cluster's ``s3://``, here fsspec's in-memory file system, which takes the same c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -52,9 +53,9 @@ def test_a_part_still_being_written_is_never_read(root: str, monkeypatch: pytest
     seen_while_writing: list[list[int]] = []
     to_parquet = pd.DataFrame.to_parquet
 
-    def write_and_look(frame: pd.DataFrame, out: object, **kwargs: object) -> None:
+    def write_and_look(frame: pd.DataFrame, out: Any, **kwargs: Any) -> None:
         seen_while_writing.append([len(p) for p in read_parts(folder)])
-        to_parquet(frame, out, **kwargs)  # type: ignore[arg-type]
+        to_parquet(frame, out, **kwargs)
         seen_while_writing.append([len(p) for p in read_parts(folder)])
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", write_and_look)

@@ -1,6 +1,5 @@
-"""The monitor exporter's arithmetic, without Kafka: pane and window bookkeeping, and every number it publishes
-(live metric, calibration, drift, quality, incomplete rows) against a pandas / sklearn reference computed on the
-same synthetic records; malformed records counted and skipped; history rows written as Parquet."""
+"""The monitor exporter's arithmetic, without Kafka: panes, windows, and every number it publishes against a pandas /
+sklearn reference on the same synthetic records; malformed records counted and skipped; history rows in Parquet."""
 
 from __future__ import annotations
 
@@ -130,8 +129,8 @@ class FixedRegistry(Registry):
     def profile(self, version: str) -> Profile | None:
         return self.fixed
 
-    def holdout(self, version: str) -> float:
-        return self.score
+    def holdout(self, version: str) -> tuple[float, float]:
+        return self.score, 0.025
 
 
 def _exporter(component: Component, tmp_path: Path, holdout: float = 0.9, min_labels: int = 50) -> Exporter:
@@ -212,6 +211,7 @@ def test_fraud_window_drift_quality_metric_and_calibration_equal_the_reference(t
     assert _value(exposed, m.LIVE_METRIC_STDERR.name, **model, metric="roc_auc") == pytest.approx(stats.live_stderr)
     assert _value(exposed, m.LABELLED_PREDICTIONS.name, **model, metric="roc_auc") == labelled.sum()
     assert _value(exposed, m.HOLDOUT_METRIC.name, **model, metric="roc_auc") == 0.9
+    assert _value(exposed, m.HOLDOUT_METRIC_STDERR.name, **model, metric="roc_auc") == 0.025
     assert _value(exposed, m.METRIC_TOLERANCE.name, component="fraud", metric="roc_auc") == 0.02
     assert _value(exposed, m.WINDOW_ROWS.name, **model) == inside.sum()
     amount = expected["amount"]
