@@ -23,10 +23,11 @@ ComponentArg = Annotated[str, typer.Argument(help="Component name (see `mlstack 
 def print_run(component: str, run: PipelineRun) -> None:
     decision = run.decision
     table = Table(title=f"training {component}", title_justify="left", show_header=False)
-    table.add_row("verdict", "challenger registered" if decision["passed"] else "not registered")
+    alias = decision.get("alias") or "challenger"
+    table.add_row("verdict", f"{alias} registered" if decision["passed"] else "not registered")
     table.add_row("reason", decision["reason"])
     if decision.get("version"):
-        table.add_row("registered version", f"{component} v{decision['version']} (alias challenger)")
+        table.add_row("registered version", f"{component} v{decision['version']} (alias {alias})")
     if decision.get("baseline_score") is not None:
         table.add_row(f"naive baseline {decision['metric']}", f"{decision['baseline_score']:.4f}")
     for step, seconds in run.step_s.items():

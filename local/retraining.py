@@ -20,7 +20,7 @@ from local.settings import EmbeddedSettings
 from local.training import embedded_params, pipeline_root
 from monitoring.retrain_trigger import Cause, Progress, RunResult, history_start
 from pipelines.training.runner import run_local
-from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
+from serving.rollout.rollout import CHAMPION, Rollout, RolloutConfig, RolloutError
 
 
 @dataclass
@@ -57,6 +57,8 @@ class EmbeddedRetrainer:
         version = str(decision["version"])
         registry = MlflowClient(self.settings.mlflow_url)
         run_id = str(registry.get_model_version(component, version).run_id or "")
+        if decision.get("alias") == CHAMPION:
+            return RunResult(run_id, version, "registered as champion: the model had none, so no canary")
         serving = EmbeddedServing(EmbeddedServices(self.settings), load(component))
         try:
             rollout = Rollout(EmbeddedBackend(serving, progress), registry, self.rollout)

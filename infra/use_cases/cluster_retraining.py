@@ -31,7 +31,7 @@ from monitoring.retrain_trigger import (
 )
 from pipelines.training.kfp_runs import PipelineRuns, RunFailed, registered_version, wait_for_run
 from serving.rollout.backend import TrafficBackend
-from serving.rollout.rollout import Rollout, RolloutConfig, RolloutError
+from serving.rollout.rollout import CHAMPION, Rollout, RolloutConfig, RolloutError
 
 COMPONENT = "{component}"
 """Stands for the component's name in ``--offline-root``."""
@@ -64,6 +64,16 @@ class RunTemplate:
         if self.history_s > 0:
             params["window_start"] = history_start(self.history_s, time.time())
         return params
+
+
+def _champion(registry: Any, component: str) -> str:
+    """The version the ``champion`` alias names ("" when none does)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(registry.get_model_version_by_alias(component, CHAMPION).version)
+    except MlflowException:
+        return ""
 
 
 def run_name(component: str, cause: Cause) -> str:
@@ -107,6 +117,8 @@ class ClusterRetrainer:
         version = registered_version(self.registry, component, name)
         if not version:
             return RunResult(run_id, "", "not registered: the gate kept the champion (see the run's MLflow tags)")
+        if _champion(self.registry, component) == version:
+            return RunResult(run_id, version, "registered as champion: the model had none, so no canary")
         progress(f"{component} v{version} registered by {name}: starting its canary")
         rollout = Rollout(self.backend_for(component), self.registry, self.rollout)
         try:

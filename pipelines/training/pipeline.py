@@ -117,7 +117,8 @@ def build_pipeline(image: str = DEFAULT_IMAGE, training: WorkloadHint | None = N
         seed: int,
         verdict: Output[Metrics],
     ) -> str:
-        """Refit the best configuration, gate it against the champion, register it as challenger if it passes."""
+        """Refit the best configuration, gate it against the champion, register it as challenger if it passes
+        (as champion when the model has none)."""
         import json
 
         from pipelines.training.steps import register as run

@@ -1,5 +1,6 @@
 """The gate and the registry: the best configuration is refit, judged on the holdout against the current
-``champion``, and registered as ``challenger`` only when it is better by at least the required gain.
+``champion``, and registered as ``challenger`` only when it is better by at least the required gain. The first
+version of a model without a champion is registered as ``champion``: nothing serves yet to canary it against.
 
 Nothing is logged for a model whose holdout predictions do not have its task's shape (``contract.tasks``): the
 server would refuse to load it. What is logged is a ``contract.served.ServedModel``, the fitted model with the
@@ -44,6 +45,9 @@ class Decision:
     version: str | None = None
     """The registered version, when the model passed."""
     model_uri: str | None = None
+    alias: str | None = None
+    """The alias the registered version got: ``challenger``, or ``champion`` for the first of a model that had none
+    (nothing serves yet to canary it against)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,13 +214,18 @@ def evaluate_and_register(
     if not decision.passed:
         return decision
 
+    # The first version of a model with no champion serves as champion: there is no stable version to canary it
+    # against, and a cluster's InferenceService starts on the champion alias.
+    decision.alias = CHALLENGER if current is not None else CHAMPION
+    if current is None:
+        decision.reason += "; registered as champion: nothing serves yet to canary it against"
     version = mlflow.register_model(info.model_uri, name, tags={**lineage, "mlstack.run_id": run_id})
     client.set_model_version_tag(name, version.version, f"holdout_{model.metric.name}", f"{score:.6f}")
     if math.isfinite(holdout_stderr):
         client.set_model_version_tag(
             name, version.version, holdout_stderr_name(model.metric.name), f"{holdout_stderr:.6f}"
         )
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    client.set_registered_model_alias(name, decision.alias, version.version)
     client.update_registered_model(name, description=component.description)
     decision.version = str(version.version)
     return decision

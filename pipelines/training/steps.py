@@ -236,7 +236,7 @@ def register(
         )
     client.set_terminated(run_id, "FINISHED")
     if decision.passed:
-        progress(f"registered {component.name} v{decision.version} as challenger: {decision.reason}")
+        progress(f"registered {component.name} v{decision.version} as {decision.alias}: {decision.reason}")
     else:
         progress(f"not registered: {decision.reason}")
     return dict(decision.to_dict())

@@ -210,22 +210,6 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
-def _first_champion(cluster: dict[str, Any]) -> str:
-    """The first run's version made champion, as embedded mode's first model is (``cli.demo_steps.first_model``):
-    the gate registers a challenger, and nothing serves yet to canary it against."""
-    from mlflow import MlflowClient
-
-    from pipelines.training.registration import CHAMPION
-    from serving.rollout.rollout import CHALLENGER
-
-    with port_forward(cluster["kubeconfig"], NAMESPACES["mlflow"], "mlflow", 5000) as mlflow:
-        client = MlflowClient(mlflow)
-        version = str(client.get_model_version_by_alias(COMPONENT, CHALLENGER).version)
-        client.set_registered_model_alias(COMPONENT, CHAMPION, version)
-        client.delete_registered_model_alias(COMPONENT, CHALLENGER)
-    return version
-
-
 def _champion(cluster: dict[str, Any]) -> str:
     from mlflow import MlflowClient
 
@@ -319,7 +303,7 @@ def test_the_loop_closes_on_kind(cluster: dict[str, Any]) -> None:
     with port_forward(cluster["kubeconfig"], NAMESPACES["kubeflow-pipelines"], "ml-pipeline", 8888) as kfp:
         params = pipeline_params(cluster, window_start=steady, seed=SEED)
         assert run_cluster(kfp, params, pipeline_package(cluster), timeout_s=TIMEOUT_S)["state"] == "SUCCEEDED"
-    champion = _first_champion(cluster)
+    champion = _champion(cluster)  # the first version of a model without a champion is registered as champion
     wait("the InferenceService Ready on the champion", lambda: ready(read_isvc(cluster)))
 
     # The world from the backlog's end on: caught up at once, then live, each transaction scored as it happens.

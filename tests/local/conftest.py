@@ -41,7 +41,8 @@ def fraud_streamed(embedded: EmbeddedServices) -> Iterator[Streamed]:
 
 @pytest.fixture(scope="session")
 def fraud_trained(embedded: EmbeddedServices, fraud_streamed: Streamed) -> Trained:
-    """The fraud pipeline run once through the KFP local runner; the first version becomes the challenger."""
+    """The fraud pipeline run once through the KFP local runner; its version becomes champion when fraud has none
+    (else challenger, when better than the champion)."""
     params = embedded_params(embedded.settings, "fraud", trials=6, concurrency=2)
     root = pipeline_root(embedded.settings)
     return Trained(params, run_local(params, root, progress=print), root)

@@ -127,6 +127,27 @@ def test_a_run_whose_gate_kept_the_champion_registers_nothing_to_canary(registry
     assert not api.patches
 
 
+def test_a_first_version_registered_as_champion_gets_no_canary(registry: MlflowClient) -> None:
+    """A run on a model without a champion: the gate makes its version champion (nothing serves to canary it
+    against), and the trigger leaves the InferenceService alone."""
+    registry.delete_registered_model_alias("fraud", "champion")
+
+    class FirstRun(FakeRuns):
+        def state(self, run_id: str) -> str:
+            state = super().state(run_id)
+            if state == "SUCCEEDED":
+                first = registry.search_model_versions(
+                    "name = 'fraud' and tags.`mlstack.pipeline_run` LIKE 'retrain-%'"
+                )
+                registry.set_registered_model_alias("fraud", "champion", first[0].version)
+            return state
+
+    retrainer, api = _retrainer(registry, FirstRun(["SUCCEEDED"], registers=(registry, "fraud")))
+    result = retrainer.retrain("fraud", CAUSE, lambda _: None)
+    assert result.version == "4" and result.outcome == "registered as champion: the model had none, so no canary"
+    assert not api.patches
+
+
 def test_a_run_that_does_not_end_in_time_is_a_failed_outcome(registry: MlflowClient) -> None:
     retrainer, api = _retrainer(registry, FakeRuns(["RUNNING"]))
     retrainer.run_timeout_s = 0.0

@@ -27,7 +27,7 @@ from components.fraud.model import MODEL as FRAUD_MODEL
 from contract import Component
 from contract.registry import load
 from contract.tasks import OutputError
-from pipelines.training.registration import evaluate_and_register
+from pipelines.training.registration import evaluate_and_register, holdout_stderr_name
 from serving.request_schema import Columns
 from serving.runtime import ComponentModel, ModelNotServable
 from tests.support import multiclass
@@ -154,6 +154,15 @@ def test_a_registered_versions_signature_and_pyfunc_are_what_the_server_answers(
     run = client.create_run(mlflow.get_experiment_by_name("tasks").experiment_id)
     decision = evaluate_and_register(component, estimator, rows, 0.0, tracking, run.info.run_id, {})
     assert decision.passed and decision.version, decision.reason
+    # The first version of a model without a champion serves as champion; its holdout score's noise is kept
+    # (0 here: these rows are separable, every resample scores 1).
+    assert decision.alias == "champion" and "registered as champion" in decision.reason
+    version = client.get_model_version_by_alias("fraud", "champion")
+    assert str(version.version) == decision.version
+    assert float(version.tags[holdout_stderr_name(component.model.metric.name)]) >= 0
+    tie = client.create_run(run.info.experiment_id).info.run_id
+    again = evaluate_and_register(component, estimator, rows, 0.0, tracking, tie, {}, accept_ties=True)
+    assert again.alias == "challenger" and again.champion_version == decision.version, again.reason
     uri = f"models:/fraud/{decision.version}"
 
     outputs = mlflow.models.get_model_info(uri).signature.outputs.to_dict()
