@@ -91,6 +91,10 @@ DEFAULTS: dict[str, Any] = {
     "images": "build",
     "imageRegistry": "",
     "trainingSchedule": "",
+    "retrainOnAlerts": True,
+    "retrainCooldown": 1800,
+    "retrainHistory": 0,
+    "retrainSettleMargin": 60,
     "renderYamlToDirectory": "",
 }
 """Every key and its default; Pulumi.yaml declares the same defaults (the engine passes them for unset keys)."""
@@ -188,6 +192,21 @@ class ComponentRef:
 
 
 @dataclass(frozen=True)
+class RetrainingSettings:
+    """The retraining trigger's policy (``monitoring.retrain_trigger.TriggerPolicy``, ``RunTemplate``)."""
+
+    on_alerts: bool = True
+    """Drift, quality and performance alerts start runs; off: logged only (``mlstack retrain`` still runs)."""
+    cooldown_s: int = 1800
+    """Alerts within this many seconds of a run's end are noted, not acted on."""
+    history_s: int = 0
+    """Seconds of the stream an alert-started run trains on, ending now (0: everything archived). After a change
+    of the world, a run on the last hours learns the new world rather than mostly the old."""
+    settle_margin_s: int = 60
+    """Seconds of labelled traffic of the changed world a run waits for, beyond the component's label delay."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The validated stack configuration."""
 
@@ -212,6 +231,8 @@ class StackConfig:
     """Registry the images are pushed to and pulled from; empty on kind (images are loaded into the nodes)."""
     training_schedule: str = ""
     """Cron expression of a recurring training run per component; empty: none."""
+    retraining: RetrainingSettings = RetrainingSettings()
+    """The retraining trigger's policy."""
     gateway: GatewaySecurity = GatewaySecurity()
     """TLS and authentication of the inference gateway."""
     render_dir: str = ""
@@ -453,6 +474,12 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
         "trainingSchedule", "", lambda k, v: v if v == "" else _pattern(_CRON, "a cron expression")(k, v)
     )
     render_dir = reader.get("renderYamlToDirectory", "", lambda k, v: v.strip())
+    retraining = RetrainingSettings(
+        on_alerts=reader.get("retrainOnAlerts", DEFAULTS["retrainOnAlerts"], _boolean),
+        cooldown_s=reader.get("retrainCooldown", DEFAULTS["retrainCooldown"], _integer(0, 7 * 86_400)),
+        history_s=reader.get("retrainHistory", DEFAULTS["retrainHistory"], _integer(0, 365 * 86_400)),
+        settle_margin_s=reader.get("retrainSettleMargin", DEFAULTS["retrainSettleMargin"], _integer(0, 86_400)),
+    )
     if components:
         missing = [s for s in COMPONENT_SERVICES if s not in services]
         if missing:
@@ -502,6 +529,7 @@ def parse(raw: Mapping[str, str]) -> StackConfig:
         images=images,
         image_registry=registry,
         training_schedule=schedule,
+        retraining=retraining,
         gateway=gateway,
         render_dir=render_dir,
     )

@@ -122,6 +122,7 @@ def retrain_trigger(
         namespaces["prometheus"],
         mlflow_namespace=namespaces["mlflow"],
         kfp_namespace=namespaces["kubeflow-pipelines"],
+        retraining=config.retraining,
     )
     prometheus = platform.services["prometheus"]
     waits = [*([prometheus.namespace] if prometheus.namespace is not None else []), *project.builds([image])]

@@ -26,6 +26,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.config import RetrainingSettings
 from infra.profiles import Sizing
 from infra.services import objects
 from infra.services.base import WORKLOADS_NAMESPACE
@@ -72,7 +73,17 @@ def rules(components: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def trigger_args(endpoints: Endpoints, prometheus_namespace: str, workloads_namespace: str) -> list[str]:
+SHIPPED_RETRAINING = RetrainingSettings()
+"""The policy of a stack that sets none of the ``retrain*`` keys."""
+
+
+def trigger_args(
+    endpoints: Endpoints,
+    prometheus_namespace: str,
+    workloads_namespace: str,
+    retraining: RetrainingSettings = SHIPPED_RETRAINING,
+) -> list[str]:
+    """``cluster_retraining``'s command line: the platform's endpoints and the stack's retraining policy."""
     return [
         f"{SCRIPT_DIR}/{SCRIPT.name}",
         "--kfp-host", endpoints.kfp_api,
@@ -85,6 +96,10 @@ def trigger_args(endpoints: Endpoints, prometheus_namespace: str, workloads_name
         "--log", f"{DATA_DIR}/decisions.jsonl",
         "--host", "0.0.0.0",
         "--port", str(TRIGGER_PORT),
+        "--cooldown-s", str(retraining.cooldown_s),
+        "--history-s", str(retraining.history_s),
+        "--settle-margin-s", str(retraining.settle_margin_s),
+        *([] if retraining.on_alerts else ["--no-on-alerts"]),
     ]  # fmt: skip
 
 
@@ -135,6 +150,7 @@ def trigger_objects(
     workloads_namespace: str = WORKLOADS_NAMESPACE,
     mlflow_namespace: str = "mlflow",
     kfp_namespace: str = "kubeflow",
+    retraining: RetrainingSettings = SHIPPED_RETRAINING,
 ) -> dict[str, objects.Manifest]:
     """Every object of the trigger, by role."""
     if not components:
@@ -164,7 +180,7 @@ def trigger_objects(
         image,
         SIZE,
         command=["python"],
-        args=trigger_args(endpoints, namespace, workloads_namespace),
+        args=trigger_args(endpoints, namespace, workloads_namespace, retraining),
         env=[{"name": "HOME", "value": "/tmp"}],
         ports={"http": TRIGGER_PORT},
         mounts=[

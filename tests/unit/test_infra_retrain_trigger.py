@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 
 from infra import images
+from infra.config import ConfigError, RetrainingSettings, parse
 from infra.services.prometheus import TRIGGER, TRIGGER_PORT, receiver_url, trigger_url
 from infra.use_cases import cluster_retraining
+from infra.use_cases.manifests import Endpoints
+from infra.use_cases.retrain_trigger import trigger_args
 from tests.support import pulumi_mocks as mocks
 from tests.unit.test_infra_config import stack_config
 
@@ -69,6 +72,8 @@ def test_it_runs_the_repository_launcher_on_the_pipeline_image_with_the_platform
     assert flags["--namespace"] == "mlstack" and flags["--port"] == str(TRIGGER_PORT)
     assert flags["--offline-root"] == "s3://mlstack-features/{component}"
     assert flags["--ray-address"].startswith("http://mlstack-search-head-svc.mlstack"), "scheduled runs' search"
+    assert (flags["--cooldown-s"], flags["--history-s"], flags["--settle-margin-s"]) == ("1800", "0", "60")
+    assert "--no-on-alerts" not in args, "a stack that sets no retrain* key: alerts start runs"
     assert deployment["metadata"]["namespace"] == "monitoring" and deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -78,6 +83,23 @@ def test_it_runs_the_repository_launcher_on_the_pipeline_image_with_the_platform
     assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
     depends = {run.by_urn(u).name for u in children["deployment"].dependencies}
     assert "image-pipeline" in depends, "it waits for its image"
+
+
+def test_the_stacks_retraining_policy_reaches_the_trigger_as_it_parses_it(tmp_path: Path) -> None:
+    """``mlstack:retrain*`` through ``trigger_args`` into the trigger's own parser (``cluster_retraining.parse``)."""
+    config = parse({"retrainOnAlerts": "false", "retrainCooldown": "600", "retrainHistory": "7200",
+                    "retrainSettleMargin": "360"})  # fmt: skip
+    assert config.retraining == RetrainingSettings(on_alerts=False, cooldown_s=600, history_s=7200, settle_margin_s=360)
+    endpoints = Endpoints(
+        "kafka:9092", "feast-db", "redis:6379", "http://mlflow:5000", "http://minio:9000", "http://ml-pipeline:8888"
+    )
+    args = trigger_args(endpoints, "monitoring", "mlstack", config.retraining)
+    log = args.index("--log")
+    options = cluster_retraining.parse([*args[1:log], "--log", str(tmp_path / "d.jsonl"), *args[log + 2 :]])
+    assert (options.on_alerts, options.cooldown_s, options.settle_margin_s) == (False, 600, 360)
+    assert options.template.history_s == 7200
+    with pytest.raises(ConfigError, match=r"retrainHistory.*expected an integer"):
+        parse({"retrainHistory": "2h"})
 
 
 def test_the_role_names_exactly_the_configured_components(run: mocks.Run) -> None:
