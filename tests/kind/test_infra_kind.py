@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import pytest
 
 from cli import stack as deploy
 from infra.cluster import preflight
-from tests.kind.kind_stack import kind_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 1200
@@ -27,11 +25,8 @@ def _missing() -> str | None:
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A throw-away kind stack: its own state folder, cluster name and host port; destroyed and removed afterwards."""
-    with kind_stack(tmp_path_factory, "kind-tier") as stack:
-        yield stack
+STACK = ("kind-tier", None)
+"""A throw-away kind stack of the platform alone (``tests/kind/conftest.py``)."""
 
 
 def _all_ready(api: Any, namespaces: list[str]) -> list[str]:

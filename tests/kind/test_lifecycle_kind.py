@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,25 +36,14 @@ from tests.kind.cluster_helpers import (
     run_in_cluster,
     served_version,
     split,
-    up,
     wait,
 )
-from tests.kind.kind_stack import kind_stack
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A throw-away kind stack with the fraud component; destroyed and removed afterwards."""
-    with kind_stack(tmp_path_factory, "lifecycle", {"components": json.dumps([COMPONENT])}) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def cluster(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """``pulumi up``; the kubeconfig and API clients of the new cluster."""
-    return up(stack, tmp_path_factory)
+STACK = ("lifecycle", {"components": json.dumps([COMPONENT])})
+"""A throw-away kind stack with the fraud component (``tests/kind/conftest.py``)."""
 
 
 def _canary_command(cluster: dict[str, Any], prometheus: str, mlflow: str, *args: str) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import base64
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,10 +55,8 @@ from tests.kind.cluster_helpers import (
     served_version,
     split,
     start_job,
-    up,
     wait,
 )
-from tests.kind.kind_stack import kind_stack
 
 SEED = 11
 """The loop drill's seed (``components/fraud/events.py``: the champion falls from 0.96-0.98 to 0.88-0.91)."""
@@ -157,16 +154,8 @@ print("counts", json.dumps(counts), flush=True)
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A throw-away kind stack with the fraud component; destroyed and removed afterwards."""
-    with kind_stack(tmp_path_factory, "loop", {"components": json.dumps([COMPONENT])}) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def cluster(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return up(stack, tmp_path_factory)
+STACK = ("loop", {"components": json.dumps([COMPONENT])})
+"""A throw-away kind stack with the fraud component (``tests/kind/conftest.py``)."""
 
 
 def _events_per_s(c: Any) -> float:
