@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from contract.profile import CategoricalProfile, ColumnProfile, NumericProfile, Profile
@@ -133,28 +133,14 @@ def compare(reference: ColumnProfile, window: WindowCounts) -> ColumnDrift:
     test = class_shift(expected, {k: float(v) for k, v in window.counts.items()})
     values = window.rows - window.nulls
     null_rate = window.nulls / window.rows if window.rows else math.nan
+    found = ColumnDrift(window.rows, index, test.p_value, null_rate, reference.null_rate)
     if isinstance(reference, NumericProfile):
         outside = window.out_of_range / values if values else math.nan
-        return ColumnDrift(
-            window.rows,
-            index,
-            test.p_value,
-            null_rate,
-            reference.null_rate,
-            out_of_range_rate=outside,
-            reference_out_of_range_rate=reference.holdout_out_of_range,
-        )
+        return replace(found, out_of_range_rate=outside, reference_out_of_range_rate=reference.holdout_out_of_range)
     unseen = sorted((k for k in window.counts if k not in expected), key=lambda k: -window.counts[k])
     unseen_rate = sum(window.counts[k] for k in unseen) / values if values else math.nan
-    return ColumnDrift(
-        window.rows,
-        index,
-        test.p_value,
-        null_rate,
-        reference.null_rate,
-        unseen_rate=unseen_rate,
-        reference_unseen_rate=reference.holdout_unseen,
-        unseen=tuple(unseen[:10]),
+    return replace(
+        found, unseen_rate=unseen_rate, reference_unseen_rate=reference.holdout_unseen, unseen=tuple(unseen[:10])
     )
 
 
