@@ -18,8 +18,10 @@ A window whose metric is undefined (one class only) publishes nothing and cannot
 (too thin) cannot pass the new rule. The rules, as ``monitoring.alert_rules`` writes them in PromQL:
 
 - old: shortfall > tolerance (0.02), from ``min_labels`` (200) labelled predictions;
-- new: shortfall - z * stderr > tolerance, from the same count; z = 1, 1.64, 2, 2.5, 3 side by side, the shipped
-  ``Thresholds.live_metric_z`` marked.
+- live stderr only: shortfall - 2 * stderr > tolerance, from the same count (the rule before it weighed the
+  holdout's noise);
+- new: shortfall - z * sqrt(stderr^2 + holdout stderr^2) > tolerance, the holdout's bootstrap standard error as
+  registration keeps it; z = 1, 1.64, 2, 2.5, 3 side by side, the shipped ``Thresholds.live_metric_z`` marked.
 
 A cell is the share of windows where the rule's condition holds in a single window. Windows of 100 are below the
 label floor (the shipped rules never fire there); their cells show the condition without the floor. The alert also
@@ -90,6 +92,8 @@ class World:
     holdout: float
     stationary: Pool
     changed: Pool
+    holdout_stderr: float = 0.0
+    """The holdout score's bootstrap standard error, as registration keeps it."""
 
 
 def world(n_events: int, seed: int, change_share: float = 0.75) -> World:
@@ -113,6 +117,7 @@ def world(n_events: int, seed: int, change_share: float = 0.75) -> World:
         holdout.auc(model),
         _pool(component, fitted, before.iloc[holdout_end:]),
         _pool(component, fitted, frame[after]),
+        live_stderr(model, holdout.labels.tolist(), holdout.scores.tolist()),
     )
 
 
@@ -133,9 +138,10 @@ class Windows:
         """Share of windows where shortfall > tolerance (an undefined metric publishes nothing: no alarm)."""
         return float(np.mean(np.nan_to_num(self.shortfall, nan=-math.inf) > tolerance))
 
-    def new_rule(self, tolerance: float, z: float) -> float:
-        """Share of windows where shortfall - z * stderr > tolerance (an infinite stderr never passes)."""
-        lower = np.nan_to_num(self.shortfall, nan=-math.inf) - z * self.stderr
+    def new_rule(self, tolerance: float, z: float, holdout_stderr: float = 0.0) -> float:
+        """Share of windows where shortfall - z * sqrt(stderr^2 + holdout_stderr^2) > tolerance (an infinite stderr
+        never passes); ``holdout_stderr`` 0: the rule before it weighed the holdout's noise."""
+        lower = np.nan_to_num(self.shortfall, nan=-math.inf) - z * np.hypot(self.stderr, holdout_stderr)
         return float(np.mean(np.nan_to_num(lower, nan=-math.inf) > tolerance))
 
 
@@ -163,14 +169,15 @@ def main(count: int = 150, change_share: float = 0.5, events: int = 120_000, see
     tolerance = w.model.metric.tolerance
     console = Console(width=140)
     console.print(
-        f"fraud champion: holdout ROC AUC {w.holdout:.3f} ({len(w.stationary.labels):,} stationary rows, "
+        f"fraud champion: holdout ROC AUC {w.holdout:.3f} +- {w.holdout_stderr:.3f} ({len(w.stationary.labels):,} "
+        "stationary rows, "
         f"{w.stationary.labels.mean():.1%} fraud, AUC {w.stationary.auc(w.model):.3f}; {len(w.changed.labels):,} "
         f"after the change, {w.changed.labels.mean():.1%} fraud, AUC {w.changed.auc(w.model):.3f}); "
         f"change at {change_share:.0%} of {events:,} events; tolerance {tolerance}, {count} windows per cell"
     )
     for title, pool in (("stationary (alarms are false)", w.stationary), ("after the change (caught)", w.changed)):
         table = Table(title=f"{title}: share of windows where the rule fires")
-        for column in ("labels", "median stderr", "old: shortfall > tol"):
+        for column in ("labels", "median stderr", "old: shortfall > tol", f"live stderr only, z={T.live_metric_z:g}"):
             table.add_column(column, justify="right")
         for z in Z_VALUES:
             shipped = " (shipped)" if z == T.live_metric_z else ""
@@ -182,7 +189,8 @@ def main(count: int = 150, change_share: float = 0.5, events: int = 120_000, see
                 f"{size}{floor}",
                 f"{np.nanmedian(found.stderr):.3f}",
                 f"{found.old_rule(tolerance):.1%}",
-                *(f"{found.new_rule(tolerance, z):.1%}" for z in Z_VALUES),
+                f"{found.new_rule(tolerance, T.live_metric_z):.1%}",
+                *(f"{found.new_rule(tolerance, z, w.holdout_stderr):.1%}" for z in Z_VALUES),
             )
         console.print(table)
 

@@ -26,11 +26,12 @@ def test_noise_alone_fires_the_bare_shortfall_rule_but_not_the_shipped_one(fraud
     bare = windows(fraud.model, fraud.holdout, fraud.stationary, T.min_labels, 100, seed=1, stderr=False)
     assert bare.old_rule(tolerance) > 0.05, "the case the standard error is for: 200 labels, ~6 frauds"
     stationary = windows(fraud.model, fraud.holdout, fraud.stationary, SIZE, COUNT, seed=2)
-    assert stationary.new_rule(tolerance, T.live_metric_z) == 0.0
+    assert stationary.new_rule(tolerance, T.live_metric_z, fraud.holdout_stderr) == 0.0
 
 
 def test_the_shipped_rule_catches_the_regime_change(fraud: World) -> None:
     tolerance = fraud.model.metric.tolerance
     assert fraud.model.metric.gain(fraud.changed.auc(fraud.model), fraud.holdout) < -5 * tolerance
     changed = windows(fraud.model, fraud.holdout, fraud.changed, SIZE, COUNT, seed=3)
-    assert changed.new_rule(tolerance, T.live_metric_z) >= (COUNT - 1) / COUNT
+    assert 0 < fraud.holdout_stderr < 0.05
+    assert changed.new_rule(tolerance, T.live_metric_z, fraud.holdout_stderr) >= (COUNT - 1) / COUNT
