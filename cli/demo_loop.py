@@ -82,8 +82,7 @@ def run_loop_demo(
             _watch(demo, watch)
     finally:
         demo.result.live_events = live.stop()
-        counts = scorer.stop()
-        demo.result.live_scoring = {"sent": counts.sent, "ok": counts.ok, "failed": counts.failed}
+        demo.result.live_scoring = scorer.stop().as_dict()
     _report(demo, watch, serving, serving_since)
     demo_steps.save_summary(demo)
     return demo.result

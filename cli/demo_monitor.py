@@ -118,13 +118,7 @@ def model_panel(demo: Demo, live: LiveEvents, scorer: LiveScorer, streaming: Emb
 
 def _stop_live(demo: Demo, live: LiveEvents, scorer: LiveScorer) -> None:
     demo.result.live_events = live.stop()
-    counts = scorer.stop()
-    demo.result.live_scoring = {
-        "sent": counts.sent,
-        "ok": counts.ok,
-        "failed": counts.failed,
-        "dropped": counts.dropped,
-    }
+    demo.result.live_scoring = scorer.stop().as_dict()
 
 
 def _panel_row(figures: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,11 @@ class ScoringCounts:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
+    def as_dict(self) -> dict[str, int]:
+        """The counts as the demo's summary keeps them (``DemoResult.live_scoring``)."""
+        with self.lock:
+            return {"sent": self.sent, "ok": self.ok, "failed": self.failed, "dropped": self.dropped}
+
 
 class LiveScorer:
     """Call it with each live event (``LiveEvents.listeners``); it scores those of a request kind at ``url``
