@@ -92,18 +92,17 @@ class Registry:
         from pipelines.training.registration import holdout_stderr_name
 
         metric = self.component.model.metric.name
-        names = (f"holdout_{metric}", holdout_stderr_name(metric))
-        found_values: list[float] = []
         try:
             client = MlflowClient(self.uri)
             found = client.get_model_version(self.component.name, version)
             run = client.get_run(found.run_id).data.metrics if found.run_id else {}
-            for name in names:
-                found_values.append(float(found.tags[name]) if name in found.tags else run.get(name, math.nan))
+            score, stderr = (
+                float(found.tags[name]) if name in found.tags else run.get(name, math.nan)
+                for name in (f"holdout_{metric}", holdout_stderr_name(metric))
+            )
         except Exception as error:
             log.warning("v%s: no holdout score from the registry: %s", version, error)
             return math.nan, 0.0  # not cached: asked again next slide
-        score, stderr = found_values
         self.holdouts[version] = (score, stderr if math.isfinite(stderr) else 0.0)
         return self.holdouts[version]
 
