@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 COMPONENT ?= fraud
 EVENTS ?= 20000
 
-.PHONY: component train pipeline-compile serve canary stream-start stream-produce stream-status stream-stop help setup demo demo-drift test test-unit test-local lint format lock services-up services-down services-status \
+.PHONY: component train pipeline-compile serve canary stream-start stream-produce stream-status stream-stop help setup demo demo-drift test test-unit test-local test-loop lint format lock services-up services-down services-status \
 	services-reset bench clean
 
 help: ## Show this help
@@ -33,8 +33,8 @@ component: setup ## Scaffold a new use-case component: make component NAME=<name
 	@if [ -z "$(NAME)" ]; then echo "usage: make component NAME=<name>  (lower case, e.g. churn)"; exit 2; fi
 	@$(MLSTACK) component new $(NAME) $(if $(TASK),--task $(TASK))
 
-test: setup tools-background policy-tools lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why)
-	@$(PY) -m pytest $(PYTEST_ARGS)
+test: setup tools-background policy-tools lint ## Run every test tier that can run here (tiers whose engine is missing skip, saying why), all but the loop's half hour
+	@$(PY) -m pytest -m "not loop" $(PYTEST_ARGS)
 
 FRESH_MACHINE ?= ../shared/tools/fresh-machine
 .PHONY: test-fresh
@@ -49,8 +49,11 @@ tools-background: ## Start the Pulumi toolchain build in the background at low p
 test-unit: setup policy-tools ## Only the fast tiers (unit, manifests)
 	@$(PY) -m pytest -m "unit or manifests" $(PYTEST_ARGS)
 
-test-local: setup ## Only the tier with real local engines
-	@$(PY) -m pytest -m local $(PYTEST_ARGS)
+test-local: setup ## Only the tier with real local engines (without the loop)
+	@$(PY) -m pytest -m "local and not loop" $(PYTEST_ARGS)
+
+test-loop: setup ## The closed loop (issue 19) beside a control run on a world without change, on real engines (about 35 min)
+	@$(PY) -m pytest -m loop $(PYTEST_ARGS)
 
 lint: setup ## ruff (lint + format check) and mypy
 	@$(VENV)/bin/ruff check .
