@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from infra import versions
 from infra.profiles import PROFILES, Profile
+from monitoring.retrain_trigger import TriggerPolicy
 
 NAMESPACE = "mlstack"
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -64,6 +65,22 @@ LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
 
 
+@dataclass(frozen=True)
+class RetrainingSettings:
+    """The retraining trigger's policy (``monitoring.retrain_trigger.TriggerPolicy``, ``RunTemplate``); its
+    defaults are the trigger's own."""
+
+    on_alerts: bool = True
+    """Drift, quality and performance alerts start runs; off: logged only (``mlstack retrain`` still runs)."""
+    cooldown_s: int = int(TriggerPolicy.cooldown_s)
+    """Alerts within this many seconds of a run's end are noted, not acted on."""
+    history_s: int = 0
+    """Seconds of the stream an alert-started run trains on, ending now (0: everything archived). After a change
+    of the world, a run on the last hours learns the new world rather than mostly the old."""
+    settle_margin_s: int = int(TriggerPolicy.settle_margin_s)
+    """Seconds of labelled traffic of the changed world a run waits for, beyond the component's label delay."""
+
+
 DEFAULTS: dict[str, Any] = {
     "cluster": "kind",
     "profile": "laptop",
@@ -91,10 +108,10 @@ DEFAULTS: dict[str, Any] = {
     "images": "build",
     "imageRegistry": "",
     "trainingSchedule": "",
-    "retrainOnAlerts": True,
-    "retrainCooldown": 1800,
-    "retrainHistory": 0,
-    "retrainSettleMargin": 60,
+    "retrainOnAlerts": RetrainingSettings.on_alerts,
+    "retrainCooldown": RetrainingSettings.cooldown_s,
+    "retrainHistory": RetrainingSettings.history_s,
+    "retrainSettleMargin": RetrainingSettings.settle_margin_s,
     "renderYamlToDirectory": "",
 }
 """Every key and its default; Pulumi.yaml declares the same defaults (the engine passes them for unset keys)."""
@@ -189,21 +206,6 @@ class ComponentRef:
     version: str = ""
     """Registered model version the InferenceService starts on; empty: the ``champion`` alias at server start.
     After creation the rollout (``kubectl canary``) owns the served version."""
-
-
-@dataclass(frozen=True)
-class RetrainingSettings:
-    """The retraining trigger's policy (``monitoring.retrain_trigger.TriggerPolicy``, ``RunTemplate``)."""
-
-    on_alerts: bool = True
-    """Drift, quality and performance alerts start runs; off: logged only (``mlstack retrain`` still runs)."""
-    cooldown_s: int = 1800
-    """Alerts within this many seconds of a run's end are noted, not acted on."""
-    history_s: int = 0
-    """Seconds of the stream an alert-started run trains on, ending now (0: everything archived). After a change
-    of the world, a run on the last hours learns the new world rather than mostly the old."""
-    settle_margin_s: int = 60
-    """Seconds of labelled traffic of the changed world a run waits for, beyond the component's label delay."""
 
 
 @dataclass(frozen=True)
