@@ -58,7 +58,8 @@ def test_pusher_exports_freshness_per_group(embedded: EmbeddedServices, fraud_st
     assert target[0]["targets"] == [f"127.0.0.1:{streaming.metrics_port()}"]
     query = urllib.parse.urlencode({"query": f'{metrics.FRESHNESS.name}_count{{component="fraud"}}'})
     deadline, series = time.monotonic() + SCRAPE_WAIT_S, list[dict[str, Any]]()
-    while time.monotonic() < deadline and len(series) < len(groups):
+    # Until every group's series is scraped with an observation: a scrape can land before a group's first one.
+    while time.monotonic() < deadline and (len(series) < len(groups) or any(s["value"][1] == "0" for s in series)):
         with urllib.request.urlopen(f"{embedded.settings.prometheus_url}/api/v1/query?{query}", timeout=10) as r:
             series = json.load(r)["data"]["result"]
         time.sleep(2)
