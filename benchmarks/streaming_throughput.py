@@ -7,9 +7,10 @@
    included) and sustained (once start-up is behind: the rate a long-running job keeps).
 2. Freshness on live streams at 1,000 and 5,000 events/s (events stamped with the wall clock): seconds from a
    window's close (its end plus the watermark delay, ``pipelines.streaming.freshness``) until its row is in the
-   online store, p50 and p99 over every window row written online, for both paths in the same run, with the
-   number of window closes they rest on. On fraud with 1 s slides (``support.short_slides``): fraud's own
-   one- and five-minute slides give a minute-long run one close, and a p99 over one close is one batch's.
+   online store, p50 and p99 over every window row written online, for both paths in the same run (each alone,
+   one after the other), with the number of window closes they rest on. On fraud with 1 s slides
+   (``support.short_slides``): fraud's own one- and five-minute slides give a minute-long run one close, and a p99
+   over one close is one batch's.
 
 Prints tables; asserts nothing. `make bench` or `PYTHONPATH=. .venv/bin/python benchmarks/streaming_throughput.py
 [N] [--part throughput|freshness] [--rates 1000 5000] [--seconds 70]`.
@@ -18,26 +19,25 @@ Prints tables; asserts nothing. `make bench` or `PYTHONPATH=. .venv/bin/python b
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks.support import short_slides
+from benchmarks.support.handwritten_consumer import HandWrittenConsumer
 from contract import Component
 from contract.registry import load
 from contract.streaming import topics
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
 from local.streaming import EmbeddedStreaming
-from pipelines.features.feast_repo import push_source_name
 from pipelines.streaming.producer import advance_watermark, produce
 from tests.support.streaming_reference import offline_history, reference_windows
 
@@ -49,98 +49,6 @@ def _services(state: Path) -> EmbeddedServices:
     services = EmbeddedServices(settings, ["kafka", "redis"])
     services.up(progress=lambda _line: None)
     return services
-
-
-class HandWrittenConsumer:
-    """The peer: one Python process, in-memory hop windows, pushes each closed window to the online store."""
-
-    def __init__(self, component: Component, store: Any, bootstrap: str) -> None:
-        from confluent_kafka import Consumer
-
-        self.component = component
-        self.store = store
-        self.spec = component.streaming
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"handwritten-{time.time_ns()}",
-                "auto.offset.reset": "earliest",
-            }
-        )
-        self.consumer.subscribe([topics(component.name)["events"]])
-        self.windows: dict[str, dict[tuple[Any, int], list[float]]] = {g.name: {} for g in self.spec.groups}
-        self.partition_time: dict[int, int] = {}
-        self.pushed_rows = 0
-        self.progress: list[tuple[float, int]] = []
-        self.freshness: list[tuple[float, tuple[str, pd.Timestamp]]] = []
-        """Seconds from close to online of each window row written online, with its close (group, window end)."""
-
-    def _add(self, event: dict[str, Any]) -> None:
-        at, kind = event[self.spec.events.event_time], event.get(self.spec.events.kind or "")
-        for group in self.spec.groups:
-            if group.kinds and kind not in group.kinds:
-                continue  # as the job does: a group counts only its kinds (fraud's transactions, not resolutions)
-            size, slide = group.window.size_s * 1000, group.window.slide_s * 1000
-            latest = (at // slide) * slide
-            amount = float(event.get("amount", 0.0))
-            for k in range(size // slide):
-                acc = self.windows[group.name].setdefault(
-                    (event[group.entity], latest - k * slide + size), [0, 0.0, -1e308]
-                )
-                acc[0] += 1
-                acc[1] += amount
-                acc[2] = max(acc[2], amount)
-
-    def _emit(self, watermark: int) -> None:
-        from feast.data_source import PushMode
-
-        for group in self.spec.groups:
-            closed = [key for key in self.windows[group.name] if key[1] <= watermark]
-            if not closed:
-                continue
-            rows = []
-            for key in closed:
-                count, total, top = self.windows[group.name].pop(key)
-                rows.append(
-                    {
-                        group.entity: key[0],
-                        "window_end": key[1],
-                        "event_count": int(count),
-                        "amount_sum": total,
-                        "amount_avg": total / count,
-                        "amount_max": top,
-                    }
-                )
-            frame = pd.DataFrame(rows)
-            frame["window_end"] = pd.to_datetime(frame["window_end"], unit="ms", utc=True)
-            # Same courtesy as the pusher: only the newest window per entity is worth an online write.
-            newest = frame.sort_values("window_end").drop_duplicates(group.entity, keep="last")
-            self.store.push(push_source_name(self.component, group), newest, to=PushMode.ONLINE)
-            now = pd.Timestamp.now(tz="UTC")
-            lateness = pd.Timedelta(seconds=self.spec.watermark_s)
-            ages = (now - (newest["window_end"] + lateness)).dt.total_seconds()
-            self.freshness += [(age, (group.name, end)) for age, end in zip(ages, newest["window_end"], strict=True)]
-            self.pushed_rows += len(frame)
-        self.progress.append((time.monotonic(), self.pushed_rows))
-
-    def run(self, expected_rows: int, timeout_s: float) -> float:
-        """Consume until ``expected_rows`` window rows were pushed; returns the seconds it took."""
-        began = time.monotonic()
-        marker = "__watermark__"
-        while self.pushed_rows < expected_rows and time.monotonic() - began < timeout_s:
-            for message in self.consumer.consume(5000, 0.2):
-                if message.error():
-                    continue
-                event = json.loads(message.value())
-                if marker not in event:
-                    self._add(event)
-                self.partition_time[message.partition()] = max(
-                    self.partition_time.get(message.partition(), 0), event[self.spec.events.event_time]
-                )
-            if self.partition_time:
-                self._emit(min(self.partition_time.values()) - self.spec.watermark_s * 1000)
-        self.consumer.close()
-        return time.monotonic() - began
 
 
 def _expected_rows(component: Component, events: list[dict[str, Any]]) -> int:
@@ -245,10 +153,42 @@ def _quantiles(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50, method="higher")), float(np.percentile(values, 99, method="higher"))
 
 
-def freshness(rate: float, seconds: float) -> list[tuple[str, float, float, float, int, int]]:
-    """Both paths side by side on one live stream at ``rate`` events/s stamped with the wall clock, on fraud with
-    1 s slides (``support.short_slides``): (path, p50 s, p99 s, p99 s of the pusher's share, window closes, window
-    rows) per path."""
+FreshnessRow = tuple[str, float, float, float, int, int, float, float]
+"""(path, p50 s, p99 s, p99 s of the pusher's share, window closes, window rows, events/s sent, load average as
+the stream ended)."""
+
+
+def _live(rate: float, seconds: float) -> Any:
+    """The live stream at ``rate``: generated before the clock starts (the load generator's own work is not the
+    paths'), each event stamped as it is sent, as a live source stamps its events: a producer held up by the
+    machine's other work sends late, but its events are never older than they look."""
+    ready = list(short_slides.component.generate(int(rate * seconds), int(time.time() * 1000), 5))
+
+    def stamped() -> Any:
+        for event in ready:
+            event["event_time"] = int(time.time() * 1000)
+            yield event
+
+    return stamped()
+
+
+def _send(component: Component, bootstrap: str, events: Any, rate: float) -> tuple[float, float]:
+    """Produce ``events`` paced at ``rate``: the rate reached (events/s) and the one-minute load average as the
+    stream ended (the machine's queue for its two cores)."""
+    began = time.monotonic()
+    sent = produce(component, bootstrap, events, rate=rate)
+    return sent / (time.monotonic() - began), os.getloadavg()[0]
+
+
+def freshness(rate: float, seconds: float) -> list[FreshnessRow]:
+    """Each path alone on a live stream at ``rate`` events/s stamped with the wall clock, one after the other, each
+    on a service set of its own, on fraud with 1 s slides (``support.short_slides``). Alone: side by side, the two
+    paths fight for the same two cores and each one's tail is the other's work; in production neither runs beside
+    the other."""
+    return [_flink_freshness(rate, seconds), _peer_freshness(rate, seconds)]
+
+
+def _flink_freshness(rate: float, seconds: float) -> FreshnessRow:
     component = short_slides.component
     with tempfile.TemporaryDirectory() as state:
         services = _services(Path(state))
@@ -256,47 +196,60 @@ def freshness(rate: float, seconds: float) -> list[tuple[str, float, float, floa
             folder = short_slides.register(Path(state) / "registry")
             streaming = EmbeddedStreaming(services, component, flush_every_s=1.0, python_path=(str(folder),))
             streaming.start(progress=lambda _line: None)
-            streaming.feature_store()
-            # The peer in a process of its own, as the Flink path's programs run: in this one it would take the GIL
-            # from the producer, and both its windows and the pusher's would close late.
+            if streaming.monitor is not None:
+                # No predictions flow here: the model monitor (its own Flink job, its own pods on a cluster) would
+                # only take the feature path's CPU.
+                streaming.monitor.stop()
+            events = _live(rate, seconds)
+            sent, load = _send(component, services.settings.kafka_bootstrap, events, rate)
+            time.sleep(5)  # the last windows close (watermark delay) and reach the store
+            streaming.stop()  # the pusher writes its final stats as it stops
+            stats = streaming.pusher_stats()
+        finally:
+            services.down(progress=lambda _line: None)
+    return (
+        "Flink job + Feast pusher",
+        stats.get("live_freshness_p50_s", float("nan")),
+        stats.get("live_freshness_p99_s", float("nan")),
+        stats.get("live_pusher_p99_s", float("nan")),
+        int(stats.get("live_closes", 0)),
+        int(stats.get("live_windows", 0)),
+        sent,
+        load,
+    )
+
+
+def _peer_freshness(rate: float, seconds: float) -> FreshnessRow:
+    component = short_slides.component
+    with tempfile.TemporaryDirectory() as state:
+        services = _services(Path(state))
+        try:
+            streaming = EmbeddedStreaming(services, component)
+            streaming.ensure_topics()
+            streaming.feature_store()  # the same Feast repo, applied; no job, pusher or archive
+            # In a process of its own, as the Flink path's programs run: in this one it would take the GIL from the
+            # producer, and its windows would close late.
             context = multiprocessing.get_context("spawn")
             results = context.Queue()
             bootstrap = services.settings.kafka_bootstrap
+            events = _live(rate, seconds)
             peer = context.Process(target=_peer, args=(str(streaming.repo), bootstrap, seconds + 10, results))
             peer.start()
-
-            def live() -> Any:
-                # Stamped as sent, as a live source stamps its events: a producer held up by the machine's other
-                # work sends late, but its events are never older than they look.
-                for event in component.generate(int(rate * seconds), int(time.time() * 1000), 5):
-                    yield {**event, "event_time": int(time.time() * 1000)}
-
-            produce(component, bootstrap, live(), rate=rate)
-            peer_freshness: list[tuple[float, tuple[str, str]]] = results.get(timeout=seconds + 120)
+            sent, load = _send(component, bootstrap, events, rate)
+            found: list[tuple[float, tuple[str, str]]] = results.get(timeout=seconds + 120)
             peer.join(30)
-            streaming.stop()  # the pusher writes its final stats as it stops
-            stats = streaming.pusher_stats()
-            fresh = [age for age, _close in peer_freshness]
-            rows = [
-                (
-                    "Flink job + Feast pusher",
-                    stats.get("live_freshness_p50_s", float("nan")),
-                    stats.get("live_freshness_p99_s", float("nan")),
-                    stats.get("live_pusher_p99_s", float("nan")),
-                    int(stats.get("live_closes", 0)),
-                    int(stats.get("live_windows", 0)),
-                ),
-                (
-                    "hand-written consumer",
-                    *_quantiles(fresh),
-                    float("nan"),
-                    len({c for _s, c in peer_freshness}),
-                    len(fresh),
-                ),
-            ]
         finally:
             services.down(progress=lambda _line: None)
-    return rows
+    fresh = [age for age, _close in found]
+    return (
+        "hand-written consumer",
+        *_quantiles(fresh),
+        float("nan"),
+        len({c for _s, c in found}),
+        len(fresh),
+        sent,
+        load,
+    )
 
 
 def main() -> None:
@@ -333,19 +286,32 @@ def print_freshness(rates: list[float], seconds: float) -> None:
         f"{short_slides.NAME} (fraud, 1 s slides)",
         title_justify="left",
     )
-    columns = ("events/s", "path", "p50 s", "p99 s", "p99 / peer's", "p99 s from emission", "closes", "rows")
+    columns = ("events/s", "path", "p50 s", "p99 s", "p99 / peer's", "p99 s from emission", "closes", "rows", "sent/s")
+    columns += ("load",)
     for column in columns:
         fresh.add_column(column)
     for rate in rates:
         ours, peer = freshness(rate, seconds)
-        for name, p50, p99, pusher, closes, count in (ours, peer):
+        for name, p50, p99, pusher, closes, count, sent, load_avg in (ours, peer):
             ratio = f"{ours[2] / peer[2]:.2f}x" if name == ours[0] else ""
             share = "" if pusher != pusher else f"{pusher:.2f}"  # NaN: the peer has no job before it
-            fresh.add_row(f"{rate:,.0f}", name, f"{p50:.2f}", f"{p99:.2f}", ratio, share, str(closes), str(count))
+            cells = (
+                f"{p50:.2f}",
+                f"{p99:.2f}",
+                ratio,
+                share,
+                str(closes),
+                str(count),
+                f"{sent:,.0f}",
+                f"{load_avg:.1f}",
+            )
+            fresh.add_row(f"{rate:,.0f}", name, *cells)
     fresh.caption = (
         "Close = window end + watermark delay (live: event time is the wall clock); one row per window result "
         "written online; closes = distinct (group, window end). From emission: the pusher's share, from the job "
-        "sending the closed window to Kafka to online. Goal: p99 under 1 s, over 50+ closes per rate."
+        "sending the closed window to Kafka to online. Each path alone, one after the other, on a service set of its "
+        "own; sent/s: the rate the stream reached; load: the one-minute load average as it ended (2 cores). "
+        "Goal: p99 under 1 s, over 50+ closes per rate."
     )
     console.print(fresh)
 
