@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,13 +159,13 @@ FreshnessRow = tuple[str, float, float, float, int, int, float, float]
 the stream ended)."""
 
 
-def _live(rate: float, seconds: float) -> Any:
+def _live(rate: float, seconds: float) -> Iterator[dict[str, Any]]:
     """The live stream at ``rate``: generated before the clock starts (the load generator's own work is not the
     paths'), each event stamped as it is sent, as a live source stamps its events: a producer held up by the
     machine's other work sends late, but its events are never older than they look."""
     ready = list(short_slides.component.generate(int(rate * seconds), int(time.time() * 1000), 5))
 
-    def stamped() -> Any:
+    def stamped() -> Iterator[dict[str, Any]]:
         for event in ready:
             event["event_time"] = int(time.time() * 1000)
             yield event
@@ -172,7 +173,7 @@ def _live(rate: float, seconds: float) -> Any:
     return stamped()
 
 
-def _send(component: Component, bootstrap: str, events: Any, rate: float) -> tuple[float, float]:
+def _send(component: Component, bootstrap: str, events: Iterator[dict[str, Any]], rate: float) -> tuple[float, float]:
     """Produce ``events`` paced at ``rate``: the rate reached (events/s) and the one-minute load average as the
     stream ended (the machine's queue for its two cores)."""
     began = time.monotonic()
@@ -197,12 +198,12 @@ def _flink_freshness(rate: float, seconds: float) -> FreshnessRow:
             streaming = EmbeddedStreaming(services, component, flush_every_s=1.0, python_path=(str(folder),))
             streaming.start(progress=lambda _line: None)
             if streaming.monitor is not None:
-                # No predictions flow here: the model monitor (its own Flink job, its own pods on a cluster) would
-                # only take the feature path's CPU.
+                # Not the feature path (its own Flink job, its own pods on a cluster): here it would join every
+                # resolution's label, half the stream, with predictions that never come, on the same two cores.
                 streaming.monitor.stop()
             events = _live(rate, seconds)
             sent, load = _send(component, services.settings.kafka_bootstrap, events, rate)
-            time.sleep(5)  # the last windows close (watermark delay) and reach the store
+            time.sleep(10)  # windows closed by the last events reach the store (as the peer runs 10 s past its stream)
             streaming.stop()  # the pusher writes its final stats as it stops
             stats = streaming.pusher_stats()
         finally:
