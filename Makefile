@@ -26,7 +26,7 @@ tools: ## Build the pinned Pulumi CLI + Kubernetes provider from Go modules into
 demo: setup ## The whole lifecycle of COMPONENT (default fraud) on the embedded default, left running to explore
 	@$(MLSTACK) demo --component $(COMPONENT) --events $(EVENTS) $(if $(SEED),--seed $(SEED))
 
-demo-drift: setup ## The closed loop: the world changes after the champion serves; alert -> retraining -> canary on live labels -> promotion, by itself (about 25 min)
+demo-drift: setup ## The closed loop: the world changes after the champion serves; alert -> retraining -> canary on live labels -> promotion, by itself (about 35 min)
 	@$(MLSTACK) demo --drift --component $(COMPONENT) --events $(EVENTS) $(if $(SEED),--seed $(SEED))
 
 component: setup ## Scaffold a new use-case component: make component NAME=<name> [TASK=binary|multiclass|regression] (package + its own tests)

@@ -23,25 +23,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cli.demo_loop import run_loop_demo
-from cli.demo_state import DemoOptions
+from cli.demo_loop import DRILL_WATCHED_S, control_arguments, drill_options, run_loop_demo
 from local.paths import REPO_ROOT
 from local.services import EmbeddedServices
 from local.settings import EmbeddedSettings
 
-WATCHED_MIN = 28.0
-EVENTS = 64_000
-
 
 def _control(settings: EmbeddedSettings, component: str, seed: int) -> subprocess.Popen[bytes]:
     """The peer: the same drill on a world that does not change, as a person runs it (the CLI)."""
-    argv = [
-        *("--drift", "--component", component, "--events", str(EVENTS), "--seed", str(seed), "--trials", "2"),
-        *("--change-after", "0", "--loop-timeout", str(WATCHED_MIN)),
-    ]
     log = (settings.state_dir.parent / "control.log").open("w")
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "demo", *argv],
+        [sys.executable, "-m", "cli", "demo", *control_arguments(component, seed)],
         cwd=REPO_ROOT,
         env={**os.environ, **settings.environment()},
         stdout=log,
@@ -54,20 +46,11 @@ def _run(console: Console, folder: Path, component: str, seed: int) -> tuple[dic
     control_settings = EmbeddedSettings.on_free_ports(folder / "control" / "state")
     control_settings.state_dir.mkdir(parents=True, exist_ok=True)
     control = _control(control_settings, component, seed + 1000)
-    options = DemoOptions(
-        component=component,
-        events=EVENTS,
-        seed=seed,
-        champion_trials=2,
-        drift=True,
-        change_after_s=420.0,
-        loop_timeout_s=WATCHED_MIN * 60,
-        recovery_s=90.0,
-    )
+    options = drill_options(component, seed)
     try:
         result = run_loop_demo(options, progress=lambda line: console.print(f"  {line}", highlight=False),
                                settings=loop_settings)  # fmt: skip
-        control.wait(timeout=WATCHED_MIN * 60 + 900)
+        control.wait(timeout=DRILL_WATCHED_S + 900)
         summary = json.loads((control_settings.state_dir / "reports" / f"{component}-demo.json").read_text())
     finally:
         if control.poll() is None:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from cli.demo import DemoOptions, DemoResult, run_demo
 from cli.demo_loop import loop_lines, run_loop_demo
+from cli.demo_state import CHANGE_AFTER_S
 from cli.rollout_options import rollout_config
 from cli.status_table import status_table
 from local.progress import bar_phases
@@ -144,12 +145,12 @@ def demo(
         typer.Option(
             "--drift",
             help="The closed loop instead: the world changes after the champion serves; the platform notices, "
-            "retrains and canaries on live labels by itself (about 25 minutes for fraud).",
+            "retrains and canaries on live labels by itself (about 35 minutes for fraud).",
         ),
     ] = False,
     change_after: Annotated[
         float, typer.Option(help="--drift: seconds from the backlog's end to the change; 0: no change (control).")
-    ] = 420.0,
+    ] = CHANGE_AFTER_S,
     loop_timeout: Annotated[float, typer.Option(help="--drift: minutes to wait for the loop to close.")] = 30.0,
     strict_gate: Annotated[
         bool,

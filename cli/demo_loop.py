@@ -46,6 +46,33 @@ TRAINING_S = 1200
 STATUS_EVERY_S = 60.0
 DRILLED = ("retrain", "alertmanager", "prometheus")
 """The services whose configuration the drill changes (restarted with it)."""
+DRILL_EVENTS = 64_000
+"""Eighty minutes of fraud: the first model learns from the last of it, after its one-hour windows filled."""
+DRILL_WATCHED_S = 31 * 60
+"""How long a drill's run may be watched from the moment its first model serves: the loop must close within it (it
+took 18-19 minutes from the change, nine minutes after the backlog), and the control watches all of it."""
+
+
+def drill_options(component: str, seed: int) -> DemoOptions:
+    """The loop as its test and benchmark run it: the default change, a minute and a half of recovery."""
+    return DemoOptions(
+        component=component,
+        events=DRILL_EVENTS,
+        seed=seed,
+        champion_trials=2,
+        drift=True,
+        loop_timeout_s=DRILL_WATCHED_S,
+        recovery_s=90.0,
+    )
+
+
+def control_arguments(component: str, seed: int) -> list[str]:
+    """``mlstack demo`` arguments of the loop's control, as a person runs it: the same drill (``drill_options``) on
+    a world that does not change, watched for as long."""
+    return [
+        *("--drift", "--component", component, "--events", str(DRILL_EVENTS), "--seed", str(seed), "--trials", "2"),
+        *("--change-after", "0", "--loop-timeout", str(DRILL_WATCHED_S / 60)),
+    ]
 
 
 def run_loop_demo(

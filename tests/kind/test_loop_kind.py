@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from cli.demo_state import CHANGE_AFTER_S
 from infra.services.platform import NAMESPACES
 from infra.services.prometheus import TRIGGER, TRIGGER_PORT
 from infra.use_cases.cluster_retraining import ClusterRetrainer
@@ -60,8 +61,6 @@ from tests.kind.cluster_helpers import (
 
 SEED = 11
 """The loop drill's seed (``components/fraud/events.py``: the champion falls from 0.96-0.98 to 0.88-0.91)."""
-CHANGE_AFTER_S = 420.0
-"""The world changes this long after live traffic starts (as ``mlstack demo --drift`` by default)."""
 ALERT_TIMEOUT_S = 2 * 3600.0
 """From the change to a run started by an alert: the monitor's window filling with the changed world (the
 exporter's default ten minutes: its Deployment passes none), the longest retrainable sustain time shipped

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo_loop import run_loop_demo
-from cli.demo_state import DemoOptions
+from cli.demo_loop import DRILL_WATCHED_S, control_arguments, drill_options, run_loop_demo
 from local.loop_drill import ORDER
 from local.paths import REPO_ROOT
 from local.services import EmbeddedServices
@@ -37,27 +36,8 @@ from tests.conftest import isolated_settings, settings_env
 
 pytestmark = [pytest.mark.local, pytest.mark.loop, pytest.mark.timeout(50 * 60)]
 
-WATCHED_S = 31 * 60
-"""How long each run may be watched from the moment its first model serves: the loop must close within it, and the
-control watches a world without change for all of it."""
-LOOP = DemoOptions(
-    component="fraud",
-    events=64_000,
-    seed=12,
-    champion_trials=2,
-    drift=True,
-    change_after_s=540.0,
-    loop_timeout_s=WATCHED_S,
-    recovery_s=90.0,
-)
-"""Eighty minutes of fraud: the first model learns from the last of it, after its one-hour windows filled; the world
-changes nine minutes after the backlog, once the champion serves and its first 200 labels have come back (its live
-metric before the change is the loop's reference). Seven minutes left one to spare: on a machine busy with other
-work the champion's first live metric came after the change."""
-CONTROL = [
-    *("--drift", "--component", "fraud", "--events", "64000", "--seed", "11", "--trials", "2"),
-    *("--change-after", "0", "--loop-timeout", str(WATCHED_S / 60)),
-]
+LOOP = drill_options("fraud", seed=12)
+CONTROL = control_arguments("fraud", seed=11)
 
 
 def _control(settings: EmbeddedSettings) -> subprocess.Popen[str]:
@@ -77,7 +57,7 @@ def test_the_world_changes_and_the_loop_closes_by_itself_while_a_world_without_c
     loop_settings = isolated_settings(tmp_path / "loop" / "state")
     try:
         result = run_loop_demo(LOOP, progress=print, settings=loop_settings)
-        control.wait(timeout=WATCHED_S + 15 * 60)
+        control.wait(timeout=DRILL_WATCHED_S + 15 * 60)
     finally:
         if control.poll() is None:
             control.kill()
