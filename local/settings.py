@@ -13,6 +13,7 @@ from local.paths import state_dir
 from local.service_spec import free_port
 from monitoring.alert_routing import SHIPPED_ROUTING, WEBHOOK_PATH, Routing
 from monitoring.alert_rules import SHIPPED_THRESHOLDS, SHIPPED_TIMING, Thresholds, Timing
+from monitoring.retrain_trigger import TriggerPolicy
 
 
 def _port(variable: str, default: int) -> int:
@@ -47,7 +48,7 @@ class RetrainSettings:
     (``mlstack demo --drift``) and tests shorten them (code only, like ``AlertingSettings``)."""
 
     trials: int = 6
-    cooldown_s: float = 1800.0
+    cooldown_s: float = TriggerPolicy.cooldown_s
     """Alerts within this many seconds of a run's end start no run (``monitoring.retrain_trigger``)."""
     window_s: float = 30.0
     """The canary's analysis window."""
@@ -59,7 +60,7 @@ class RetrainSettings:
     live_min_labels: int = 200
     history_s: float = 0.0
     """How far back from its start a run's training data reaches (0: everything archived)."""
-    settle_margin_s: float = 60.0
+    settle_margin_s: float = TriggerPolicy.settle_margin_s
     """Seconds of the changed world's labelled traffic a run an alert started waits for, beyond the label delay
     (``TriggerPolicy.settle_margin_s``)."""
 
